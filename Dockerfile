@@ -1,0 +1,27 @@
+# saasmon exporters. One image, one exporter per container: the command picks which,
+#   docker run IMAGE postgres --config.file /etc/saasmon/postgres.yml
+# Pinned by full version so a rebuild gets the same interpreter; bump deliberately.
+FROM python:3.11.9-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /src
+# Only what the package build reads (see .dockerignore): source edits elsewhere in the
+# repo do not invalidate the install layer.
+COPY pyproject.toml constraints.txt README.md ./
+COPY exporters ./exporters
+# constraints.txt pins every dependency to the versions the test suite ran with. A regular
+# (non-editable) install, so the source tree is not needed at run time.
+RUN pip install -c constraints.txt . \
+    && rm -rf /src \
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin saasmon
+
+WORKDIR /
+# Numeric uid so runtimes enforcing runAsNonRoot can verify it without reading /etc/passwd.
+USER 10001
+EXPOSE 9630 9631
+ENTRYPOINT ["saasmon"]
+CMD ["--help"]

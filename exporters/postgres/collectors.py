@@ -1,0 +1,332 @@
+"""PostgreSQL collectors: each is one read-only transaction turned into metric families."""
+
+from __future__ import annotations
+
+import abc
+import logging
+from typing import Any
+
+import asyncpg
+from prometheus_client.core import Metric
+
+from exporters.postgres import queries as q
+from exporters.postgres.config import PostgresConfig
+from exporters.runtime.collector import Collector
+from exporters.runtime.families import counter, gauge, top_n
+from exporters.runtime.logs import log_fields
+
+log = logging.getLogger("saasmon.postgres")
+
+_AUTH_ERRORS = (
+    asyncpg.InvalidPasswordError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+)
+_CONNECTION_ERRORS = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    OSError,
+)
+
+
+class ConnectionPool:
+    """One small pool per exporter, created lazily and rebuilt if creation failed."""
+
+    def __init__(self, config: PostgresConfig) -> None:
+        self.config = config
+        self._pool: asyncpg.Pool | None = None
+
+    async def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            timeout_ms = str(int(self.config.timeout_seconds * 1000))
+            self._pool = asyncpg.create_pool(
+                self.config.dsn_value,
+                min_size=0,
+                max_size=self.config.pool_max_size,
+                timeout=self.config.timeout_seconds,
+                command_timeout=self.config.timeout_seconds,
+                # Idle connections go away so we do not hold a slot between rounds forever.
+                max_inactive_connection_lifetime=max(60.0, 4 * self.config.interval_seconds),
+                statement_cache_size=0,
+                server_settings={
+                    "application_name": "saasmon_exporter",
+                    "statement_timeout": timeout_ms,
+                    "lock_timeout": str(min(int(timeout_ms), 1000)),
+                    "default_transaction_read_only": "on",
+                    "idle_in_transaction_session_timeout": timeout_ms,
+                },
+            )
+        try:
+            return await self._pool
+        except BaseException:
+            pool, self._pool = self._pool, None
+            pool.terminate()
+            raise
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool = None
+
+
+class PostgresCollector(Collector):
+    def __init__(self, pool: ConnectionPool, config: PostgresConfig) -> None:
+        override = config.collectors.get(self.name)  # type: ignore[call-overload]
+        interval = config.interval_seconds
+        timeout = config.timeout_seconds
+        if override is not None:
+            interval = override.interval_seconds if override.interval_seconds is not None \
+                else interval
+            timeout = override.timeout_seconds or timeout
+        super().__init__(config.target, interval, timeout)
+        self.pools = pool
+        self.config = config
+        self.db_label = config.target
+
+    async def collect(self) -> list[Metric]:
+        pool = await self.pools.pool()
+        async with pool.acquire(timeout=self.timeout) as conn, conn.transaction(readonly=True):
+            return await self.read(conn)
+
+    @abc.abstractmethod
+    async def read(self, conn: Any) -> list[Metric]:
+        """Run the queries on one connection inside one read-only transaction."""
+
+    def classify(self, exc: BaseException) -> str:
+        if isinstance(exc, _AUTH_ERRORS):
+            return "auth"
+        if isinstance(exc, asyncpg.QueryCanceledError | TimeoutError):
+            return "timeout"
+        if isinstance(exc, _CONNECTION_ERRORS):
+            return "connection"
+        if isinstance(exc, asyncpg.PostgresError):
+            return "query"
+        return super().classify(exc)
+
+
+class ActivityCollector(PostgresCollector):
+    name = "activity"
+
+    async def read(self, conn: Any) -> list[Metric]:
+        by_state = await conn.fetch(q.ACTIVITY_BY_STATE)
+        summary = await conn.fetchrow(q.ACTIVITY_SUMMARY)
+        long_running = await conn.fetch(q.LONG_RUNNING,
+                                        self.config.slow_query_thresholds_seconds)
+        databases = sorted({r["datname"] for r in by_state})
+        kept, _ = top_n(databases, self.config.top_n)
+        rows = [((r["datname"], r["state"]), r["n"]) for r in by_state if r["datname"] in kept]
+        return [
+            gauge("pg_connections", "Client connections by database and state.",
+                  labels=("database", "state"), rows=rows),
+            gauge("pg_settings_max_connections", "Server max_connections.",
+                  summary["max_connections"]),
+            gauge("pg_settings_superuser_reserved_connections",
+                  "Server superuser_reserved_connections.", summary["reserved"]),
+            gauge("pg_connections_used_ratio", "Client connections / max_connections.",
+                  summary["clients"] / summary["max_connections"]),
+            gauge("pg_oldest_transaction_age_seconds", "Age of the oldest open transaction.",
+                  float(summary["oldest_xact_seconds"])),
+            gauge("pg_idle_in_transaction_max_age_seconds",
+                  "Longest time a session has been idle in transaction.",
+                  float(summary["oldest_idle_in_xact_seconds"])),
+            gauge("pg_locks_waiting", "Lock requests not granted.", summary["waiting_locks"]),
+            gauge("pg_blocked_sessions", "Sessions blocked by another session's lock.",
+                  summary["blocked_sessions"]),
+            gauge("pg_active_queries_longer_than",
+                  "Active statements running longer than the threshold.",
+                  labels=("threshold_seconds",),
+                  rows=[((_fmt(r["threshold"]),), r["n"]) for r in long_running]),
+        ]
+
+
+class DatabaseCollector(PostgresCollector):
+    name = "database"
+
+    async def read(self, conn: Any) -> list[Metric]:
+        rows = await conn.fetch(q.DATABASES)
+        kept, cut = top_n(rows, self.config.top_n)
+
+        def col(column: str) -> list[tuple[tuple[str], float]]:
+            return [((r["datname"],), float(r[column])) for r in kept]
+
+        return [
+            counter("pg_database_xact_commit", "Committed transactions.", labels=("database",),
+                    rows=col("xact_commit")),
+            counter("pg_database_xact_rollback", "Rolled back transactions.",
+                    labels=("database",), rows=col("xact_rollback")),
+            counter("pg_database_deadlocks", "Deadlocks detected.", labels=("database",),
+                    rows=col("deadlocks")),
+            counter("pg_database_blocks_hit", "Buffer cache hits.", labels=("database",),
+                    rows=col("blks_hit")),
+            counter("pg_database_blocks_read", "Blocks read from disk or OS cache.",
+                    labels=("database",), rows=col("blks_read")),
+            counter("pg_database_temp_bytes", "Bytes written to temporary files.",
+                    labels=("database",), rows=col("temp_bytes")),
+            gauge("pg_database_size_bytes", "Database size.", labels=("database",),
+                  rows=col("size_bytes")),
+            gauge("pg_database_xid_age", "Transactions since datfrozenxid (wraparound age).",
+                  labels=("database",), rows=col("xid_age")),
+            gauge("pg_database_xid_wraparound_ratio",
+                  "Wraparound age as a share of the 2^31 transaction id limit.",
+                  labels=("database",),
+                  rows=[((r["datname"],), r["xid_age"] / 2**31) for r in kept]),
+            gauge("pg_database_untracked", "Databases beyond top_n, not labelled.", cut),
+        ]
+
+
+class StatementsCollector(PostgresCollector):
+    name = "statements"
+    _warned = False
+
+    async def read(self, conn: Any) -> list[Metric]:
+        if await conn.fetchval(q.HAS_STATEMENTS) is None:
+            if not self._warned:
+                log.warning("pg_stat_statements is not installed: statement metrics are off",
+                            extra=log_fields(collector=self.key))
+                self._warned = True
+            return [gauge("pg_stat_statements_available",
+                          "Whether pg_stat_statements can be read.", 0)]
+        self._warned = False
+        top = await conn.fetch(q.STATEMENTS_TOP, self.config.top_n)
+        summary = await conn.fetchrow(q.STATEMENTS_SUMMARY)
+        slow = await conn.fetch(q.STATEMENTS_SLOW, self.config.slow_query_thresholds_seconds)
+        labels = ("database", "queryid", "query")
+
+        def col(column: str) -> list[tuple[tuple[str, str, str], float]]:
+            return [((r["datname"], r["queryid"], r["fingerprint"]), float(r[column]))
+                    for r in top]
+
+        return [
+            gauge("pg_stat_statements_available", "Whether pg_stat_statements can be read.", 1),
+            counter("pg_stat_statements_calls", "Calls of the top statements by total time.",
+                    labels=labels, rows=col("calls")),
+            counter("pg_stat_statements_exec_seconds",
+                    "Execution time of the top statements by total time.",
+                    labels=labels, rows=col("total_seconds")),
+            gauge("pg_stat_statements_mean_exec_seconds",
+                  "Mean execution time of the top statements.", labels=labels,
+                  rows=col("mean_seconds")),
+            counter("pg_stat_statements_rows", "Rows returned or affected by the top statements.",
+                    labels=labels, rows=col("rows")),
+            gauge("pg_stat_statements_tracked", "Statements pg_stat_statements holds.",
+                  summary["statements"]),
+            gauge("pg_stat_statements_untracked",
+                  "Statements beyond top_n, not labelled.",
+                  max(0, summary["statements"] - len(top))),
+            counter("pg_stat_statements_all_calls", "Calls of all statements.",
+                    float(summary["calls"])),
+            counter("pg_stat_statements_all_exec_seconds", "Execution time of all statements.",
+                    float(summary["total_seconds"])),
+            gauge("pg_stat_statements_slow",
+                  "Statements whose mean execution time exceeds the threshold.",
+                  labels=("threshold_seconds",),
+                  rows=[((_fmt(r["threshold"]),), r["statements"]) for r in slow]),
+            gauge("pg_stat_statements_slow_calls",
+                  "Calls of statements whose mean execution time exceeds the threshold.",
+                  labels=("threshold_seconds",),
+                  rows=[((_fmt(r["threshold"]),), float(r["calls"])) for r in slow]),
+        ]
+
+
+class TablesCollector(PostgresCollector):
+    name = "tables"
+
+    async def read(self, conn: Any) -> list[Metric]:
+        top = await conn.fetch(q.TABLES_TOP, self.config.top_n)
+        total = await conn.fetchval(q.TABLES_COUNT)
+        unused = await conn.fetchrow(q.UNUSED_INDEXES)
+        labels = ("schema", "table")
+
+        def col(column: str) -> list[tuple[tuple[str, str], float]]:
+            return [((r["schemaname"], r["relname"]), float(r[column])) for r in top]
+
+        return [
+            counter("pg_table_seq_scan", "Sequential scans (top tables by rows read so).",
+                    labels=labels, rows=col("seq_scan")),
+            counter("pg_table_seq_tup_read", "Rows read by sequential scans.", labels=labels,
+                    rows=col("seq_tup_read")),
+            counter("pg_table_idx_scan", "Index scans.", labels=labels, rows=col("idx_scan")),
+            gauge("pg_table_live_tuples", "Estimated live rows.", labels=labels,
+                  rows=col("n_live_tup")),
+            gauge("pg_table_dead_tuples", "Estimated dead rows.", labels=labels,
+                  rows=col("n_dead_tup")),
+            gauge("pg_tables_untracked", "User tables beyond top_n, not labelled.",
+                  max(0, total - len(top))),
+            gauge("pg_unused_indexes", "Non-unique indexes never scanned (idx_scan = 0).",
+                  unused["n"]),
+            gauge("pg_unused_indexes_size_bytes", "Size of the never-scanned indexes.",
+                  float(unused["size_bytes"])),
+        ]
+
+
+class ReplicationCollector(PostgresCollector):
+    name = "replication"
+
+    async def read(self, conn: Any) -> list[Metric]:
+        replica = bool(await conn.fetchval(q.IN_RECOVERY))
+        families: list[Metric] = [
+            gauge("pg_replication_is_replica", "1 on a standby, 0 on a primary.", int(replica))
+        ]
+        if replica:
+            lag = await conn.fetchrow(q.REPLICA_LAG)
+            families += [
+                gauge("pg_replication_lag_seconds", "Replay delay on this standby.",
+                      float(lag["lag_seconds"])),
+                gauge("pg_replication_lag_bytes", "WAL received but not replayed.",
+                      float(lag["lag_bytes"])),
+            ]
+        else:
+            standbys = await conn.fetch(q.STANDBYS)
+            kept, _ = top_n(standbys, self.config.top_n)
+            families += [
+                gauge("pg_replication_standbys", "Connected standbys.", len(standbys)),
+                gauge("pg_replication_standby_lag_bytes", "WAL not yet replayed by the standby.",
+                      labels=("standby",),
+                      rows=[((r["name"],), float(r["lag_bytes"])) for r in kept]),
+                gauge("pg_replication_standby_lag_seconds", "Replay lag reported by the standby.",
+                      labels=("standby",),
+                      rows=[((r["name"],), float(r["lag_seconds"])) for r in kept]),
+            ]
+        slots = await conn.fetch(q.SLOTS)
+        kept_slots, _ = top_n(slots, self.config.top_n)
+        families += [
+            gauge("pg_replication_slot_retained_bytes", "WAL a replication slot holds back.",
+                  labels=("slot",),
+                  rows=[((r["slot_name"],), float(r["retained_bytes"])) for r in kept_slots]),
+            gauge("pg_replication_slot_active", "Whether the slot has a consumer.",
+                  labels=("slot",),
+                  rows=[((r["slot_name"],), r["active"]) for r in kept_slots]),
+        ]
+        return families
+
+
+class CheckpointsCollector(PostgresCollector):
+    name = "checkpoints"
+
+    async def read(self, conn: Any) -> list[Metric]:
+        version = conn.get_server_version().major
+        row = await conn.fetchrow(q.CHECKPOINTS_17 if version >= 17 else q.CHECKPOINTS_13)
+        return [
+            counter("pg_checkpoints_timed", "Scheduled checkpoints.", float(row["timed"])),
+            counter("pg_checkpoints_requested", "Requested (forced) checkpoints.",
+                    float(row["requested"])),
+            counter("pg_checkpoint_write_seconds", "Time spent writing checkpoint files.",
+                    float(row["write_seconds"])),
+            counter("pg_checkpoint_sync_seconds", "Time spent syncing checkpoint files.",
+                    float(row["sync_seconds"])),
+            counter("pg_checkpoint_buffers_written", "Buffers written by checkpoints.",
+                    float(row["buffers_written"])),
+        ]
+
+
+ALL: list[type[PostgresCollector]] = [
+    ActivityCollector, DatabaseCollector, StatementsCollector, TablesCollector,
+    ReplicationCollector, CheckpointsCollector,
+]
+
+
+def _fmt(threshold: float) -> str:
+    return f"{threshold:g}"

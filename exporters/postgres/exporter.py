@@ -1,0 +1,42 @@
+"""The PostgreSQL exporter as the runtime sees it."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from exporters.postgres.collectors import ALL, ConnectionPool
+from exporters.postgres.config import PostgresConfig
+from exporters.runtime.exporter import ExporterKind, Instance
+
+
+class PostgresInstance(Instance):
+    def __init__(self, config: PostgresConfig) -> None:
+        self.pool = ConnectionPool(config)
+        self.collectors = [
+            cls(self.pool, config) for cls in ALL
+            if config.collectors.get(cls.name) is None  # type: ignore[call-overload]
+            or config.collectors[cls.name].enabled  # type: ignore[index]
+        ]
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+class PostgresExporter(ExporterKind[PostgresConfig]):
+    name = "postgres"
+    namespace = "pg"
+    default_address = ":9630"
+    config_model = PostgresConfig
+    description = "PostgreSQL: connections, statements, tables, replication, checkpoints."
+
+    def secrets(self, config: PostgresConfig) -> list[str]:
+        return [s for s in (config.dsn_value, config.password()) if s]
+
+    def build(self, config: PostgresConfig) -> PostgresInstance:
+        return PostgresInstance(config)
+
+    def summary(self, config: PostgresConfig) -> str:
+        url = urlsplit(config.dsn_value)
+        return (f"postgres: config ok: target {config.target!r} at "
+                f"{url.hostname}:{url.port or 5432}{url.path}, interval {config.interval_seconds:g}s, "
+                f"timeout {config.timeout_seconds:g}s")

@@ -1,0 +1,215 @@
+"""Redis collectors: INFO fields mapped by a table, plus latency, slowlog and key counts."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+import redis.exceptions as rexc
+from prometheus_client.core import Metric
+
+from exporters.redis.config import RedisConfig, RedisTarget
+from exporters.runtime.collector import Collector
+from exporters.runtime.families import counter, gauge, top_n
+
+# INFO field -> (metric name, help, is_counter). One row per field, no code per field.
+INFO_FIELDS: list[tuple[str, str, str, bool]] = [
+    ("used_memory", "redis_memory_used_bytes", "Memory allocated by Redis.", False),
+    ("used_memory_rss", "redis_memory_rss_bytes", "Resident memory of the process.", False),
+    ("used_memory_peak", "redis_memory_peak_bytes", "Peak memory allocated by Redis.", False),
+    ("maxmemory", "redis_memory_max_bytes", "The maxmemory setting (0 = no limit).", False),
+    ("mem_fragmentation_ratio", "redis_memory_fragmentation_ratio",
+     "RSS / used memory.", False),
+    ("keyspace_hits", "redis_keyspace_hits", "Successful key lookups.", True),
+    ("keyspace_misses", "redis_keyspace_misses", "Failed key lookups.", True),
+    ("evicted_keys", "redis_evicted_keys", "Keys evicted by the maxmemory policy.", True),
+    ("expired_keys", "redis_expired_keys", "Keys removed because their TTL ran out.", True),
+    ("connected_clients", "redis_connected_clients", "Client connections.", False),
+    ("blocked_clients", "redis_blocked_clients", "Clients in a blocking call.", False),
+    ("rejected_connections", "redis_rejected_connections",
+     "Connections rejected by the maxclients limit.", True),
+    ("total_connections_received", "redis_connections_received",
+     "Connections accepted.", True),
+    ("total_commands_processed", "redis_commands_processed", "Commands processed.", True),
+    ("connected_slaves", "redis_connected_replicas", "Connected replicas.", False),
+    ("rdb_changes_since_last_save", "redis_rdb_changes_since_last_save",
+     "Writes since the last RDB save.", False),
+    ("rdb_last_save_time", "redis_rdb_last_save_timestamp_seconds",
+     "Unix time of the last RDB save.", False),
+    ("aof_enabled", "redis_aof_enabled", "Whether AOF persistence is on.", False),
+    ("uptime_in_seconds", "redis_uptime_seconds", "Seconds since the server started.", False),
+]
+
+
+def client_for(target: RedisTarget, config: RedisConfig) -> aioredis.Redis:
+    pool = aioredis.BlockingConnectionPool.from_url(
+        target.url.get_secret_value(),
+        password=target.password.get_secret_value() if target.password else None,
+        max_connections=2,
+        timeout=config.timeout_seconds,
+        socket_timeout=config.timeout_seconds,
+        socket_connect_timeout=config.timeout_seconds,
+        client_name="saasmon_exporter",
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+class RedisCollector(Collector):
+    def __init__(self, target: RedisTarget, client: aioredis.Redis, config: RedisConfig,
+                 interval: float) -> None:
+        super().__init__(target.name, interval, config.timeout_seconds)
+        self.client = client
+        self.config = config
+
+    def classify(self, exc: BaseException) -> str:
+        if isinstance(exc, rexc.AuthenticationError | rexc.AuthorizationError):
+            return "auth"
+        if isinstance(exc, rexc.TimeoutError):
+            return "timeout"
+        if isinstance(exc, rexc.ConnectionError):
+            return "connection"
+        if isinstance(exc, rexc.ResponseError):
+            return "query"
+        return super().classify(exc)
+
+
+class InfoCollector(RedisCollector):
+    name = "info"
+
+    async def collect(self) -> list[Metric]:
+        started = time.perf_counter()
+        await self.client.ping()
+        latency = time.perf_counter() - started
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.info("all")
+            pipe.slowlog_len()
+            info, slowlog = await pipe.execute()
+        return self.families(info, slowlog, latency)
+
+    def families(self, info: dict[str, Any], slowlog: int, latency: float) -> list[Metric]:
+        t = self.target
+        out: list[Metric] = []
+        for field, name, doc, is_counter in INFO_FIELDS:
+            if field in info:
+                build = counter if is_counter else gauge
+                out.append(build(name, doc, labels=("target",), rows=[((t,), float(info[field]))]))
+        maxmemory = float(info.get("maxmemory", 0))
+        used = float(info.get("used_memory", 0))
+        # With no maxmemory the share is undefined: say so, so a memory alert is not dead.
+        out.append(gauge("redis_memory_max_set", "Whether maxmemory is set (1) or 0 = unlimited.",
+                         labels=("target",), rows=[((t,), 1 if maxmemory > 0 else 0)]))
+        if maxmemory > 0:
+            out.append(gauge("redis_memory_used_ratio", "used_memory / maxmemory.",
+                             labels=("target",), rows=[((t,), used / maxmemory)]))
+        out.append(gauge("redis_ping_latency_seconds", "Round trip of a PING.",
+                         labels=("target",), rows=[((t,), latency)]))
+        out.append(gauge("redis_slowlog_length", "Entries in the slow log.",
+                         labels=("target",), rows=[((t,), slowlog)]))
+        out += self._persistence(info) + self._replication(info)
+        out += self._keyspace(info) + self._commands(info)
+        return out
+
+    def _persistence(self, info: dict[str, Any]) -> list[Metric]:
+        t = self.target
+        rdb_ok = 1 if info.get("rdb_last_bgsave_status", "ok") == "ok" else 0
+        aof_ok = 1 if info.get("aof_last_write_status", "ok") == "ok" else 0
+        return [
+            gauge("redis_rdb_last_bgsave_ok", "Whether the last RDB save succeeded.",
+                  labels=("target",), rows=[((t,), rdb_ok)]),
+            gauge("redis_aof_last_write_ok", "Whether the last AOF write succeeded.",
+                  labels=("target",), rows=[((t,), aof_ok)]),
+            gauge("redis_rdb_bgsave_in_progress", "Whether an RDB save is running.",
+                  labels=("target",), rows=[((t,), float(info.get("rdb_bgsave_in_progress", 0)))]),
+        ]
+
+    def _replication(self, info: dict[str, Any]) -> list[Metric]:
+        t = self.target
+        role = str(info.get("role", "master"))
+        out: list[Metric] = [
+            gauge("redis_instance_is_replica", "1 on a replica, 0 on a master.",
+                  labels=("target",), rows=[((t,), 1 if role == "slave" else 0)]),
+            gauge("redis_replication_offset_bytes", "This instance's replication offset.",
+                  labels=("target",), rows=[((t,), float(info.get("master_repl_offset", 0)))]),
+        ]
+        if role == "slave":
+            link = 1 if info.get("master_link_status") == "up" else 0
+            out.append(gauge("redis_replication_master_link_up", "Whether the link is up.",
+                             labels=("target",), rows=[((t,), link)]))
+            out.append(gauge("redis_replication_master_last_io_seconds",
+                             "Seconds since the last interaction with the master.",
+                             labels=("target",),
+                             rows=[((t,), float(info.get("master_last_io_seconds_ago", -1)))]))
+        else:
+            master_offset = float(info.get("master_repl_offset", 0))
+            replicas = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+            kept, _ = top_n(replicas, self.config.top_n_commands)
+            out.append(gauge(
+                "redis_replication_replica_lag_bytes", "Master offset minus the replica's.",
+                labels=("target", "replica"),
+                rows=[((t, f"{r.get('ip')}:{r.get('port')}"),
+                       master_offset - float(r.get("offset", 0))) for r in kept]))
+        return out
+
+    def _keyspace(self, info: dict[str, Any]) -> list[Metric]:
+        t = self.target
+        dbs = sorted((k, v) for k, v in info.items()
+                     if k.startswith("db") and k[2:].isdigit() and isinstance(v, dict))
+        return [
+            gauge("redis_db_keys", "Keys per database.", labels=("target", "db"),
+                  rows=[((t, k), float(v.get("keys", 0))) for k, v in dbs]),
+            gauge("redis_db_keys_expiring", "Keys with a TTL per database.",
+                  labels=("target", "db"),
+                  rows=[((t, k), float(v.get("expires", 0))) for k, v in dbs]),
+        ]
+
+    def _commands(self, info: dict[str, Any]) -> list[Metric]:
+        t = self.target
+        stats = sorted(
+            ((k.removeprefix("cmdstat_"), v) for k, v in info.items()
+             if k.startswith("cmdstat_") and isinstance(v, dict)),
+            key=lambda kv: -float(kv[1].get("calls", 0)))
+        kept, cut = top_n(stats, self.config.top_n_commands)
+        return [
+            counter("redis_command_calls", "Calls per command (top by calls).",
+                    labels=("target", "cmd"),
+                    rows=[((t, c), float(v.get("calls", 0))) for c, v in kept]),
+            counter("redis_command_duration_seconds", "Time spent per command.",
+                    labels=("target", "cmd"),
+                    rows=[((t, c), float(v.get("usec", 0)) / 1e6) for c, v in kept]),
+            gauge("redis_commands_untracked", "Commands beyond top_n_commands, not labelled.",
+                  labels=("target",), rows=[((t,), cut)]),
+        ]
+
+
+class KeyPatternCollector(RedisCollector):
+    """Counts keys per configured pattern with SCAN (never KEYS), within a key/time budget."""
+
+    name = "key_patterns"
+
+    async def collect(self) -> list[Metric]:
+        deadline = time.monotonic() + min(self.config.scan_budget_seconds, self.timeout)
+        counts: list[tuple[tuple[str, str], float]] = []
+        complete: list[tuple[tuple[str, str], float]] = []
+        for item in self.config.key_patterns:
+            seen, done = await self._count(item.pattern, deadline)
+            counts.append(((self.target, item.pattern), seen))
+            complete.append(((self.target, item.pattern), 1 if done else 0))
+        return [
+            gauge("redis_key_pattern_keys", "Keys matching the pattern (lower bound if the "
+                  "scan was cut short).", labels=("target", "pattern"), rows=counts),
+            gauge("redis_key_pattern_scan_complete",
+                  "Whether the SCAN finished within its budget.",
+                  labels=("target", "pattern"), rows=complete),
+        ]
+
+    async def _count(self, pattern: str, deadline: float) -> tuple[int, bool]:
+        cursor, seen = 0, 0
+        while True:
+            cursor, keys = await self.client.scan(cursor, match=pattern,
+                                                  count=self.config.scan_count)
+            seen += len(keys)
+            if cursor == 0:
+                return seen, True
+            if seen >= self.config.scan_max_keys or time.monotonic() >= deadline:
+                return seen, False

@@ -1,0 +1,47 @@
+"""The Redis exporter as the runtime sees it: one client and its collectors per target."""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as aioredis
+
+from exporters.redis.collectors import InfoCollector, KeyPatternCollector, client_for
+from exporters.redis.config import RedisConfig
+from exporters.runtime.collector import Collector
+from exporters.runtime.exporter import ExporterKind, Instance
+
+
+class RedisInstance(Instance):
+    def __init__(self, config: RedisConfig) -> None:
+        self.clients: list[aioredis.Redis] = []
+        self.collectors: list[Collector] = []
+        for target in config.targets:
+            client = client_for(target, config)
+            self.clients.append(client)
+            self.collectors.append(InfoCollector(target, client, config, config.interval_seconds))
+            if config.key_patterns:
+                self.collectors.append(KeyPatternCollector(
+                    target, client, config, config.key_patterns_interval_seconds))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.aclose() for c in self.clients), return_exceptions=True)
+
+
+class RedisExporter(ExporterKind[RedisConfig]):
+    name = "redis"
+    namespace = "redis"
+    default_address = ":9631"
+    config_model = RedisConfig
+    description = "Redis: memory, keyspace, clients, commands, replication, persistence."
+
+    def secrets(self, config: RedisConfig) -> list[str]:
+        return [s for target in config.targets for s in target.secrets()]
+
+    def build(self, config: RedisConfig) -> RedisInstance:
+        return RedisInstance(config)
+
+    def summary(self, config: RedisConfig) -> str:
+        names = ", ".join(t.name for t in config.targets)
+        return (f"redis: config ok: {len(config.targets)} target(s) [{names}], "
+                f"interval {config.interval_seconds:g}s, timeout {config.timeout_seconds:g}s")

@@ -1,0 +1,1 @@
+"""Runtime shared by every exporter: config, collectors, scheduling, HTTP."""

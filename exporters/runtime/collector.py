@@ -1,0 +1,214 @@
+"""Collectors and the scheduler that runs them in the background into snapshots.
+
+A scrape never waits on the watched system for a collector with an interval: it is
+served the last rendered snapshot, so database load is set by the interval, not by
+how many Prometheus servers scrape. Collectors with interval 0 run inside the scrape,
+bounded by the scrape's deadline; a stuck run is reported, never awaited.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+)
+
+from exporters.runtime.logs import SecretRegistry, log_fields
+
+log = logging.getLogger("saasmon.collector")
+
+# Bounded set of reasons: error text never becomes a label.
+REASONS = ("timeout", "connection", "query", "auth", "other")
+
+
+class CollectorError(Exception):
+    """Raised by collectors with a bounded `reason` for the error counter."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason if reason in REASONS else "other"
+
+
+class Collector(abc.ABC):
+    """One query group against one target. Subclasses only know how to read metrics."""
+
+    name: str = "collector"
+
+    def __init__(self, target: str, interval: float, timeout: float) -> None:
+        self.target = target
+        self.interval = interval
+        self.timeout = timeout
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}/{self.target}"
+
+    @abc.abstractmethod
+    async def collect(self) -> list[Metric]:
+        """Read the target and return complete metric families."""
+
+    def classify(self, exc: BaseException) -> str:
+        """Map an exception to a reason; exporters refine this for their drivers."""
+        if isinstance(exc, CollectorError):
+            return exc.reason
+        if isinstance(exc, TimeoutError):
+            return "timeout"
+        if isinstance(exc, ConnectionError | OSError):
+            return "connection"
+        return "other"
+
+
+@dataclass
+class CollectorState:
+    collector: Collector
+    families: list[Metric] = field(default_factory=list)
+    duration: float = 0.0
+    success: bool = False
+    finished_at: float = 0.0
+    last_success: float = 0.0
+    last_reason: str | None = None
+    errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
+    task: asyncio.Task[list[Metric]] | None = None
+
+
+class Scheduler:
+    """Runs collectors, keeps their last families and the exporter's self-metrics."""
+
+    def __init__(self, namespace: str, collectors: Sequence[Collector]) -> None:
+        self.namespace = namespace
+        self.states = [CollectorState(c) for c in collectors]
+        self.targets = sorted({c.target for c in collectors})
+        self._loops: list[asyncio.Task[None]] = []
+        self.generation = 0  # bumped on every finished background run: render cache key
+        self.first_round = asyncio.Event()
+
+    # -- running -----------------------------------------------------------------
+    def start(self) -> None:
+        background = [s for s in self.states if s.collector.interval > 0]
+        for state in background:
+            self._loops.append(asyncio.create_task(self._loop(state)))
+        if not background:
+            self.first_round.set()
+
+    async def stop(self) -> None:
+        tasks: list[asyncio.Task[Any]] = [*self._loops]
+        tasks += [s.task for s in self.states if s.task is not None and not s.task.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _loop(self, state: CollectorState) -> None:
+        while True:
+            started = time.monotonic()
+            await self.run_once(state, state.collector.timeout)
+            if all(s.finished_at for s in self.states if s.collector.interval > 0):
+                self.first_round.set()
+            elapsed = time.monotonic() - started
+            await asyncio.sleep(max(0.0, state.collector.interval - elapsed))
+
+    async def run_once(self, state: CollectorState, deadline: float) -> None:
+        """Run one collection, waiting at most `deadline` seconds; never twice at once."""
+        collector = state.collector
+        started = time.monotonic()
+        if state.task is None or state.task.done():
+            state.task = asyncio.create_task(collector.collect())
+        # Else the previous run is still stuck: report it again instead of piling up runs.
+        done, _ = await asyncio.wait({state.task}, timeout=max(deadline, 0.001))
+        state.duration = time.monotonic() - started
+        state.finished_at = time.time()
+        if not done:
+            # Cancel but do not await: a run that ignores cancellation must not hold us.
+            state.task.cancel()
+            self._fail(state, "timeout", f"no result within {deadline:.2f}s")
+        else:
+            exc = state.task.exception()
+            if exc is None:
+                state.families = state.task.result()
+                state.success = True
+                state.last_success = state.finished_at
+                state.last_reason = None
+            else:
+                self._fail(state, collector.classify(exc), str(exc) or type(exc).__name__)
+        self.generation += 1
+
+    def _fail(self, state: CollectorState, reason: str, message: str) -> None:
+        # Stale values would look like live data: a failed collector exports nothing.
+        state.families = []
+        state.success = False
+        state.errors[reason] += 1
+        if state.last_reason != reason:
+            # One line when the failure starts or changes, not one per interval.
+            log.warning(
+                "collector failed",
+                extra=log_fields(collector=state.collector.key, reason=reason,
+                                 error=SecretRegistry.mask(message)[:300]),
+            )
+        state.last_reason = reason
+
+    async def collect_on_scrape(self, deadline: float) -> None:
+        """Run interval-0 collectors concurrently within the scrape's deadline."""
+        on_scrape = [s for s in self.states if s.collector.interval <= 0]
+        if on_scrape:
+            await asyncio.gather(
+                *(self.run_once(s, min(s.collector.timeout, deadline)) for s in on_scrape)
+            )
+
+    # -- output ------------------------------------------------------------------
+    def data_families(self) -> list[Metric]:
+        """Families from every collector, merged by name (targets share metric names)."""
+        merged: dict[str, Metric] = {}
+        for state in self.states:
+            for family in state.families:
+                into = merged.get(family.name)
+                if into is None:
+                    merged[family.name] = into = Metric(
+                        family.name, family.documentation, family.type, family.unit
+                    )
+                into.samples.extend(family.samples)
+        return list(merged.values())
+
+    def up(self, target: str) -> int:
+        """1 when the most recent finished run against the target reached it."""
+        runs = [s for s in self.states if s.collector.target == target and s.finished_at]
+        if not runs:
+            return 0
+        latest = max(runs, key=lambda s: s.finished_at)
+        return 0 if latest.last_reason in ("timeout", "connection", "auth") else 1
+
+    def self_families(self) -> Iterable[Metric]:
+        ns = self.namespace
+        up = GaugeMetricFamily(f"{ns}_up", "Whether the last collection reached the target.",
+                               labels=["target"])
+        for target in self.targets:
+            up.add_metric([target], self.up(target))
+        yield up
+        labels = ["collector", "target"]
+        duration = GaugeMetricFamily(
+            f"{ns}_exporter_collector_duration_seconds",
+            "Duration of the collector's last run.", labels=labels)
+        success = GaugeMetricFamily(
+            f"{ns}_exporter_collector_success", "Whether the collector's last run succeeded.",
+            labels=labels)
+        last = GaugeMetricFamily(
+            f"{ns}_exporter_collector_last_success_timestamp_seconds",
+            "Unix time of the collector's last successful run.", labels=labels)
+        errors = CounterMetricFamily(
+            f"{ns}_exporter_collector_errors", "Failed collector runs by reason.",
+            labels=[*labels, "reason"])
+        for state in self.states:
+            key = [state.collector.name, state.collector.target]
+            duration.add_metric(key, state.duration)
+            success.add_metric(key, 1 if state.success else 0)
+            last.add_metric(key, state.last_success)
+            for reason, count in state.errors.items():
+                errors.add_metric([*key, reason], count)
+        yield from (duration, success, last, errors)

@@ -1,0 +1,73 @@
+"""Strict config loading: YAML file, env overrides, one-line errors naming the key."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+ENV_PREFIX = "SAASMON"
+
+
+class ConfigError(Exception):
+    """A bad config, already phrased as one line: `key.path: what is wrong`."""
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: unknown keys are an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def read_secret_file(path: str, key: str) -> SecretStr:
+    try:
+        return SecretStr(Path(path).read_text().strip())
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read file {path!r}: {exc.strerror}") from None
+
+
+def _first_error(exc: ValidationError, prefix: str) -> str:
+    err = exc.errors(include_input=False, include_url=False)[0]
+    loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
+    if prefix:
+        loc = f"{prefix}.{loc}" if err["loc"] else prefix
+    return f"{loc}: {err['msg']}"
+
+
+def env_overrides(exporter: str, model: type[BaseModel]) -> dict[str, str]:
+    """Top-level keys from SAASMON_<EXPORTER>_<KEY> variables (e.g. SAASMON_POSTGRES_DSN)."""
+    found: dict[str, str] = {}
+    for name in model.model_fields:
+        value = os.environ.get(f"{ENV_PREFIX}_{exporter.upper()}_{name.upper()}")
+        if value is not None:
+            found[name] = value
+    return found
+
+
+def load_config(model: type[ModelT], path: str | None, exporter: str) -> ModelT:
+    raw: Any = {}
+    if path:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"config.file: cannot read {path!r}: {exc.strerror}") from None
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or "syntax error"
+            raise ConfigError(f"config.file: invalid YAML{where}: {problem}") from None
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ConfigError("(top level): must be a mapping of keys to values")
+    raw = {**raw, **env_overrides(exporter, model)}
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_first_error(exc, "")) from None

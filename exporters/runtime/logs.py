@@ -1,0 +1,69 @@
+"""JSON log lines with levels; every registered secret is masked before output."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import ClassVar
+
+MASK = "<secret>"
+
+
+class SecretRegistry:
+    """Known secret strings (passwords, DSNs, tokens) to mask wherever text leaves us."""
+
+    _secrets: ClassVar[set[str]] = set()
+
+    @classmethod
+    def add(cls, *secrets: str | None) -> None:
+        for secret in secrets:
+            if secret and len(secret) >= 3:
+                cls._secrets.add(secret)
+
+    @classmethod
+    def mask(cls, text: str) -> str:
+        # Longest first, so a DSN is masked whole before the password inside it.
+        for secret in sorted(cls._secrets, key=len, reverse=True):
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, exporter: str) -> None:
+        super().__init__()
+        self.exporter = exporter
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "exporter": self.exporter,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in getattr(record, "fields", {}).items():
+            entry[key] = value
+        if record.exc_info and record.exc_info[1] is not None:
+            # One line, never a traceback: the type and message say enough for an operator.
+            exc = record.exc_info[1]
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+        return SecretRegistry.mask(json.dumps(entry, default=str))
+
+
+def setup_logging(exporter: str, level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(exporter))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # aiohttp's access log is one line per scrape: noise at info level.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def log_fields(**fields: object) -> dict[str, dict[str, object]]:
+    """`logger.info("msg", extra=log_fields(collector="x"))` adds structured fields."""
+    return {"fields": fields}

@@ -1,0 +1,218 @@
+"""aiohttp server: telemetry path, health/ready/reload, basic auth, SIGHUP reload."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, ProcessCollector
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+
+from exporters import __version__
+from exporters.runtime.collector import Scheduler
+from exporters.runtime.config import ConfigError, load_config
+from exporters.runtime.exporter import ExporterKind, Instance
+from exporters.runtime.logs import SecretRegistry, log_fields
+from exporters.runtime.webconfig import BasicAuth, WebConfig, ssl_context
+
+log = logging.getLogger("saasmon.server")
+
+# Leave Prometheus this much of its scrape timeout to receive and parse the answer.
+SCRAPE_DEADLINE_MARGIN = 0.5
+DEFAULT_SCRAPE_DEADLINE = 10.0
+
+
+class _Families:
+    """Adapter so generate_latest() can render a list of families."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+def render(families: Iterable[Metric]) -> bytes:
+    return generate_latest(_Families(families))
+
+
+class ExporterServer:
+    def __init__(self, kind: ExporterKind[Any], config_path: str | None, telemetry_path: str,
+                 web_config: WebConfig) -> None:
+        self.kind = kind
+        self.config_path = config_path
+        self.telemetry_path = telemetry_path
+        self.web_config = web_config
+        self.auth = BasicAuth(web_config.basic_auth_users) if web_config.basic_auth_users else None
+        self.instance: Instance | None = None
+        self.scheduler: Scheduler | None = None
+        self.reload_ok = 1
+        self.reload_time = time.time()
+        self._reload_lock = asyncio.Lock()
+        self._cache: tuple[int, bytes] = (-1, b"")
+        self._process = ProcessCollector(registry=None)
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def activate(self, config: Any) -> None:
+        SecretRegistry.add(*self.kind.secrets(config))
+        instance = self.kind.build(config)
+        scheduler = Scheduler(self.kind.namespace, instance.collectors)
+        scheduler.start()
+        old_instance, old_scheduler = self.instance, self.scheduler
+        self.instance, self.scheduler = instance, scheduler
+        if old_scheduler is not None:
+            await old_scheduler.stop()
+        if old_instance is not None:
+            await old_instance.close()
+
+    async def reload(self) -> bool:
+        async with self._reload_lock:
+            try:
+                config = load_config(self.kind.config_model, self.config_path, self.kind.name)
+            except ConfigError as exc:
+                self.reload_ok = 0
+                log.error("reload failed, keeping the running config",
+                          extra=log_fields(error=SecretRegistry.mask(str(exc))))
+                return False
+            await self.activate(config)
+            self.reload_ok, self.reload_time = 1, time.time()
+            log.info("config reloaded")
+            return True
+
+    async def close(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+        if self.instance is not None:
+            await self.instance.close()
+
+    # -- HTTP ----------------------------------------------------------------------
+    @web.middleware
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if self.auth is not None and not self._authorized(request):
+            return web.Response(status=401, text="Unauthorized\n",
+                                headers={"WWW-Authenticate": 'Basic realm="saasmon"'})
+        response = await handler(request)
+        if self.web_config.http_server_config is not None:
+            response.headers.update(self.web_config.http_server_config.headers)
+        return response
+
+    def _authorized(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        assert self.auth is not None
+        return self.auth.check(user, password)
+
+    def _deadline(self, request: web.Request) -> float:
+        header = request.headers.get("X-Prometheus-Scrape-Timeout-Seconds")
+        try:
+            budget = float(header) if header else DEFAULT_SCRAPE_DEADLINE
+        except ValueError:
+            budget = DEFAULT_SCRAPE_DEADLINE
+        return max(budget - SCRAPE_DEADLINE_MARGIN, 0.1)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        scheduler = self.scheduler
+        assert scheduler is not None
+        await scheduler.collect_on_scrape(self._deadline(request))
+        generation, data = self._cache
+        if generation != scheduler.generation:
+            # Re-render the collected data only when a collector has finished since.
+            data = render(scheduler.data_families())
+            self._cache = (scheduler.generation, data)
+        body = data + render(self._own_families(scheduler))
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    def _own_families(self, scheduler: Scheduler) -> Iterable[Metric]:
+        ns = self.kind.namespace
+        yield from scheduler.self_families()
+        ok = GaugeMetricFamily(f"{ns}_exporter_config_last_reload_successful",
+                               "Whether the last config reload succeeded.")
+        ok.add_metric([], self.reload_ok)
+        yield ok
+        ts = GaugeMetricFamily(f"{ns}_exporter_config_last_reload_success_timestamp_seconds",
+                               "Unix time of the last successful config load.")
+        ts.add_metric([], self.reload_time)
+        yield ts
+        info = GaugeMetricFamily(f"{ns}_exporter_build_info", "saasmon version.",
+                                 labels=["version"])
+        info.add_metric([__version__], 1)
+        yield info
+        yield from self._process.collect()
+
+    async def healthy(self, _: web.Request) -> web.Response:
+        return web.Response(text="Healthy\n")
+
+    async def ready(self, _: web.Request) -> web.Response:
+        if self.scheduler is not None and self.scheduler.first_round.is_set():
+            return web.Response(text="Ready\n")
+        return web.Response(status=503, text="Not ready: first collection pending\n")
+
+    async def reload_handler(self, _: web.Request) -> web.Response:
+        if await self.reload():
+            return web.Response(text="Reloaded\n")
+        return web.Response(status=500, text="Reload failed; running config kept\n")
+
+    async def landing(self, _: web.Request) -> web.Response:
+        path = self.telemetry_path
+        return web.Response(
+            content_type="text/html",
+            text=f"<html><head><title>saasmon {self.kind.name} exporter</title></head><body>"
+                 f"<h1>saasmon {self.kind.name} exporter</h1>"
+                 f'<p><a href="{path}">Metrics</a></p></body></html>',
+        )
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware])
+        app.router.add_get(self.telemetry_path, self.metrics)
+        app.router.add_get("/-/healthy", self.healthy)
+        app.router.add_get("/-/ready", self.ready)
+        app.router.add_post("/-/reload", self.reload_handler)
+        if self.telemetry_path != "/":
+            app.router.add_get("/", self.landing)
+        return app
+
+
+def split_address(address: str) -> tuple[str | None, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"web.listen-address: {address!r} is not host:port")
+    host = host.strip("[]")
+    return (host or None), int(port)
+
+
+async def serve(server: ExporterServer, config: Any, address: str) -> None:
+    host, port = split_address(address)
+    await server.activate(config)
+    runner = web.AppRunner(server.app(), handle_signals=False)
+    await runner.setup()
+    tls = server.web_config.tls_server_config
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context(tls) if tls else None)
+    await site.start()
+    log.info("listening", extra=log_fields(address=address, tls=tls is not None,
+                                           telemetry_path=server.telemetry_path))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(server.reload()))
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await runner.cleanup()
+        await server.close()

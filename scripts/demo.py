@@ -1,0 +1,451 @@
+"""`make demo`: both exporters against live servers, scraped by a real Prometheus.
+
+Everything runs from one run directory (`.run/demo` unless --run-dir says otherwise),
+recreated on each start so a previous, maybe crashed, demo never leaks state into this
+one. Startup registers a stop action for each piece right after starting it, so a
+failure halfway, Ctrl-C or SIGTERM still stop everything that was already running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+import asyncpg
+import redis.asyncio as aioredis
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+# devservers lives in the package so tests, demo and bench start servers the same way.
+sys.path.insert(0, str(REPO))
+from exporters.devservers import PostgresServer, RedisServer, free_port  # noqa: E402
+
+PROMETHEUS = "/usr/bin/prometheus"
+SCRAPE_INTERVAL = "15s"
+# Job names in the generated prometheus.yml; deploy/prometheus/prometheus.yml uses the same
+# ones so queries and alert rules written against the demo work against compose too.
+POSTGRES_JOB = "saasmon-postgres"
+REDIS_JOB = "saasmon-redis"
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 10.0
+
+
+class StartupError(Exception):
+    """A piece of the demo did not come up; the message says which and where its log is."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM during the synchronous startup/shutdown, handled like Ctrl-C."""
+
+
+def say(message: str = "") -> None:
+    # stdout is a pipe under `make`/tests: flush so progress and URLs appear immediately.
+    print(message, flush=True)
+
+
+@dataclass
+class Child:
+    """A long-running subprocess (exporter or Prometheus) with its log file."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: IO[bytes]
+
+    def log_tail(self, lines: int = 15) -> str:
+        self.log_file.flush()
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                # Its own session (start_new_session) makes the group id its pid: kill any
+                # helpers it may have forked along with it.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log_file.close()
+
+
+def spawn(name: str, argv: list[str], logs: Path) -> Child:
+    log_path = logs / f"{name}.log"
+    log_file = log_path.open("wb")
+    # A new session keeps the terminal's Ctrl-C away from the children: the demo stops
+    # them itself, in order (Prometheus first, then exporters, then the watched servers).
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+        start_new_session=True, cwd=REPO,
+    )
+    return Child(name, proc, log_path, log_file)
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return 200 <= int(response.status) < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def wait_ready(child: Child, url: str, timeout: float = READY_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.proc.poll() is not None:
+            raise StartupError(
+                f"{child.name} exited with status {child.proc.returncode} "
+                f"(log {child.log_path}):\n{child.log_tail()}"
+            )
+        if http_ok(url):
+            return
+        time.sleep(0.25)
+    raise StartupError(
+        f"{child.name} not ready at {url} after {timeout:.0f}s "
+        f"(log {child.log_path}):\n{child.log_tail()}"
+    )
+
+
+def exporter_argv(kind: str, config: Path, port: int) -> list[str]:
+    # `-m exporters` runs the package of this very interpreter (the venv's), whether or not
+    # the `saasmon` console script is on PATH.
+    return [sys.executable, "-m", "exporters", kind, "--config.file", str(config),
+            "--web.listen-address", f"127.0.0.1:{port}"]
+
+
+def write_yaml(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def prometheus_config(pg_port: int, redis_port: int) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
+        "scrape_configs": [
+            {"job_name": POSTGRES_JOB,
+             "static_configs": [{"targets": [f"127.0.0.1:{pg_port}"]}]},
+            {"job_name": REDIS_JOB,
+             "static_configs": [{"targets": [f"127.0.0.1:{redis_port}"]}]},
+        ],
+    }
+    # Load the bundle's alert rules when there are any, so the demo also shows them firing
+    # or pending (/alerts). Globs that match nothing are fine for Prometheus.
+    rules_dir = REPO / "alert_rules"
+    if rules_dir.is_dir():
+        config["rule_files"] = [str(rules_dir / "*.yml"), str(rules_dir / "*.yaml")]
+    return config
+
+
+@dataclass
+class Demo:
+    postgres: PostgresServer
+    redis: RedisServer
+    children: list[Child]
+    urls: dict[str, str]
+
+
+def prepare_run_dir(run_dir: Path) -> None:
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    # As root, devservers runs PostgreSQL as user `postgres`, which must be able to
+    # traverse into the run directory.
+    run_dir.chmod(0o755)
+
+
+def start(stack: contextlib.ExitStack, run_dir: Path) -> Demo:
+    prepare_run_dir(run_dir)
+    logs = run_dir / "logs"
+    logs.mkdir()
+
+    say("starting PostgreSQL ...")
+    postgres = PostgresServer(run_dir / "postgres")
+    # Register the stop before starting: pg_ctl may leave a running postmaster even when it
+    # reports a failure (e.g. its wait timed out), and stop() is harmless if none runs.
+    stack.callback(postgres.stop)
+    try:
+        postgres.start()
+    except subprocess.CalledProcessError as exc:
+        raise StartupError(f"PostgreSQL did not start: {exc.stderr or exc.stdout}") from None
+    postgres.psql(
+        "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;"
+        "CREATE TABLE demo_orders (id bigserial PRIMARY KEY, customer int NOT NULL,"
+        " amount numeric(10,2) NOT NULL, created_at timestamptz NOT NULL DEFAULT now());"
+        "INSERT INTO demo_orders (customer, amount)"
+        " SELECT g % 500, (g % 97) + 0.99 FROM generate_series(1, 5000) g;"
+        "CREATE INDEX demo_orders_customer ON demo_orders (customer);"
+        # The exporter logs in with only pg_monitor, as recommended for production.
+        "CREATE ROLE saasmon LOGIN; GRANT pg_monitor TO saasmon;"
+    )
+
+    say("starting Redis ...")
+    # A memory limit makes used/max memory a meaningful share; LRU keeps writes working.
+    redis_server = RedisServer(
+        run_dir / "redis", extra_args=["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"],
+    )
+    stack.callback(redis_server.stop)
+    redis_server.start()
+
+    say("starting exporters ...")
+    pg_port, redis_port, prom_port = free_port(), free_port(), free_port()
+    pg_config = run_dir / "postgres-exporter.yml"
+    write_yaml(pg_config, {
+        "dsn": f"postgresql://saasmon@127.0.0.1:{postgres.port}/postgres",
+        # Shorter than the scrape interval so every scrape sees a fresh snapshot.
+        "interval_seconds": 5, "timeout_seconds": 5, "top_n": 20,
+    })
+    redis_config = run_dir / "redis-exporter.yml"
+    write_yaml(redis_config, {
+        "targets": [{"name": "demo", "url": redis_server.url}],
+        "interval_seconds": 5, "timeout_seconds": 5,
+    })
+    children: list[Child] = []
+    for kind, config, port in (("postgres", pg_config, pg_port),
+                               ("redis", redis_config, redis_port)):
+        child = spawn(f"{kind}-exporter", exporter_argv(kind, config, port), logs)
+        stack.callback(child.stop)
+        children.append(child)
+    for child, port in zip(children, (pg_port, redis_port), strict=True):
+        wait_ready(child, f"http://127.0.0.1:{port}/-/ready")
+
+    say("starting Prometheus ...")
+    prom_config = run_dir / "prometheus.yml"
+    write_yaml(prom_config, prometheus_config(pg_port, redis_port))
+    prom = spawn("prometheus", [
+        PROMETHEUS, f"--config.file={prom_config}",
+        f"--storage.tsdb.path={run_dir / 'prometheus'}",
+        f"--web.listen-address=127.0.0.1:{prom_port}",
+        # The console templates live in /etc/prometheus on Debian; without these flags the
+        # UI's /consoles links point nowhere. Harmless when the directories are missing.
+        "--web.console.templates=/etc/prometheus/consoles",
+        "--web.console.libraries=/etc/prometheus/console_libraries",
+    ], logs)
+    stack.callback(prom.stop)
+    children.append(prom)
+    wait_ready(prom, f"http://127.0.0.1:{prom_port}/-/ready")
+
+    prom_url = f"http://127.0.0.1:{prom_port}"
+    urls = {
+        "postgres exporter": f"http://127.0.0.1:{pg_port}/metrics",
+        "redis exporter": f"http://127.0.0.1:{redis_port}/metrics",
+        "prometheus": f"{prom_url}/",
+        "targets": f"{prom_url}/targets",
+        "alerts": f"{prom_url}/alerts",
+        "query up": graph_url(prom_url, "up"),
+        "query pg_up": graph_url(prom_url, "pg_up"),
+        "query redis_up": graph_url(prom_url, "redis_up"),
+        "postgres": postgres.dsn,
+        "redis": redis_server.url,
+    }
+    return Demo(postgres, redis_server, children, urls)
+
+
+def graph_url(prom_url: str, expr: str) -> str:
+    query = urllib.parse.urlencode({"g0.expr": expr, "g0.tab": "0", "g0.range_input": "15m"})
+    return f"{prom_url}/graph?{query}"
+
+
+def print_urls(demo: Demo, run_dir: Path) -> None:
+    say()
+    say(f"saasmon demo is running (run dir {run_dir}, logs in {run_dir / 'logs'})")
+    width = max(len(label) for label in demo.urls)
+    for label, url in demo.urls.items():
+        say(f"  {label:<{width}}  {url}")
+    say(f"Prometheus scrapes every {SCRAPE_INTERVAL}: the first samples need up to that long.")
+    say("Press Ctrl-C to stop.")
+    say()
+
+
+class Workload:
+    """A small steady load, so the exporters have something to report.
+
+    PostgreSQL: a few reads and writes per second plus an occasional slow statement
+    (pg_sleep) that stands out in the pg_stat_statements top-N. Redis: SET with TTLs and
+    GETs, and a cache-sized pre-fill so the share of maxmemory in use is visibly non-zero.
+    """
+
+    def __init__(self, pg_dsn: str, redis_url: str) -> None:
+        self.pg_dsn = pg_dsn
+        self.redis_url = redis_url
+        self.reported: set[str] = set()
+
+    def report_once(self, where: str, exc: BaseException) -> None:
+        # The servers are private and local, so errors are unexpected; say so once, not
+        # on every tick, and keep going: the demo is about the exporters, not the load.
+        if where not in self.reported:
+            self.reported.add(where)
+            print(f"workload: {where} error: {exc!r} (continuing)", file=sys.stderr, flush=True)
+
+    async def postgres_loop(self) -> None:
+        rng = random.Random(1)
+        conn: Any = None
+        tick = 0
+        while True:
+            try:
+                if conn is None:
+                    conn = await asyncpg.connect(self.pg_dsn)
+                tick += 1
+                customer = rng.randrange(500)
+                await conn.fetch(
+                    "SELECT id, amount FROM demo_orders WHERE customer = $1 "
+                    "ORDER BY created_at DESC LIMIT 10", customer)
+                await conn.execute(
+                    "INSERT INTO demo_orders (customer, amount) VALUES ($1, $2)",
+                    customer, rng.randrange(100, 10000) / 100)
+                await conn.fetchval("SELECT count(*) FROM demo_orders WHERE amount > $1", 50)
+                if tick % 20 == 0:
+                    await conn.execute("SELECT pg_sleep(0.15)")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.report_once("postgres", exc)
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                conn = None
+                await asyncio.sleep(1)
+            await asyncio.sleep(0.25)
+
+    async def redis_loop(self) -> None:
+        rng = random.Random(2)
+        client: Any = aioredis.from_url(self.redis_url)
+        try:
+            # ~8 MB of cache entries: an eighth of maxmemory, expiring over the next minutes.
+            with contextlib.suppress(Exception):
+                async with client.pipeline(transaction=False) as pipe:
+                    for i in range(2000):
+                        pipe.set(f"demo:cache:{i}", os.urandom(4096), ex=300 + i % 300)
+                    await pipe.execute()
+            while True:
+                try:
+                    key = f"demo:session:{rng.randrange(1000)}"
+                    await client.set(key, os.urandom(512), ex=rng.randrange(10, 120))
+                    await client.get(f"demo:session:{rng.randrange(1000)}")
+                    await client.get(f"demo:cache:{rng.randrange(4000)}")  # about half miss
+                    await client.incr("demo:counter")
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self.report_once("redis", exc)
+                    await asyncio.sleep(1)
+                await asyncio.sleep(0.1)
+        finally:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+
+async def run(demo: Demo, duration: float | None) -> int:
+    """Run the workload until a signal, the duration or a dead child ends the demo."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    workload = Workload(demo.postgres.dsn, demo.redis.url)
+    tasks = [asyncio.create_task(workload.postgres_loop()),
+             asyncio.create_task(workload.redis_loop())]
+    deadline = None if duration is None else loop.time() + duration
+    status = 0
+    try:
+        while not stop.is_set():
+            dead = [child for child in demo.children if child.proc.poll() is not None]
+            if dead:
+                for child in dead:
+                    print(f"{child.name} exited unexpectedly with status "
+                          f"{child.proc.returncode} (log {child.log_path}):\n{child.log_tail()}",
+                          file=sys.stderr, flush=True)
+                status = 1
+                break
+            if deadline is not None and loop.time() >= deadline:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    return status
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def install_sync_handlers() -> None:
+    # Outside the event loop (startup, shutdown) a signal must unwind through the ExitStack
+    # so everything started so far is stopped; SIGTERM's default would just kill us.
+    handler: Callable[[int, FrameType | None], None] = _interrupt
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--duration", type=float, default=None, metavar="SECONDS",
+                        help="stop cleanly after this many seconds (default: until Ctrl-C)")
+    parser.add_argument("--run-dir", type=Path, default=REPO / ".run" / "demo",
+                        help="directory for data, configs and logs; recreated on start "
+                             "(default: .run/demo)")
+    args = parser.parse_args(argv)
+    if args.duration is not None and args.duration <= 0:
+        parser.error("--duration must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    run_dir: Path = args.run_dir.resolve()
+    if not Path(PROMETHEUS).exists():
+        print(f"{PROMETHEUS} not found (apt-get install prometheus, or `make deps`)",
+              file=sys.stderr)
+        return 1
+    install_sync_handlers()
+    status = 0
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                demo = start(stack, run_dir)
+                print_urls(demo, run_dir)
+                status = asyncio.run(run(demo, args.duration))
+                # asyncio.run restored default dispositions; shutdown must be interruptible
+                # only the same careful way as startup.
+                install_sync_handlers()
+            except StartupError as exc:
+                print(f"demo failed to start: {exc}", file=sys.stderr, flush=True)
+                status = 1
+            except subprocess.CalledProcessError as exc:
+                # psql/pg_ctl: their stderr is the useful part, not our traceback.
+                print(f"demo failed to start: {' '.join(map(str, exc.cmd))} failed: "
+                      f"{(exc.stderr or exc.stdout or '').strip()}", file=sys.stderr, flush=True)
+                status = 1
+            say("stopping ...")
+    except (KeyboardInterrupt, Interrupted):
+        # Interrupted during startup or shutdown: the ExitStack has stopped what ran.
+        status = 0
+    say("demo stopped")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
