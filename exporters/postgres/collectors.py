@@ -13,7 +13,7 @@ from exporters.postgres import queries as q
 from exporters.postgres.config import PostgresConfig
 from exporters.runtime.collector import Collector
 from exporters.runtime.families import counter, gauge, top_n
-from exporters.runtime.logs import log_fields
+from exporters.runtime.logs import SecretRegistry, log_fields
 
 log = logging.getLogger("saasmon.postgres")
 
@@ -196,8 +196,9 @@ class StatementsCollector(PostgresCollector):
         labels = ("database", "queryid", "query")
 
         def col(column: str) -> list[tuple[tuple[str, str, str], float]]:
-            return [((r["datname"], r["queryid"], r["fingerprint"]), float(r[column]))
-                    for r in top]
+            # Second layer: the exporter's own secrets, should a statement quote them.
+            return [((r["datname"], r["queryid"], SecretRegistry.mask(r["fingerprint"])),
+                     float(r[column])) for r in top]
 
         return [
             gauge("pg_stat_statements_available", "Whether pg_stat_statements can be read.", 1),

@@ -45,10 +45,13 @@ ORDER BY size_bytes DESC
 HAS_STATEMENTS = "SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'"
 
 # Normalized text (constants already replaced by $n), whitespace folded, cut to a bounded
-# fingerprint label; toplevel rows only where the column exists (14+).
+# fingerprint label. Utility statements are not normalized: `CREATE ROLE .. PASSWORD 'x'`
+# keeps its literal, so passwords are masked before the text can become a label.
 STATEMENTS_TOP = """
 SELECT coalesce(d.datname, '') AS datname, s.queryid::text AS queryid,
-       left(regexp_replace(s.query, '\\s+', ' ', 'g'), 60) AS fingerprint,
+       left(regexp_replace(regexp_replace(s.query,
+              '(password\\s+)(''[^'']*''?|\\S+)', '\\1***', 'gi'),
+            '\\s+', ' ', 'g'), 60) AS fingerprint,
        s.calls, s.total_exec_time / 1000.0 AS total_seconds,
        s.mean_exec_time / 1000.0 AS mean_seconds, s.rows
 FROM pg_stat_statements s LEFT JOIN pg_database d ON d.oid = s.dbid

@@ -1,0 +1,92 @@
+"""Every bad config: one line naming the key and the problem, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+SECRET = "Sup3r-Secret-Value"
+PG = f"dsn: postgresql://u:{SECRET}@127.0.0.1:5/db\n"
+RD = f"targets:\n  - name: main\n    url: redis://:{SECRET}@127.0.0.1:6379/0\n"
+
+CASES = [
+    # (exporter, config text, expected start of the message after "saasmon <kind>: ")
+    ("postgres", PG + "intervall_seconds: 5\n", "intervall_seconds: Extra inputs are not permitted"),
+    ("postgres", PG + "interval_seconds: soon\n", "interval_seconds: Input should be a valid number"),
+    ("postgres", PG + "timeout_seconds: 0\n", "timeout_seconds: Input should be greater than 0"),
+    ("postgres", PG + "top_n: 100000\n", "top_n: Input should be less than or equal to 500"),
+    ("postgres", "interval_seconds: 5\n", "(top level): Value error, dsn is required"),
+    ("postgres", f"dsn: mysql://u:{SECRET}@h/db\n", "(top level): Value error, dsn must be"),
+    ("postgres", "dsn_file: /nonexistent/dsn\n", "dsn_file: cannot read file"),
+    ("postgres", PG + "collectors:\n  statments: {enabled: false}\n", "collectors.statments"),
+    ("postgres", PG + "collectors:\n  tables: {enabled: maybe}\n",
+     "collectors.tables.enabled: Input should be a valid boolean"),
+    ("postgres", PG + "slow_query_thresholds_seconds: [0.1, -1]\n",
+     "(top level): Value error, slow_query_thresholds_seconds must all be positive"),
+    ("postgres", "- just\n- a list\n", "(top level): must be a mapping"),
+    ("postgres", PG + "top_n: [1\n", "config.file: invalid YAML at line"),
+    ("redis", "targets: []\n", "targets: List should have at least 1 item"),
+    ("redis", RD + "    passwd: x\n", "targets.0.passwd: Extra inputs are not permitted"),
+    ("redis", f"targets:\n  - name: main\n    url: http://:{SECRET}@h:1/\n",
+     "targets.0.url: Value error, must be a redis://"),
+    ("redis", RD + RD.replace("targets:\n", ""), "(top level): Value error, target names must"),
+    ("redis", RD + "key_patterns:\n  - {pattern: ''}\n", "key_patterns.0.pattern: String should"),
+    ("redis", RD + "scan_count: 1\n", "scan_count: Input should be greater than or equal to 10"),
+]
+
+
+@pytest.mark.parametrize(("kind", "text", "expected"), CASES,
+                         ids=[f"{k}-{e.split(':')[0]}" for k, _, e in CASES])
+def test_bad_config_gives_one_line_and_exit_2(kind: str, text: str, expected: str,
+                                              tmp_path: Path) -> None:
+    path = tmp_path / "config.yml"
+    path.write_text(text)
+    result = run_cli(kind, "--config.check", "--config.file", str(path))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"saasmon {kind}: {expected}"), lines[0]
+    assert "Traceback" not in result.stderr
+    assert SECRET not in result.stderr + result.stdout
+
+
+def test_missing_config_file_names_the_flag(tmp_path: Path) -> None:
+    result = run_cli("redis", "--config.check", "--config.file", str(tmp_path / "nope.yml"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"saasmon redis: config.file: cannot read '{tmp_path / 'nope.yml'}': "
+        "No such file or directory")
+
+
+def test_bad_listen_address_and_telemetry_path(tmp_path: Path) -> None:
+    path = tmp_path / "r.yml"
+    path.write_text(RD)
+    bad_addr = run_cli("redis", "--config.file", str(path), "--web.listen-address", "nowhere")
+    assert bad_addr.returncode == 2
+    assert bad_addr.stderr.strip() == "saasmon redis: web.listen-address: 'nowhere' is not host:port"
+    bad_path = run_cli("redis", "--config.file", str(path), "--web.telemetry-path", "metrics")
+    assert bad_path.returncode == 2
+    assert "web.telemetry-path: must start with /" in bad_path.stderr
+
+
+def test_env_overrides_and_secret_from_env(tmp_path: Path) -> None:
+    result = run_cli("postgres", "--config.check",
+                     env={"SAASMON_POSTGRES_DSN": f"postgresql://u:{SECRET}@db.example:6543/app",
+                          "SAASMON_POSTGRES_INTERVAL_SECONDS": "30"})
+    assert result.returncode == 0, result.stderr
+    assert "db.example:6543/app" in result.stdout
+    assert "interval 30s" in result.stdout
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_dsn_from_file(tmp_path: Path) -> None:
+    secret_file = tmp_path / "dsn"
+    secret_file.write_text(f"postgresql://u:{SECRET}@127.0.0.1:5432/app\n")
+    path = tmp_path / "pg.yml"
+    path.write_text(f"dsn_file: {secret_file}\n")
+    result = run_cli("postgres", "--config.check", "--config.file", str(path))
+    assert result.returncode == 0, result.stderr
+    assert SECRET not in result.stdout + result.stderr

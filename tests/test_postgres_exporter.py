@@ -1,0 +1,296 @@
+"""PostgreSQL exporter against a real, private PostgreSQL that the tests break on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from exporters.devservers import PostgresServer
+from tests.conftest import Exporter, Samples, total, value
+
+Run = Callable[..., Exporter]
+SENTINEL = "S3ntinel-Pg-Passw0rd"
+
+
+def monitor_dsn(postgres: PostgresServer) -> str:
+    """A non-superuser with only pg_monitor, as the README tells users to create."""
+    postgres.psql(f"CREATE ROLE monitor LOGIN PASSWORD '{SENTINEL}' IN ROLE pg_monitor")
+    return f"postgresql://monitor:{SENTINEL}@127.0.0.1:{postgres.port}/postgres"
+
+
+def config(dsn: str, **extra: Any) -> dict[str, Any]:
+    return {"dsn": dsn, "interval_seconds": 1, "timeout_seconds": 2, **extra}
+
+
+def wait_collected(exporter: Exporter) -> Samples:
+    """Two fresh rounds after now, so the values reflect what the test just did."""
+    first = exporter.scrape()
+    stamp = max(v for (n, _), v in first.items()
+                if n == "pg_exporter_collector_last_success_timestamp_seconds")
+    return exporter.wait_until(
+        "a newer collection",
+        lambda s: min(v for (n, _), v in s.items()
+                      if n == "pg_exporter_collector_last_success_timestamp_seconds") > stamp + 0.5,
+    )
+
+
+def test_open_connections_are_counted_by_state(postgres: PostgresServer, run_exporter: Run) -> None:
+    exporter = run_exporter("postgres", config(monitor_dsn(postgres)))
+    before = total(wait_collected(exporter), "pg_connections", state="idle")
+
+    async def hold() -> list[asyncpg.Connection]:
+        return [await asyncpg.connect(postgres.dsn) for _ in range(5)]
+
+    loop = asyncio.new_event_loop()
+    conns = loop.run_until_complete(hold())
+    try:
+        samples = wait_collected(exporter)
+        assert total(samples, "pg_connections", state="idle") == before + 5
+        clients = total(samples, "pg_connections")
+        assert value(samples, "pg_settings_max_connections") == 20
+        assert value(samples, "pg_connections_used_ratio") == pytest.approx(clients / 20)
+    finally:
+        for conn in conns:
+            loop.run_until_complete(conn.close())
+        loop.close()
+
+
+def test_forced_deadlock_adds_exactly_one(postgres: PostgresServer, run_exporter: Run) -> None:
+    postgres.psql("CREATE TABLE d(id int PRIMARY KEY, v int); INSERT INTO d VALUES (1,0),(2,0)")
+    exporter = run_exporter("postgres", config(monitor_dsn(postgres)))
+    before = value(wait_collected(exporter), "pg_database_deadlocks_total", database="postgres")
+
+    async def deadlock() -> None:
+        a, b = await asyncpg.connect(postgres.dsn), await asyncpg.connect(postgres.dsn)
+        try:
+            ta, tb = a.transaction(), b.transaction()
+            await ta.start()
+            await tb.start()
+            await a.execute("UPDATE d SET v = 1 WHERE id = 1")
+            await b.execute("UPDATE d SET v = 1 WHERE id = 2")
+            results = await asyncio.gather(
+                a.execute("UPDATE d SET v = 2 WHERE id = 2"),
+                b.execute("UPDATE d SET v = 2 WHERE id = 1"),
+                return_exceptions=True)
+            assert sum(isinstance(r, asyncpg.DeadlockDetectedError) for r in results) == 1
+            await ta.rollback()
+            await tb.rollback()
+        finally:
+            await a.close()
+            await b.close()
+
+    asyncio.run(deadlock())
+    samples = wait_collected(exporter)
+    assert value(samples, "pg_database_deadlocks_total", database="postgres") == before + 1
+
+
+def test_slow_statement_is_counted_at_the_100ms_threshold(
+    postgres: PostgresServer, run_exporter: Run
+) -> None:
+    exporter = run_exporter("postgres", config(monitor_dsn(postgres)))
+    before = wait_collected(exporter)
+    assert value(before, "pg_stat_statements_available") == 1
+    slow_before = value(before, "pg_stat_statements_slow", threshold_seconds="0.1")
+    postgres.psql("SELECT pg_sleep(0.2)")
+    samples = wait_collected(exporter)
+    assert value(samples, "pg_stat_statements_slow", threshold_seconds="0.1") == slow_before + 1
+    assert value(samples, "pg_stat_statements_slow", threshold_seconds="1") == 0
+    mean = value(samples, "pg_stat_statements_mean_exec_seconds", query="SELECT pg_sleep($1)")
+    assert 0.2 <= mean < 1.0
+
+
+def test_missing_pg_stat_statements_is_a_metric_and_one_log_line(
+    postgres: PostgresServer, run_exporter: Run
+) -> None:
+    postgres.psql("DROP EXTENSION pg_stat_statements")
+    exporter = run_exporter("postgres", config(monitor_dsn(postgres)))
+    wait_collected(exporter)
+    samples = wait_collected(exporter)
+    assert value(samples, "pg_stat_statements_available") == 0
+    assert value(samples, "pg_exporter_collector_success", collector="statements") == 1
+    assert value(samples, "pg_up") == 1
+    assert exporter.log().count("pg_stat_statements is not installed") == 1
+
+
+def test_table_scans_and_unused_indexes(postgres: PostgresServer, run_exporter: Run) -> None:
+    postgres.psql(
+        "CREATE TABLE big(id int, v int); CREATE INDEX big_v ON big(v);"
+        "INSERT INTO big SELECT g, g FROM generate_series(1, 500) g; ANALYZE big;"
+        "SELECT count(*) FROM big; SELECT count(*) FROM big;")
+    exporter = run_exporter("postgres", config(monitor_dsn(postgres), top_n=5))
+    samples = wait_collected(exporter)
+    assert value(samples, "pg_table_seq_tup_read_total", table="big") >= 1000
+    assert value(samples, "pg_table_seq_scan_total", table="big") >= 2
+    assert value(samples, "pg_unused_indexes") == 1
+    assert value(samples, "pg_unused_indexes_size_bytes") > 0
+
+
+def test_blocked_session_and_waiting_lock_are_seen(
+    postgres: PostgresServer, run_exporter: Run
+) -> None:
+    postgres.psql("CREATE TABLE l(id int)")
+    exporter = run_exporter("postgres", config(monitor_dsn(postgres)))
+
+    async def block() -> Samples:
+        holder = await asyncpg.connect(postgres.dsn)
+        waiter = await asyncpg.connect(postgres.dsn)
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("LOCK TABLE l IN ACCESS EXCLUSIVE MODE")
+        waiting = asyncio.create_task(waiter.execute("SELECT * FROM l"))
+        try:
+            return await asyncio.to_thread(
+                exporter.wait_until, "a blocked session",
+                lambda s: value(s, "pg_blocked_sessions") == 1
+                and value(s, "pg_locks_waiting") >= 1
+                and value(s, "pg_oldest_transaction_age_seconds") > 0)
+        finally:
+            await tx.rollback()
+            await waiting
+            await holder.close()
+            await waiter.close()
+
+    samples = asyncio.run(block())
+    assert value(samples, "pg_active_queries_longer_than", threshold_seconds="0.1") >= 0
+
+
+def test_killed_server_reports_up_0_and_recovers_without_restart(
+    postgres: PostgresServer, run_exporter: Run
+) -> None:
+    exporter = run_exporter("postgres", config(monitor_dsn(postgres)))
+    assert value(wait_collected(exporter), "pg_up") == 1
+    postgres.kill()
+    samples = exporter.wait_until("pg_up 0", lambda s: value(s, "pg_up") == 0, timeout=10)
+    assert total(samples, "pg_exporter_collector_errors_total", reason="connection") >= 1
+    # Failed collectors export nothing rather than stale values.
+    assert not any(n == "pg_connections" for n, _ in samples)
+    for _ in range(5):
+        status, _, _ = exporter.get(timeout=5)
+        assert status == 200
+    postgres.start()
+    exporter.wait_until("pg_up 1 after restart", lambda s: value(s, "pg_up") == 1, timeout=20)
+    assert exporter.proc is not None and exporter.proc.poll() is None
+
+
+def test_hung_database_scrape_answers_within_deadline(
+    postgres: PostgresServer, run_exporter: Run
+) -> None:
+    """Interval 0 collects in the scrape: a frozen server must not hold the scrape."""
+    exporter = run_exporter("postgres", config(monitor_dsn(postgres), interval_seconds=0,
+                                               timeout_seconds=30), wait_ready=False)
+    exporter.wait_for("/-/ready")
+    assert value(exporter.scrape(), "pg_up") == 1
+    pids = subprocess.run(["pgrep", "-f", f"postgres.*{postgres.datadir}|postgres: "],
+                          capture_output=True, text=True).stdout.split()
+    frozen = [int(p) for p in pids if _belongs_to(postgres, int(p))]
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        headers = {"X-Prometheus-Scrape-Timeout-Seconds": "2"}
+        for _ in range(3):
+            status, body, seconds = exporter.get(headers=headers, timeout=20)
+            assert status == 200
+            assert "pg_up 0.0" in body.replace('{target="postgres"}', "")
+            # Generous bound: the point is "not 30 s (the collector timeout)".
+            assert seconds < 10
+        assert 'reason="timeout",target="postgres"} ' in body
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    exporter.wait_until("recovery after thaw", lambda s: value(s, "pg_up") == 1, timeout=40)
+
+
+def _belongs_to(postgres: PostgresServer, pid: int) -> bool:
+    """A postgres process whose postmaster runs on this test's data directory."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        if str(postgres.datadir) in cmdline:
+            return True
+        ppid = int(Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[1])
+        return str(postgres.datadir) in Path(f"/proc/{ppid}/cmdline").read_bytes().decode(
+            errors="replace")
+    except (OSError, IndexError, ValueError):
+        return False
+
+
+def test_max_connections_exhausted_is_reported_not_fatal(
+    postgres: PostgresServer, run_exporter: Run
+) -> None:
+    dsn = monitor_dsn(postgres)
+
+    async def fill() -> list[asyncpg.Connection]:
+        conns = []
+        # 20 max, 3 reserved for superusers: non-superusers get 17 slots.
+        for _ in range(17):
+            conns.append(await asyncpg.connect(postgres.dsn.replace("postgres@", "monitor@")))
+        return conns
+
+    loop = asyncio.new_event_loop()
+    conns = loop.run_until_complete(fill())
+    try:
+        exporter = run_exporter("postgres", config(dsn), wait_ready=False)
+        exporter.wait_for("/-/healthy")
+        samples = exporter.wait_until(
+            "connection errors",
+            lambda s: total(s, "pg_exporter_collector_errors_total", reason="connection") > 0)
+        assert value(samples, "pg_up") == 0
+        assert "too many" in exporter.log().lower() or "remaining connection" in exporter.log()
+    finally:
+        for conn in conns:
+            loop.run_until_complete(conn.close())
+        loop.close()
+    exporter.wait_until("pg_up 1 after slots free", lambda s: value(s, "pg_up") == 1)
+
+
+def test_secret_never_leaks(postgres: PostgresServer, run_exporter: Run, workdir: Path) -> None:
+    from tests.conftest import run_cli
+
+    exporter = run_exporter("postgres", config(monitor_dsn(postgres)))
+    wait_collected(exporter)
+    text = exporter.scrape_text()
+    postgres.kill()
+    exporter.wait_until("pg_up 0", lambda s: value(s, "pg_up") == 0)
+    check = run_cli("postgres", "--config.check", "--config.file", str(exporter.config_path))
+    assert check.returncode == 0
+    wrong = workdir / "bad.yml"
+    wrong.write_text(f"dsn: 'mysql://monitor:{SENTINEL}@x/y'\n")
+    bad = run_cli("postgres", "--config.check", "--config.file", str(wrong))
+    assert bad.returncode == 2
+    exporter.stop()
+    for where, content in [("metrics", text), ("log", exporter.log()),
+                           ("check", check.stdout + check.stderr),
+                           ("bad config", bad.stdout + bad.stderr)]:
+        assert SENTINEL not in content, where
+
+
+def test_metrics_pass_promtool_check(postgres: PostgresServer, run_exporter: Run) -> None:
+    postgres.psql("CREATE TABLE p(id int); SELECT pg_sleep(0.15)")
+    exporter = run_exporter("postgres", config(monitor_dsn(postgres)))
+    text = exporter.scrape_text()
+    result = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
+                            capture_output=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "pg_stat_statements_calls_total" in text
+
+
+def test_scrapes_do_not_touch_the_database(postgres: PostgresServer, run_exporter: Run) -> None:
+    """Background collection: 50 scrapes add no transactions beyond the interval's own."""
+    exporter = run_exporter("postgres", config(monitor_dsn(postgres), interval_seconds=3600))
+    wait = exporter.scrape()
+    commits = value(wait, "pg_database_xact_commit_total", database="postgres")
+    for _ in range(50):
+        exporter.scrape()
+    time.sleep(0.5)
+    after = int(postgres.psql(
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'"))
+    # Only psql's own query and the first round may appear; 50 scrapes would add >= 50.
+    assert after - commits < 10

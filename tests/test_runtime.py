@@ -1,0 +1,100 @@
+"""The shared runtime: scheduling, deadlines and self-metrics, with in-process collectors.
+
+These collectors are test doubles of *our own* abstraction (not of PostgreSQL or Redis):
+they let a test pin down behaviour such as "a collector that ignores cancellation"
+that no real server produces on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from exporters.runtime.collector import Collector, CollectorError, Scheduler
+from exporters.runtime.server import render
+from tests.conftest import parse, value
+
+
+class Stubborn(Collector):
+    """Never finishes and swallows cancellation once, like a driver stuck in C code."""
+
+    name = "stubborn"
+
+    async def collect(self) -> list[Metric]:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await asyncio.sleep(3600)
+        return []
+
+
+class Counting(Collector):
+    name = "counting"
+
+    def __init__(self, target: str, interval: float, timeout: float) -> None:
+        super().__init__(target, interval, timeout)
+        self.runs = 0
+
+    async def collect(self) -> list[Metric]:
+        self.runs += 1
+        family = GaugeMetricFamily("demo_runs", "Runs so far.")
+        family.add_metric([], self.runs)
+        return [family]
+
+
+class Failing(Collector):
+    name = "failing"
+
+    async def collect(self) -> list[Metric]:
+        raise CollectorError("query", "relation does not exist")
+
+
+async def test_stuck_collector_is_reported_not_awaited() -> None:
+    scheduler = Scheduler("demo", [Stubborn("t", 0, 30)])
+    started = time.monotonic()
+    await scheduler.collect_on_scrape(deadline=0.2)
+    elapsed = time.monotonic() - started
+    samples = parse(render(scheduler.self_families()).decode())
+    assert value(samples, "demo_exporter_collector_success", collector="stubborn") == 0
+    assert value(samples, "demo_exporter_collector_errors_total", reason="timeout") == 1
+    assert value(samples, "demo_up", target="t") == 0
+    # A second scrape does not start a second stuck run on top of the first.
+    task = scheduler.states[0].task
+    await scheduler.collect_on_scrape(deadline=0.1)
+    assert scheduler.states[0].task is task
+    assert elapsed < 5  # generous: the deadline was 0.2 s, the collector's timeout 30 s
+    await scheduler.stop()
+
+
+async def test_background_collection_is_independent_of_scrapes() -> None:
+    collector = Counting("t", interval=3600, timeout=1)
+    scheduler = Scheduler("demo", [collector])
+    scheduler.start()
+    await asyncio.wait_for(scheduler.first_round.wait(), 5)
+    for _ in range(20):
+        await scheduler.collect_on_scrape(deadline=1)
+        render(scheduler.data_families())
+    assert collector.runs == 1
+    await scheduler.stop()
+
+
+async def test_failed_collector_drops_its_values_and_counts_reason() -> None:
+    scheduler = Scheduler("demo", [Failing("t", 0, 1), Counting("t", 0, 1)])
+    await scheduler.collect_on_scrape(deadline=1)
+    await scheduler.collect_on_scrape(deadline=1)
+    samples = parse(render([*scheduler.data_families(), *scheduler.self_families()]).decode())
+    assert value(samples, "demo_runs") == 2
+    assert value(samples, "demo_exporter_collector_errors_total", collector="failing",
+                 reason="query") == 2
+    assert value(samples, "demo_exporter_collector_success", collector="counting") == 1
+    # A query error means the target answered: up stays 1.
+    assert value(samples, "demo_up", target="t") == 1
+
+
+async def test_families_of_several_targets_merge_into_one_family() -> None:
+    scheduler = Scheduler("demo", [Counting("a", 0, 1), Counting("b", 0, 1)])
+    await scheduler.collect_on_scrape(deadline=1)
+    text = render(scheduler.data_families()).decode()
+    assert text.count("# TYPE demo_runs gauge") == 1
