@@ -403,7 +403,8 @@ def install_sync_handlers() -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--duration", type=float, default=None, metavar="SECONDS",
-                        help="stop cleanly after this many seconds (default: until Ctrl-C)")
+                        help="stop cleanly this many seconds after everything is up "
+                             "(default: run until Ctrl-C or SIGTERM)")
     parser.add_argument("--run-dir", type=Path, default=REPO / ".run" / "demo",
                         help="directory for data, configs and logs; recreated on start "
                              "(default: .run/demo)")

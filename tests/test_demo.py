@@ -8,6 +8,7 @@ may survive: no process mentions its run directory and no port it printed still 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -71,6 +72,16 @@ def wait_for_urls(lines: queue.Queue[str | None], output: list[str]) -> dict[str
     raise AssertionError("demo printed no URL block:\n" + "\n".join(output))
 
 
+def drain(lines: queue.Queue[str | None], output: list[str]) -> None:
+    while True:
+        try:
+            line = lines.get_nowait()
+        except queue.Empty:
+            return
+        if line is not None:
+            output.append(line)
+
+
 def query(prom: str, expr: str) -> list[dict[str, Any]]:
     url = f"{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
     with urllib.request.urlopen(url, timeout=5) as response:
@@ -86,9 +97,10 @@ def wait_for_query(prom: str, expr: str, check: Any, timeout: float) -> list[dic
     deadline = time.monotonic() + timeout
     result: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        result = query(prom, expr)
-        if check(result):
-            return result
+        with contextlib.suppress(OSError):  # URLError included: retried until the deadline
+            result = query(prom, expr)
+            if check(result):
+                return result
         time.sleep(1)
     raise AssertionError(f"{expr}: condition not met within {timeout:.0f}s, last result {result}")
 
@@ -136,6 +148,7 @@ def test_demo_runs_and_cleans_up(run_dir: Path) -> None:
     output: list[str] = []
     reader = threading.Thread(target=read_lines, args=(proc.stdout, lines), daemon=True)
     reader.start()
+    urls: dict[str, str] = {}
     try:
         urls = wait_for_urls(lines, output)
         for label in ("postgres exporter", "redis exporter", "prometheus", "postgres", "redis"):
@@ -155,18 +168,20 @@ def test_demo_runs_and_cleans_up(run_dir: Path) -> None:
             assert all(r["value"][1] == "1" for r in result), (metric, result)
 
         status = proc.wait(timeout=DURATION + 30)
+    except Exception as exc:
+        # Whatever failed, the demo's own output (complete once it stopped) explains it.
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=30)
+        reader.join(timeout=5)
+        drain(lines, output)
+        raise AssertionError(f"{exc}\n--- demo output ---\n" + "\n".join(output)) from exc
     finally:
         if proc.poll() is None:
             proc.terminate()
             proc.wait(timeout=30)
         reader.join(timeout=5)
-        while True:
-            try:
-                line = lines.get_nowait()
-            except queue.Empty:
-                break
-            if line is not None:
-                output.append(line)
+        drain(lines, output)
     log = "\n".join(output)
     assert status == 0, log
     assert "demo stopped" in log, log
