@@ -93,6 +93,22 @@ class PostgresServer:
                 "deadlock_timeout = '100ms'\n"
             )
 
+    def init_replica_of(self, primary: PostgresServer) -> None:
+        """Base backup of `primary` set up as a streaming standby (pg_basebackup -R)."""
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.sockdir.mkdir(parents=True, exist_ok=True)
+        if self.user:
+            shutil.chown(self.base, self.user)
+            shutil.chown(self.sockdir, self.user)
+        _run_as(
+            [str(self.bindir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
+             "-U", "postgres", "-D", str(self.datadir), "-R", "-X", "stream", "--no-sync"],
+            self.user,
+        )
+        with (self.datadir / "postgresql.conf").open("a") as handle:
+            handle.write(f"\n# standby\nport = {self.port}\n"
+                         f"unix_socket_directories = '{self.sockdir}'\n")
+
     def start(self) -> None:
         if not self.datadir.exists():
             self.init()

@@ -172,7 +172,8 @@ class Exporter:
             except AssertionError:
                 pass
             time.sleep(0.2)
-        raise AssertionError(f"{check} not reached within {timeout}s")
+        shown = {k: v for k, v in samples.items() if not k[0].startswith(("process_", "pg_stat_s"))}
+        raise AssertionError(f"{check} not reached within {timeout}s; last scrape: {shown}")
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
