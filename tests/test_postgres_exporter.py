@@ -179,6 +179,10 @@ def test_killed_server_reports_up_0_and_recovers_without_restart(
     postgres.start()
     exporter.wait_until("pg_up 1 after restart", lambda s: value(s, "pg_up") == 1, timeout=20)
     assert exporter.proc is not None and exporter.proc.poll() is None
+    log = exporter.log()
+    # One line when a collector starts failing and one when it recovers, not one per round.
+    assert log.count('"collector failed"') <= 2 * 6
+    assert '"collector recovered"' in log
 
 
 def test_hung_database_scrape_answers_within_deadline(

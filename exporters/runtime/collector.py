@@ -133,6 +133,8 @@ class Scheduler:
             exc = state.task.exception()
             if exc is None:
                 state.families = state.task.result()
+                if state.last_reason is not None:
+                    log.info("collector recovered", extra=log_fields(collector=collector.key))
                 state.success = True
                 state.last_success = state.finished_at
                 state.last_reason = None
