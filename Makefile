@@ -2,15 +2,15 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-DEB_PACKAGES := postgresql postgresql-contrib redis-server prometheus prometheus-alertmanager jsonnet
+DEB_PACKAGES := python3-venv openssl procps postgresql postgresql-contrib redis-server prometheus prometheus-alertmanager jsonnet
 BENCH_PACKAGES := prometheus-postgres-exporter prometheus-redis-exporter
 
 .PHONY: test lint unit demo bench deps venv clean
 
-deps:
+deps:  # apt must come before the venv: python3-venv is among the packages
 	@scripts/apt-install.sh $(DEB_PACKAGES)
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml constraints.txt | deps
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[test,dev]'

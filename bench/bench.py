@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import socket
@@ -61,6 +62,7 @@ SCRAPE_TIMEOUT_SECONDS = 10.0
 CONCURRENT_SCRAPERS = 8
 SETTLE_SECONDS = 1.0  # time for exiting backends to flush their stats
 RSS_TARGET_MIB = 64.0
+REDIS_BASELINE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -540,7 +542,10 @@ def command_output(argv: list[str]) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     text = (out.stdout + out.stderr).strip()
-    return text.splitlines()[0] if text else "unknown"
+    first = text.splitlines()[0] if text else "unknown"
+    # redis_exporter prints its version as a log line: keep only the message.
+    logged = re.search(r'msg="([^"]*)"', first)
+    return " ".join(logged.group(1).split()) if logged else first
 
 
 def machine_info(pg: PostgresServer | None) -> dict[str, str]:
@@ -559,6 +564,8 @@ def machine_info(pg: PostgresServer | None) -> dict[str, str]:
         "nproc": str(os.cpu_count()),
         "cpu": cpu,
         "kernel": platform.release(),
+        # Other work on the machine skews latency and CPU: record how busy it was.
+        "loadavg at end": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
         "python": platform.python_version(),
         "saasmon": f"{ours_version} (git {command_output([*git, 'rev-parse', '--short', 'HEAD'])})",
         "prometheus-postgres-exporter": command_output([DEBIAN_PG, "--version"]),
@@ -649,7 +656,8 @@ def render(
     out = [
         "# saasmon exporter benchmark",
         "",
-        f"Generated {started:%Y-%m-%d %H:%M UTC} by `bench/bench.py`. Reproduce with:",
+        f"Generated {started:%Y-%m-%d %H:%M UTC} by `bench/bench.py`. Reproduce with "
+        "`make bench`, which runs:",
         "",
         "```sh",
         command,
@@ -676,13 +684,14 @@ def render(
         "(PostgreSQL flushes a backend's stats on exit), so start-up cost is included. "
         "PostgreSQL: delta of sum(xact_commit + xact_rollback) over pg_stat_database; Redis: "
         "delta of INFO total_commands_processed. The workload is paused and autovacuum is "
-        "off during windows; an idle window of the same length without exporter "
-        f"(PostgreSQL: {pg_baseline}, Redis: {rd_baseline}) is subtracted. Divided by "
-        "successful scrapes.",
-        f"- saasmon runs with interval_seconds={OURS_INTERVAL_SECONDS}: its background "
-        "collection rounds in the window are counted (that is its real cost), so the window "
-        f"holds at least {int(plan.window_seconds // OURS_INTERVAL_SECONDS)} full interval(s) "
-        "plus the round at start-up, if any.",
+        "off during windows; the growth over an idle window without exporter (our own "
+        f"measuring query: PostgreSQL {pg_baseline} xacts over {plan.window_seconds:.0f} s, "
+        f"Redis {rd_baseline} command over {REDIS_BASELINE_SECONDS:.0f} s) is subtracted. "
+        "Divided by successful scrapes.",
+        f"- saasmon runs with interval_seconds={OURS_INTERVAL_SECONDS}: every background "
+        "collection round inside the window is counted, including the one at start-up (that "
+        f"is its real cost). A {plan.window_seconds:.0f} s window therefore over-weights "
+        "start-up relative to a long-running exporter; it errs against saasmon.",
         "",
     ]
     for title, results, label in (("PostgreSQL", pg, PgXactCounter.label),
@@ -729,8 +738,10 @@ async def bench_redis(
     await seed_redis(server.url)
     counter = RedisCommandCounter(server.url)
     try:
-        print(f"redis: idle baseline {plan.window_seconds:.0f}s", flush=True)
-        baseline = await idle_baseline(counter, plan.window_seconds)
+        # Redis runs no commands of its own, so the baseline is just our INFO: no need to
+        # wait a whole window for it.
+        print(f"redis: idle baseline {REDIS_BASELINE_SECONDS:.0f}s", flush=True)
+        baseline = await idle_baseline(counter, REDIS_BASELINE_SECONDS)
         results = [
             await bench_exporter(registry, spec, counter, baseline,
                                  lambda: redis_workload(server.url), plan)

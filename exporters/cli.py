@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import sys
 from typing import Any
@@ -13,14 +14,20 @@ from exporters.runtime.config import ConfigError, load_config
 from exporters.runtime.exporter import ExporterKind
 from exporters.runtime.logs import SecretRegistry, setup_logging
 
+# Subcommand -> "module:class". Only the chosen exporter is imported: a Redis exporter
+# process then never loads asyncpg, which keeps start-up time and resident memory down.
+EXPORTERS = {
+    "postgres": ("exporters.postgres.exporter:PostgresExporter",
+                 "PostgreSQL: connections, statements, tables, replication, checkpoints."),
+    "redis": ("exporters.redis.exporter:RedisExporter",
+              "Redis: memory, keyspace, clients, commands, replication, persistence."),
+}
 
-def exporter_kinds() -> dict[str, ExporterKind[Any]]:
-    # Imported here so `--help` stays fast and one broken driver cannot hide the others.
-    from exporters.postgres.exporter import PostgresExporter
-    from exporters.redis.exporter import RedisExporter
 
-    kinds: list[ExporterKind[Any]] = [PostgresExporter(), RedisExporter()]
-    return {kind.name: kind for kind in kinds}
+def load_kind(name: str) -> ExporterKind[Any]:
+    module, _, cls = EXPORTERS[name][0].partition(":")
+    kind: ExporterKind[Any] = getattr(importlib.import_module(module), cls)()
+    return kind
 
 
 def _env(kind: str, flag: str, default: str | None) -> str | None:
@@ -29,23 +36,23 @@ def _env(kind: str, flag: str, default: str | None) -> str | None:
     return os.environ.get(name, default)
 
 
-def parser(kinds: dict[str, ExporterKind[Any]]) -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="saasmon", description="Prometheus exporters for SaaS "
                                    "products: one subcommand per exporter, each its own process.")
     root.add_argument("--version", action="version", version=f"saasmon {__version__}")
     subs = root.add_subparsers(dest="exporter", required=True, metavar="EXPORTER")
-    for name, kind in kinds.items():
-        sub = subs.add_parser(name, help=kind.description, description=kind.description)
-        sub.add_argument("--web.listen-address", dest="listen",
-                         default=_env(name, "web.listen-address", kind.default_address),
-                         help="host:port to listen on (default %(default)s)")
-        sub.add_argument("--web.telemetry-path", dest="telemetry_path",
+    for name, (_, description) in EXPORTERS.items():
+        sub = subs.add_parser(name, help=description, description=description)
+        sub.add_argument("--web.listen-address", dest="listen", metavar="HOST:PORT",
+                         default=_env(name, "web.listen-address", None),
+                         help="host:port to listen on (default: :9630 postgres, :9631 redis)")
+        sub.add_argument("--web.telemetry-path", dest="telemetry_path", metavar="PATH",
                          default=_env(name, "web.telemetry-path", "/metrics"),
                          help="path under which to expose metrics (default %(default)s)")
-        sub.add_argument("--web.config.file", dest="web_config",
+        sub.add_argument("--web.config.file", dest="web_config", metavar="FILE",
                          default=_env(name, "web.config.file", None),
                          help="exporter-toolkit web config: TLS and basic auth")
-        sub.add_argument("--config.file", dest="config",
+        sub.add_argument("--config.file", dest="config", metavar="FILE",
                          default=_env(name, "config.file", None),
                          help=f"YAML config file (keys also settable as SAASMON_{name.upper()}_<KEY>)")
         sub.add_argument("--config.check", dest="check", action="store_true",
@@ -57,9 +64,9 @@ def parser(kinds: dict[str, ExporterKind[Any]]) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    kinds = exporter_kinds()
-    args = parser(kinds).parse_args(argv)
-    kind = kinds[args.exporter]
+    args = parser().parse_args(argv)
+    kind = load_kind(args.exporter)
+    args.listen = args.listen or kind.default_address
     setup_logging(kind.name, "warning" if args.log_level == "warn" else args.log_level)
     from exporters.runtime.server import ExporterServer, serve, split_address
     from exporters.runtime.webconfig import load_web_config

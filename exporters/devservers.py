@@ -67,12 +67,15 @@ class PostgresServer:
     def dsn(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
-    def init(self) -> None:
+    def _prepare_dirs(self) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
         self.sockdir.mkdir(parents=True, exist_ok=True)
         if self.user:
             shutil.chown(self.base, self.user)
             shutil.chown(self.sockdir, self.user)
+
+    def init(self) -> None:
+        self._prepare_dirs()
         _run_as(
             [str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
              "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"],
@@ -95,11 +98,7 @@ class PostgresServer:
 
     def init_replica_of(self, primary: PostgresServer) -> None:
         """Base backup of `primary` set up as a streaming standby (pg_basebackup -R)."""
-        self.base.mkdir(parents=True, exist_ok=True)
-        self.sockdir.mkdir(parents=True, exist_ok=True)
-        if self.user:
-            shutil.chown(self.base, self.user)
-            shutil.chown(self.sockdir, self.user)
+        self._prepare_dirs()
         _run_as(
             [str(self.bindir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
              "-U", "postgres", "-D", str(self.datadir), "-R", "-X", "stream", "--no-sync"],

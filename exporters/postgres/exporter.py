@@ -27,7 +27,6 @@ class PostgresExporter(ExporterKind[PostgresConfig]):
     namespace = "pg"
     default_address = ":9630"
     config_model = PostgresConfig
-    description = "PostgreSQL: connections, statements, tables, replication, checkpoints."
 
     def secrets(self, config: PostgresConfig) -> list[str]:
         return [s for s in (config.dsn_value, config.password()) if s]

@@ -17,8 +17,9 @@ SELECT
   greatest(0, coalesce((SELECT max(extract(epoch FROM now() - xact_start)) FROM pg_stat_activity
             WHERE backend_type = 'client backend' AND xact_start IS NOT NULL
               AND pid <> pg_backend_pid()), 0)) AS oldest_xact_seconds,
-  coalesce((SELECT max(extract(epoch FROM now() - state_change)) FROM pg_stat_activity
-            WHERE state LIKE 'idle in transaction%'), 0) AS oldest_idle_in_xact_seconds,
+  greatest(0, coalesce((SELECT max(extract(epoch FROM now() - state_change))
+            FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'
+              AND pid <> pg_backend_pid()), 0)) AS oldest_idle_in_xact_seconds,
   (SELECT count(*) FROM pg_locks WHERE NOT granted) AS waiting_locks,
   (SELECT count(*) FROM pg_stat_activity
     WHERE cardinality(pg_blocking_pids(pid)) > 0) AS blocked_sessions

@@ -33,7 +33,6 @@ class RedisExporter(ExporterKind[RedisConfig]):
     namespace = "redis"
     default_address = ":9631"
     config_model = RedisConfig
-    description = "Redis: memory, keyspace, clients, commands, replication, persistence."
 
     def secrets(self, config: RedisConfig) -> list[str]:
         return [s for target in config.targets for s in target.secrets()]

@@ -26,7 +26,6 @@ class ExporterKind(abc.ABC, Generic[ConfigT]):
     namespace: str  # metric prefix
     default_address: str
     config_model: type[ConfigT]
-    description: str
 
     @abc.abstractmethod
     def secrets(self, config: ConfigT) -> list[str]:

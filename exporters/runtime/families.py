@@ -8,28 +8,27 @@ from typing import TypeVar
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 T = TypeVar("T")
+FamilyT = TypeVar("FamilyT", GaugeMetricFamily, CounterMetricFamily)
 
 
-def gauge(name: str, doc: str, value: float | None = None,
-          labels: Sequence[str] = (),
+def _family(cls: type[FamilyT], name: str, doc: str, value: float | None,
+            labels: Sequence[str], rows: Iterable[tuple[Sequence[str], float]]) -> FamilyT:
+    family = cls(name, doc, labels=list(labels) if labels else None)
+    if value is not None:
+        family.add_metric([], value)
+    for label_values, sample in rows:
+        family.add_metric([str(v) for v in label_values], sample)
+    return family
+
+
+def gauge(name: str, doc: str, value: float | None = None, labels: Sequence[str] = (),
           rows: Iterable[tuple[Sequence[str], float]] = ()) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, doc, labels=list(labels) if labels else None)
-    if value is not None:
-        family.add_metric([], value)
-    for label_values, sample in rows:
-        family.add_metric([str(v) for v in label_values], sample)
-    return family
+    return _family(GaugeMetricFamily, name, doc, value, labels, rows)
 
 
-def counter(name: str, doc: str, value: float | None = None,
-            labels: Sequence[str] = (),
+def counter(name: str, doc: str, value: float | None = None, labels: Sequence[str] = (),
             rows: Iterable[tuple[Sequence[str], float]] = ()) -> CounterMetricFamily:
-    family = CounterMetricFamily(name, doc, labels=list(labels) if labels else None)
-    if value is not None:
-        family.add_metric([], value)
-    for label_values, sample in rows:
-        family.add_metric([str(v) for v in label_values], sample)
-    return family
+    return _family(CounterMetricFamily, name, doc, value, labels, rows)
 
 
 def top_n(items: Sequence[T], limit: int) -> tuple[Sequence[T], int]:

@@ -209,7 +209,14 @@ async def serve(server: ExporterServer, config: Any, address: str) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(server.reload()))
+    reloads: set[asyncio.Task[bool]] = set()  # held so a running reload is not collected
+
+    def on_sighup() -> None:
+        task = asyncio.ensure_future(server.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
     try:
         await stop.wait()
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import ssl
 from typing import Literal
 
@@ -68,12 +69,18 @@ def ssl_context(tls: TLSServerConfig) -> ssl.SSLContext:
     context.minimum_version = (
         ssl.TLSVersion.TLSv1_3 if tls.min_version == "TLS13" else ssl.TLSVersion.TLSv1_2
     )
+    files = [("cert_file", tls.cert_file), ("key_file", tls.key_file),
+             ("client_ca_file", tls.client_ca_file)]
+    for key, path in files:
+        if path is not None and not os.path.isfile(path):
+            raise ConfigError(f"web.config.file: tls_server_config.{key}: no such file {path!r}")
     try:
         context.load_cert_chain(tls.cert_file, tls.key_file)
         if tls.client_ca_file:
             context.load_verify_locations(tls.client_ca_file)
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"web.config.file: tls_server_config: cannot load: {exc}") from None
+        raise ConfigError(f"web.config.file: tls_server_config: cannot load the certificate, "
+                          f"key or CA: {exc.strerror or exc}") from None
     if tls.client_auth_type in ("RequireAnyClientCert", "RequireAndVerifyClientCert"):
         context.verify_mode = ssl.CERT_REQUIRED
     elif tls.client_auth_type != "NoClientCert":

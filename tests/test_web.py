@@ -1,0 +1,309 @@
+"""The HTTP side shared by every exporter: TLS, basic auth, health, reload, flags, env.
+
+Run through the Redis exporter, the one with the simplest target to stand up.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import pytest
+import yaml
+
+from exporters.devservers import RedisServer, free_port
+from tests.conftest import SAASMON, Exporter, Samples, parse, value
+
+Run = Callable[..., Exporter]
+
+
+def config(server: RedisServer, **extra: Any) -> dict[str, Any]:
+    return {"targets": [{"name": "main", "url": server.url}], "interval_seconds": 1,
+            "timeout_seconds": 2, **extra}
+
+
+def write(path: Path, data: dict[str, Any] | str) -> Path:
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+def start_failure(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Start for real (no --config.check) on a free port; a start that fails must exit."""
+    argv = [*SAASMON, "redis", "--web.listen-address", f"127.0.0.1:{free_port()}", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=20,
+                          env={**os.environ, **(env or {})})
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *names: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("saasmon redis: ")
+    for name in names:
+        assert name in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def request(url: str, *, method: str = "GET", headers: dict[str, str] | None = None,
+            context: ssl.SSLContext | None = None) -> tuple[int, str, dict[str, str]]:
+    req = urllib.request.Request(url, method=method, headers=headers or {},
+                                 data=b"" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(req, timeout=15, context=context) as response:
+            return response.status, response.read().decode(), dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(), dict(exc.headers)
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+# -- TLS ---------------------------------------------------------------------------
+
+@pytest.fixture
+def certificate(workdir: Path) -> tuple[Path, Path]:
+    cert, key = workdir / "cert.pem", workdir / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def test_tls_serves_https_to_clients_trusting_the_cert_and_refuses_plain_http(
+        workdir: Path, redis_server: RedisServer, run_exporter: Run,
+        certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    web = write(workdir / "web.yml",
+                {"tls_server_config": {"cert_file": str(cert), "key_file": str(key)}})
+    trusting = ssl.create_default_context(cafile=str(cert))
+    exporter = run_exporter("redis", config(redis_server), scheme="https", ssl_context=trusting,
+                            extra_args=["--web.config.file", str(web)])
+    assert value(exporter.scrape(), "redis_up", target="main") == 1
+
+    # A client without the cert in its trust store refuses the server.
+    with pytest.raises(urllib.error.URLError) as untrusted:
+        request(exporter.url + "/metrics", context=ssl.create_default_context())
+    assert isinstance(untrusted.value.reason, ssl.SSLCertVerificationError)
+
+    # Plain HTTP on the TLS port gets no HTTP answer at all.
+    plain = f"http://127.0.0.1:{exporter.port}/metrics"
+    with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+        request(plain)
+    # The exporter shrugs that off and keeps serving https.
+    assert value(exporter.scrape(), "redis_up", target="main") == 1
+    assert "Traceback" not in exporter.log()
+
+
+# -- basic auth --------------------------------------------------------------------
+
+def test_basic_auth_answers_401_without_or_with_wrong_credentials_and_200_with_right(
+        workdir: Path, redis_server: RedisServer, run_exporter: Run) -> None:
+    hashed = bcrypt.hashpw(b"right-pass", bcrypt.gensalt(rounds=4)).decode()
+    assert hashed.startswith("$2b$")
+    php_style = bcrypt.hashpw(b"php-pass", bcrypt.gensalt(rounds=4)).decode()
+    php_style = "$2y$" + php_style.removeprefix("$2b$")
+    web = write(workdir / "web.yml",
+                {"basic_auth_users": {"prometheus": hashed, "legacy": php_style}})
+    exporter = run_exporter("redis", config(redis_server), auth=("prometheus", "right-pass"),
+                            extra_args=["--web.config.file", str(web)])
+    metrics = exporter.url + "/metrics"
+
+    status, _, headers = request(metrics)
+    assert status == 401
+    assert headers.get("WWW-Authenticate", "").startswith("Basic")
+    assert request(metrics, headers=basic("prometheus", "wrong-pass"))[0] == 401
+    assert request(metrics, headers=basic("nobody", "right-pass"))[0] == 401
+    assert request(metrics, headers=basic("legacy", "right-pass"))[0] == 401
+    assert request(metrics, headers={"Authorization": "Basic !!not-base64!!"})[0] == 401
+    assert request(metrics, headers={"Authorization": "Bearer right-pass"})[0] == 401
+    # Health and reload are behind the same door.
+    assert request(exporter.url + "/-/healthy")[0] == 401
+    assert request(exporter.url + "/-/reload", method="POST")[0] == 401
+
+    status, body, _ = request(metrics, headers=basic("prometheus", "right-pass"))
+    assert status == 200
+    assert value(parse(body), "redis_up", target="main") == 1
+    # A $2y$ hash (htpasswd/PHP) is accepted like $2b$.
+    status, body, _ = request(metrics, headers=basic("legacy", "php-pass"))
+    assert status == 200
+    assert value(parse(body), "redis_up", target="main") == 1
+    # Verified pairs are cached, a wrong password after a right one is still refused.
+    assert request(metrics, headers=basic("prometheus", "right-pass"))[0] == 200
+    assert request(metrics, headers=basic("prometheus", "right-pass-"))[0] == 401
+
+
+# -- bad web config ----------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("web_config", "names"),
+    [
+        ("tls_server_confg:\n  cert_file: a\n", ["tls_server_confg", "not permitted"]),
+        ("basic_auth_users:\n  alice: plaintext-password\n",
+         ["basic_auth_users", "alice", "bcrypt"]),
+        ("tls_server_config:\n  cert_file: {dir}/missing.pem\n  key_file: {dir}/missing.key\n",
+         ["tls_server_config.cert_file: no such file"]),
+        ("tls_server_config:\n  key_file: k.pem\n", ["tls_server_config.cert_file"]),
+        ("tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS10\n",
+         ["tls_server_config.min_version"]),
+        ("basic_auth_users: [\n", ["web.config.file", "YAML"]),
+    ],
+    ids=["unknown-key", "plain-password", "missing-cert-file", "no-cert-file-key",
+         "bad-min-version", "broken-yaml"],
+)
+def test_bad_web_config_exits_2_with_one_line_naming_the_key(
+        workdir: Path, redis_server: RedisServer, web_config: str, names: list[str]) -> None:
+    conf = write(workdir / "redis.yml", config(redis_server))
+    web = write(workdir / "web.yml", web_config.replace("{dir}", str(workdir)))
+    result = start_failure("--config.file", str(conf), "--web.config.file", str(web))
+    assert_one_line_error(result, "web.config.file", *names)
+    assert "plaintext-password" not in result.stderr
+
+
+def test_missing_web_config_file_exits_2_naming_the_flag(
+        workdir: Path, redis_server: RedisServer) -> None:
+    conf = write(workdir / "redis.yml", config(redis_server))
+    result = start_failure("--config.file", str(conf),
+                           "--web.config.file", str(workdir / "nope.yml"))
+    assert_one_line_error(result, "web.config.file", "nope.yml")
+
+
+# -- health, readiness, reload -----------------------------------------------------
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts TCP connections (kernel backlog) but never answers."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    yield int(sock.getsockname()[1])
+    sock.close()
+
+
+def test_ready_only_after_the_first_collection_finished(
+        redis_server: RedisServer, silent_port: int, run_exporter: Run) -> None:
+    # The silent target holds the first collection until its timeout.
+    conf = config(redis_server, timeout_seconds=6)
+    conf["targets"].append({"name": "silent", "url": f"redis://127.0.0.1:{silent_port}/0"})
+    exporter = run_exporter("redis", conf, wait_ready=False)
+    assert request(exporter.url + "/-/healthy")[0] == 200
+    status, body, _ = request(exporter.url + "/-/ready")
+    assert status == 503, body
+    exporter.wait_for("/-/ready")
+    samples = exporter.scrape()
+    assert value(samples, "redis_up", target="main") == 1
+    assert value(samples, "redis_up", target="silent") == 0
+    assert value(samples, "redis_exporter_collector_errors_total",
+                 collector="info", target="silent", reason="timeout") >= 1
+
+
+def reload_ok(samples: Samples) -> float:
+    return value(samples, "redis_exporter_config_last_reload_successful")
+
+
+def test_failed_reload_keeps_the_old_config_and_sighup_applies_the_fixed_one(
+        redis_server: RedisServer, run_exporter: Run) -> None:
+    exporter = run_exporter("redis", config(redis_server))
+    samples = exporter.scrape()
+    assert reload_ok(samples) == 1
+    assert value(samples, "redis_up", target="main") == 1
+    loaded_at = value(samples, "redis_exporter_config_last_reload_success_timestamp_seconds")
+
+    broken = config(redis_server, interval_seconds="soon")
+    exporter.write_config(broken)
+    status, body, _ = request(exporter.url + "/-/reload", method="POST")
+    assert status != 200, body
+    samples = exporter.scrape()
+    assert reload_ok(samples) == 0
+    assert value(samples, "redis_exporter_config_last_reload_success_timestamp_seconds") \
+        == loaded_at
+    # The running config keeps collecting: fresh values, the old target only.
+    stamp = value(samples, "redis_exporter_collector_last_success_timestamp_seconds",
+                  collector="info", target="main")
+    samples = exporter.wait_until("a newer collection", lambda s: value(
+        s, "redis_exporter_collector_last_success_timestamp_seconds",
+        collector="info", target="main") > stamp)
+    assert value(samples, "redis_up", target="main") == 1
+    assert {dict(ls)["target"] for (n, ls), _ in samples.items() if n == "redis_up"} == {"main"}
+    assert "reload failed" in exporter.log() and "interval_seconds" in exporter.log()
+
+    fixed = config(redis_server)
+    fixed["targets"].append({"name": "second", "url": redis_server.url.replace("/0", "/1")})
+    exporter.write_config(fixed)
+    assert exporter.proc is not None
+    exporter.proc.send_signal(signal.SIGHUP)
+    samples = exporter.wait_until(
+        "the fixed config in effect",
+        lambda s: reload_ok(s) == 1 and value(s, "redis_up", target="second") == 1)
+    assert value(samples, "redis_up", target="main") == 1
+    assert value(samples, "redis_exporter_config_last_reload_success_timestamp_seconds") \
+        > loaded_at
+    assert exporter.proc.poll() is None
+
+
+def test_post_reload_with_a_valid_config_answers_200(
+        redis_server: RedisServer, run_exporter: Run) -> None:
+    exporter = run_exporter("redis", config(redis_server))
+    exporter.write_config(config(redis_server, top_n_commands=1))
+    status, body, _ = request(exporter.url + "/-/reload", method="POST")
+    assert status == 200, body
+    assert request(exporter.url + "/-/reload")[0] == 405  # GET must not reload
+    samples = exporter.wait_until(
+        "top_n_commands 1 in effect",
+        lambda s: len([n for n, _ in s if n == "redis_command_calls_total"]) == 1)
+    assert reload_ok(samples) == 1
+
+
+# -- flags and environment ---------------------------------------------------------
+
+def test_custom_telemetry_path_serves_metrics_there_only(
+        redis_server: RedisServer, run_exporter: Run) -> None:
+    exporter = run_exporter("redis", config(redis_server),
+                            extra_args=["--web.telemetry-path", "/custom"])
+    status, body, _ = exporter.get("/custom")
+    assert status == 200
+    assert value(parse(body), "redis_up", target="main") == 1
+    assert exporter.get("/metrics")[0] == 404
+    status, body, _ = exporter.get("/")
+    assert status == 200 and 'href="/custom"' in body
+
+
+def test_flag_from_environment_sets_the_telemetry_path(
+        redis_server: RedisServer, run_exporter: Run) -> None:
+    exporter = run_exporter("redis", config(redis_server),
+                            env={"SAASMON_REDIS_WEB_TELEMETRY_PATH": "/from-env"})
+    status, body, _ = exporter.get("/from-env")
+    assert status == 200
+    assert value(parse(body), "redis_up", target="main") == 1
+
+
+def test_env_override_of_a_config_key_wins_over_the_file(
+        workdir: Path, redis_server: RedisServer) -> None:
+    conf = write(workdir / "redis.yml", config(redis_server))
+    checked = subprocess.run(
+        [*SAASMON, "redis", "--config.file", str(conf), "--config.check"],
+        capture_output=True, text=True, timeout=20,
+        env={**os.environ, "SAASMON_REDIS_INTERVAL_SECONDS": "7"})
+    assert checked.returncode == 0, checked.stderr
+    assert "interval 7s" in checked.stdout
+
+
+def test_bad_env_override_exits_2_with_one_line_naming_the_key(
+        workdir: Path, redis_server: RedisServer) -> None:
+    conf = write(workdir / "redis.yml", config(redis_server))
+    result = start_failure("--config.file", str(conf),
+                           env={"SAASMON_REDIS_INTERVAL_SECONDS": "abc"})
+    assert_one_line_error(result, "interval_seconds")
