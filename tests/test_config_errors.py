@@ -21,6 +21,7 @@ CASES = [
     ("postgres", "interval_seconds: 5\n", "(top level): Value error, dsn is required"),
     ("postgres", f"dsn: mysql://u:{SECRET}@h/db\n", "(top level): Value error, dsn must be"),
     ("postgres", "dsn_file: /nonexistent/dsn\n", "dsn_file: cannot read file"),
+    ("postgres", "dsn: postgresql://u@h:99999/db\n", "(top level): Value error, dsn has an invalid port"),
     ("postgres", PG + "collectors:\n  statments: {enabled: false}\n", "collectors.statments"),
     ("postgres", PG + "collectors:\n  tables: {enabled: maybe}\n",
      "collectors.tables.enabled: Input should be a valid boolean"),
@@ -89,4 +90,15 @@ def test_dsn_from_file(tmp_path: Path) -> None:
     path.write_text(f"dsn_file: {secret_file}\n")
     result = run_cli("postgres", "--config.check", "--config.file", str(path))
     assert result.returncode == 0, result.stderr
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_env_secret_replaces_the_file_form(tmp_path: Path) -> None:
+    """A deployment may keep `dsn_file:` in the file and override it by env, or the reverse."""
+    path = tmp_path / "pg.yml"
+    path.write_text("dsn_file: /run/secrets/does-not-exist-here\n")
+    result = run_cli("postgres", "--config.check", "--config.file", str(path),
+                     env={"SAASMON_POSTGRES_DSN": f"postgresql://u:{SECRET}@envhost:5432/app"})
+    assert result.returncode == 0, result.stderr
+    assert "envhost:5432/app" in result.stdout
     assert SECRET not in result.stdout + result.stderr

@@ -59,7 +59,7 @@ def test_standby_lag_and_slot_retention_are_measured(
         and value(s, "pg_replication_lag_seconds") > 0)
     primary = primary_exp.wait_until(
         "standby behind on the primary",
-        lambda s: value(s, "pg_replication_standby_lag_bytes", standby="walreceiver") > 100_000
+        lambda s: value(s, "pg_replication_standby_lag_bytes", standby="walreceiver@127.0.0.1") > 100_000
         and value(s, "pg_replication_slot_retained_bytes", slot="unused_slot") > 100_000)
     assert value(primary, "pg_replication_standbys") == 1
 

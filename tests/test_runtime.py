@@ -98,3 +98,41 @@ async def test_families_of_several_targets_merge_into_one_family() -> None:
     await scheduler.collect_on_scrape(deadline=1)
     text = render(scheduler.data_families()).decode()
     assert text.count("# TYPE demo_runs gauge") == 1
+
+
+class Slow(Collector):
+    name = "slow"
+
+    async def collect(self) -> list[Metric]:
+        await asyncio.sleep(0.5)
+        family = GaugeMetricFamily("demo_slow", "Finished slow runs.")
+        family.add_metric([], 1)
+        return [family]
+
+
+async def test_overlapping_scrapes_with_different_deadlines_both_answer() -> None:
+    """A short-deadline scrape gives up waiting; it must not cancel the longer one's run."""
+    scheduler = Scheduler("demo", [Slow("t", 0, 5)])
+    short, long = await asyncio.gather(
+        scheduler.collect_on_scrape(deadline=0.05),
+        scheduler.collect_on_scrape(deadline=3),
+        return_exceptions=True)
+    assert short is None and long is None
+    samples = parse(render([*scheduler.data_families(), *scheduler.self_families()]).decode())
+    assert value(samples, "demo_slow") == 1
+    assert value(samples, "demo_exporter_collector_errors_total", reason="timeout") == 1
+
+
+def test_log_lines_mask_secrets_that_json_would_escape() -> None:
+    import logging
+
+    from exporters.runtime.logs import JsonFormatter, SecretRegistry
+
+    secret = 'pä"ss\\wörd-42'
+    SecretRegistry.add(secret)
+    record = logging.LogRecord("t", logging.ERROR, __file__, 1, f"failed with {secret}",
+                               None, None)
+    record.fields = {"error": f"dsn postgresql://u:{secret}@h/db"}
+    line = JsonFormatter("test").format(record)
+    assert secret not in line
+    assert "ss\\\\w" not in line and "p\\u00e4" not in line and "wörd" not in line

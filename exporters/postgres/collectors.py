@@ -16,6 +16,7 @@ from exporters.runtime.families import counter, gauge, top_n
 from exporters.runtime.logs import SecretRegistry, log_fields
 
 log = logging.getLogger("saasmon.postgres")
+FINGERPRINT_CHARS = 60
 
 _AUTH_ERRORS = (
     asyncpg.InvalidPasswordError,
@@ -183,22 +184,26 @@ class StatementsCollector(PostgresCollector):
 
     async def read(self, conn: Any) -> list[Metric]:
         if await conn.fetchval(q.HAS_STATEMENTS) is None:
-            if not self._warned:
-                log.warning("pg_stat_statements is not installed: statement metrics are off",
-                            extra=log_fields(collector=self.key))
-                self._warned = True
-            return [gauge("pg_stat_statements_available",
-                          "Whether pg_stat_statements can be read.", 0)]
+            return self._unavailable("pg_stat_statements is not installed")
+        try:
+            async with conn.transaction():  # a savepoint: the outer transaction survives
+                top = await conn.fetch(q.STATEMENTS_TOP, self.config.top_n)
+                summary = await conn.fetchrow(q.STATEMENTS_SUMMARY)
+                slow = await conn.fetch(q.STATEMENTS_SLOW,
+                                        self.config.slow_query_thresholds_seconds)
+        except (asyncpg.ObjectNotInPrerequisiteStateError, asyncpg.UndefinedColumnError) as exc:
+            # Created but not preloaded, or an extension version older than the server's.
+            return self._unavailable(f"pg_stat_statements cannot be read: {exc}")
         self._warned = False
-        top = await conn.fetch(q.STATEMENTS_TOP, self.config.top_n)
-        summary = await conn.fetchrow(q.STATEMENTS_SUMMARY)
-        slow = await conn.fetch(q.STATEMENTS_SLOW, self.config.slow_query_thresholds_seconds)
         labels = ("database", "queryid", "query")
 
         def col(column: str) -> list[tuple[tuple[str, str, str], float]]:
             # Second layer: the exporter's own secrets, should a statement quote them.
-            return [((r["datname"], r["queryid"], SecretRegistry.mask(r["fingerprint"])),
-                     float(r[column])) for r in top]
+            # Mask (the exporter's own secrets too) before cutting: a cut secret no longer
+            # matches the mask.
+            return [((r["datname"], r["queryid"],
+                      SecretRegistry.mask(r["query_text"])[:FINGERPRINT_CHARS]),
+                     float(r[column] or 0)) for r in top]
 
         return [
             gauge("pg_stat_statements_available", "Whether pg_stat_statements can be read.", 1),
@@ -230,6 +235,14 @@ class StatementsCollector(PostgresCollector):
                   labels=("threshold_seconds",),
                   rows=[((_fmt(r["threshold"]),), float(r["calls"])) for r in slow]),
         ]
+
+
+    def _unavailable(self, why: str) -> list[Metric]:
+        if not self._warned:
+            log.warning(f"{why}: statement metrics are off", extra=log_fields(collector=self.key))
+            self._warned = True
+        return [gauge("pg_stat_statements_available",
+                      "Whether pg_stat_statements can be read.", 0)]
 
 
 class TablesCollector(PostgresCollector):

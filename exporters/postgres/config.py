@@ -42,8 +42,13 @@ class PostgresConfig(StrictModel):
         if self.dsn_file is not None:
             object.__setattr__(self, "dsn", read_secret_file(self.dsn_file, "dsn_file"))
         value = self.dsn.get_secret_value() if self.dsn else ""
-        if urlsplit(value).scheme not in ("postgres", "postgresql"):
+        url = urlsplit(value)
+        if url.scheme not in ("postgres", "postgresql"):
             raise ValueError("dsn must be a postgresql:// URL")
+        try:
+            url.port  # noqa: B018 - raises on a non-numeric or out-of-range port
+        except ValueError:
+            raise ValueError("dsn has an invalid port") from None
         if any(t <= 0 for t in self.slow_query_thresholds_seconds):
             raise ValueError("slow_query_thresholds_seconds must all be positive")
         return self

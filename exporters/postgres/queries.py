@@ -6,7 +6,9 @@ SQL so a database with 10,000 tables costs the same scrape as one with 20.
 
 ACTIVITY_BY_STATE = """
 SELECT coalesce(datname, '') AS datname, coalesce(state, 'unknown') AS state, count(*) AS n
-FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1, 2
+FROM pg_stat_activity WHERE backend_type = 'client backend'
+  AND application_name <> 'saasmon_exporter'  -- our own pool is not the app's load
+GROUP BY 1, 2
 """
 
 ACTIVITY_SUMMARY = """
@@ -21,8 +23,10 @@ SELECT
             FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'
               AND pid <> pg_backend_pid()), 0)) AS oldest_idle_in_xact_seconds,
   (SELECT count(*) FROM pg_locks WHERE NOT granted) AS waiting_locks,
+  -- pg_blocking_pids is costly: only ask it about sessions waiting on a lock.
   (SELECT count(*) FROM pg_stat_activity
-    WHERE cardinality(pg_blocking_pids(pid)) > 0) AS blocked_sessions
+    WHERE wait_event_type = 'Lock' AND cardinality(pg_blocking_pids(pid)) > 0)
+    AS blocked_sessions
 """
 
 # Active statements running longer than each threshold (seconds, one array parameter).
@@ -45,18 +49,22 @@ ORDER BY size_bytes DESC
 
 HAS_STATEMENTS = "SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'"
 
-# Normalized text (constants already replaced by $n), whitespace folded, cut to a bounded
-# fingerprint label. Utility statements are not normalized: `CREATE ROLE .. PASSWORD 'x'`
-# keeps its literal, so passwords are masked before the text can become a label.
-STATEMENTS_TOP = """
+# One row per (database, queryid): pg_stat_statements also splits by role and top level,
+# which would give duplicate label sets. Utility statements are not normalized (a
+# `CREATE ROLE .. PASSWORD 'x'` keeps its literal), so password literals are masked here,
+# before the text is cut to a bounded fingerprint label in Python.
+STATEMENTS_TOP = r"""
 SELECT coalesce(d.datname, '') AS datname, s.queryid::text AS queryid,
-       left(regexp_replace(regexp_replace(s.query,
-              '(password\\s+)(''[^'']*''?|\\S+)', '\\1***', 'gi'),
-            '\\s+', ' ', 'g'), 60) AS fingerprint,
-       s.calls, s.total_exec_time / 1000.0 AS total_seconds,
-       s.mean_exec_time / 1000.0 AS mean_seconds, s.rows
+       regexp_replace(regexp_replace(min(s.query),
+         '(password\s*[=:]?\s*)(''([^'']|'''')*''?|\S+)', '\1***', 'gi'),
+         '\s+', ' ', 'g') AS query_text,
+       sum(s.calls) AS calls, sum(s.total_exec_time) / 1000.0 AS total_seconds,
+       sum(s.total_exec_time) / nullif(sum(s.calls), 0) / 1000.0 AS mean_seconds,
+       sum(s.rows) AS rows
 FROM pg_stat_statements s LEFT JOIN pg_database d ON d.oid = s.dbid
-ORDER BY s.total_exec_time DESC LIMIT $1
+WHERE s.queryid IS NOT NULL
+GROUP BY d.datname, s.queryid
+ORDER BY total_seconds DESC LIMIT $1
 """
 
 STATEMENTS_SUMMARY = """
@@ -99,7 +107,8 @@ SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
 """
 
 STANDBYS = """
-SELECT coalesce(application_name, '') AS name,
+SELECT coalesce(nullif(application_name, ''), 'standby')
+         || '@' || coalesce(host(client_addr), 'local') AS name,
        coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0) AS lag_bytes,
        coalesce(extract(epoch FROM replay_lag), 0) AS lag_seconds
 FROM pg_stat_replication ORDER BY lag_bytes DESC

@@ -25,7 +25,9 @@ class RedisInstance(Instance):
                     target, client, config, config.key_patterns_interval_seconds))
 
     async def close(self) -> None:
-        await asyncio.gather(*(c.aclose() for c in self.clients), return_exceptions=True)
+        # The pool was handed in, so the client only closes it when told to.
+        await asyncio.gather(*(c.aclose(close_connection_pool=True) for c in self.clients),
+                             return_exceptions=True)
 
 
 class RedisExporter(ExporterKind[RedisConfig]):

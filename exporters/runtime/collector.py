@@ -30,6 +30,16 @@ log = logging.getLogger("saasmon.collector")
 REASONS = ("timeout", "connection", "query", "auth", "other")
 
 
+STOP_TIMEOUT = 5.0
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a finished run's exception as seen: a run nobody waits for any more must not
+    end in asyncio's 'Task exception was never retrieved' noise."""
+    if not task.cancelled():
+        task.exception()
+
+
 class CollectorError(Exception):
     """Raised by collectors with a bounded `reason` for the error counter."""
 
@@ -104,42 +114,53 @@ class Scheduler:
         tasks += [s.task for s in self.states if s.task is not None and not s.task.done()]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            # Bounded: a run that ignores cancellation must not hang a reload or shutdown.
+            await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
 
     async def _loop(self, state: CollectorState) -> None:
         while True:
             started = time.monotonic()
-            await self.run_once(state, state.collector.timeout)
+            try:
+                await self.run_once(state, state.collector.timeout)
+            except Exception:  # a bug in one collector must not end its schedule
+                log.exception("collector round crashed",
+                              extra=log_fields(collector=state.collector.key))
             if all(s.finished_at for s in self.states if s.collector.interval > 0):
                 self.first_round.set()
             elapsed = time.monotonic() - started
             await asyncio.sleep(max(0.0, state.collector.interval - elapsed))
 
     async def run_once(self, state: CollectorState, deadline: float) -> None:
-        """Run one collection, waiting at most `deadline` seconds; never twice at once."""
+        """Wait at most `deadline` seconds for a run; never start a second run beside one.
+
+        The run bounds itself by the collector's own timeout, so callers only stop
+        waiting: two overlapping scrapes with different deadlines never cancel each
+        other's run, and a run that ignores cancellation is reported, not awaited.
+        """
         collector = state.collector
         started = time.monotonic()
-        if state.task is None or state.task.done():
-            state.task = asyncio.create_task(collector.collect())
-        # Else the previous run is still stuck: report it again instead of piling up runs.
-        done, _ = await asyncio.wait({state.task}, timeout=max(deadline, 0.001))
+        task = state.task
+        if task is None or task.done():
+            task = state.task = asyncio.create_task(
+                asyncio.wait_for(collector.collect(), collector.timeout))
+            task.add_done_callback(_retrieve)
+        done, _ = await asyncio.wait({task}, timeout=max(deadline, 0.001))
         state.duration = time.monotonic() - started
         state.finished_at = time.time()
         if not done:
-            # Cancel but do not await: a run that ignores cancellation must not hold us.
-            state.task.cancel()
             self._fail(state, "timeout", f"no result within {deadline:.2f}s")
+        elif task.cancelled():
+            self._fail(state, "timeout", "run cancelled")
+        elif (exc := task.exception()) is not None:
+            self._fail(state, collector.classify(exc), str(exc) or type(exc).__name__)
         else:
-            exc = state.task.exception()
-            if exc is None:
-                state.families = state.task.result()
-                if state.last_reason is not None:
-                    log.info("collector recovered", extra=log_fields(collector=collector.key))
-                state.success = True
-                state.last_success = state.finished_at
-                state.last_reason = None
-            else:
-                self._fail(state, collector.classify(exc), str(exc) or type(exc).__name__)
+            state.families = task.result()
+            if state.last_reason is not None:
+                log.info("collector recovered", extra=log_fields(collector=collector.key))
+            state.success = True
+            state.last_success = state.finished_at
+            state.last_reason = None
         self.generation += 1
 
     def _fail(self, state: CollectorState, reason: str, message: str) -> None:

@@ -66,7 +66,13 @@ def load_config(model: type[ModelT], path: str | None, exporter: str) -> ModelT:
             raw = {}
         if not isinstance(raw, dict):
             raise ConfigError("(top level): must be a mapping of keys to values")
-    raw = {**raw, **env_overrides(exporter, model)}
+    overrides = env_overrides(exporter, model)
+    for key in overrides:
+        # An env value replaces the file's value in either form: SAASMON_POSTGRES_DSN wins
+        # over `dsn_file:` in the file, and SAASMON_POSTGRES_DSN_FILE over `dsn:`.
+        raw.pop(f"{key}_file", None)
+        raw.pop(key.removesuffix("_file"), None)
+    raw = {**raw, **overrides}
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

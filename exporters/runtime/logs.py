@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 from typing import ClassVar
+from urllib.parse import unquote
 
 MASK = "<secret>"
 
@@ -21,6 +22,8 @@ class SecretRegistry:
         for secret in secrets:
             if secret and len(secret) >= 3:
                 cls._secrets.add(secret)
+                # URLs carry secrets percent-encoded; drivers use the decoded form.
+                cls._secrets.add(unquote(secret))
 
     @classmethod
     def mask(cls, text: str) -> str:
@@ -51,7 +54,11 @@ class JsonFormatter(logging.Formatter):
             # One line, never a traceback: the type and message say enough for an operator.
             exc = record.exc_info[1]
             entry["error"] = f"{type(exc).__name__}: {exc}"
-        return SecretRegistry.mask(json.dumps(entry, default=str))
+        # Mask each value before encoding: JSON escaping (quotes, non-ASCII) would otherwise
+        # change how a secret is spelled and let it slip past the mask.
+        masked = {k: SecretRegistry.mask(v if isinstance(v, str) else str(v))
+                  if not isinstance(v, int | float | bool) else v for k, v in entry.items()}
+        return json.dumps(masked, ensure_ascii=False)
 
 
 def setup_logging(exporter: str, level: str) -> None:

@@ -68,6 +68,7 @@ class ExporterServer:
         scheduler.start()
         old_instance, old_scheduler = self.instance, self.scheduler
         self.instance, self.scheduler = instance, scheduler
+        self._cache = (-1, b"")  # generations restart with the new scheduler
         if old_scheduler is not None:
             await old_scheduler.stop()
         if old_instance is not None:
@@ -88,6 +89,7 @@ class ExporterServer:
             return True
 
     async def close(self) -> None:
+        await self._reload_lock.acquire()  # let a running reload finish installing first
         if self.scheduler is not None:
             await self.scheduler.stop()
         if self.instance is not None:
