@@ -117,7 +117,8 @@ def test_basic_auth_answers_401_without_or_with_wrong_credentials_and_200_with_r
     php_style = bcrypt.hashpw(b"php-pass", bcrypt.gensalt(rounds=4)).decode()
     php_style = "$2y$" + php_style.removeprefix("$2b$")
     web = write(workdir / "web.yml",
-                {"basic_auth_users": {"prometheus": hashed, "legacy": php_style}})
+                {"basic_auth_users": {"prometheus": hashed, "legacy": php_style},
+                 "http_server_config": {"headers": {"X-Frame-Options": "deny"}}})
     exporter = run_exporter("redis", config(redis_server), auth=("prometheus", "right-pass"),
                             extra_args=["--web.config.file", str(web)])
     metrics = exporter.url + "/metrics"
@@ -125,6 +126,8 @@ def test_basic_auth_answers_401_without_or_with_wrong_credentials_and_200_with_r
     status, _, headers = request(metrics)
     assert status == 401
     assert headers.get("WWW-Authenticate", "").startswith("Basic")
+    # Configured response headers go on refusals too, not only on served pages.
+    assert headers.get("X-Frame-Options") == "deny"
     assert request(metrics, headers=basic("prometheus", "wrong-pass"))[0] == 401
     assert request(metrics, headers=basic("nobody", "right-pass"))[0] == 401
     assert request(metrics, headers=basic("legacy", "right-pass"))[0] == 401

@@ -101,9 +101,11 @@ class ExporterServer:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         if self.auth is not None and not self._authorized(request):
-            return web.Response(status=401, text="Unauthorized\n",
-                                headers={"WWW-Authenticate": 'Basic realm="saasmon"'})
-        response = await handler(request)
+            response: web.StreamResponse = web.Response(
+                status=401, text="Unauthorized\n",
+                headers={"WWW-Authenticate": 'Basic realm="saasmon"'})
+        else:
+            response = await handler(request)
         if self.web_config.http_server_config is not None:
             response.headers.update(self.web_config.http_server_config.headers)
         return response
