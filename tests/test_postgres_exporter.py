@@ -183,6 +183,8 @@ def test_killed_server_reports_up_0_and_recovers_without_restart(
         assert status == 200
     postgres.start()
     exporter.wait_until("pg_up 1 after restart", lambda s: value(s, "pg_up") == 1, timeout=20)
+    exporter.wait_until("every collector succeeding again", lambda s: all(
+        v == 1 for (n, _), v in s.items() if n == "pg_exporter_collector_success"))
     assert exporter.proc is not None and exporter.proc.poll() is None
     log = exporter.log()
     # One line when a collector starts failing and one when it recovers, not one per round.

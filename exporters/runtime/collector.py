@@ -104,8 +104,11 @@ class Scheduler:
     # -- running -----------------------------------------------------------------
     def start(self) -> None:
         background = [s for s in self.states if s.collector.interval > 0]
-        for state in background:
-            self._loops.append(asyncio.create_task(self._loop(state)))
+        for index, state in enumerate(background):
+            # Spread the first runs (at most 1 s apart in all) so collectors that share a
+            # small connection pool do not queue for it and time out on a slow server.
+            offset = index * min(1.0, state.collector.interval) / len(background)
+            self._loops.append(asyncio.create_task(self._loop(state, offset)))
         if not background:
             self.first_round.set()
 
@@ -118,7 +121,8 @@ class Scheduler:
             # Bounded: a run that ignores cancellation must not hang a reload or shutdown.
             await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
 
-    async def _loop(self, state: CollectorState) -> None:
+    async def _loop(self, state: CollectorState, offset: float = 0.0) -> None:
+        await asyncio.sleep(offset)
         while True:
             started = time.monotonic()
             try:
