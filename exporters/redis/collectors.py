@@ -136,14 +136,15 @@ class InfoCollector(RedisCollector):
             link = 1 if info.get("master_link_status") == "up" else 0
             out.append(gauge("redis_replication_master_link_up", "Whether the link is up.",
                              labels=("target",), rows=[((t,), link)]))
-            out.append(gauge("redis_replication_master_last_io_seconds",
-                             "Seconds since the last interaction with the master.",
-                             labels=("target",),
-                             rows=[((t,), float(info.get("master_last_io_seconds_ago", -1)))]))
+            if "master_last_io_seconds_ago" in info:
+                out.append(gauge("redis_replication_master_last_io_seconds",
+                                 "Seconds since the last interaction with the master.",
+                                 labels=("target",),
+                                 rows=[((t,), float(info["master_last_io_seconds_ago"]))]))
         else:
             master_offset = float(info.get("master_repl_offset", 0))
             replicas = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
-            kept, _ = top_n(replicas, self.config.top_n_commands)
+            kept, _ = top_n(replicas, self.config.top_n_replicas)
             out.append(gauge(
                 "redis_replication_replica_lag_bytes", "Master offset minus the replica's.",
                 labels=("target", "replica"),
@@ -188,11 +189,13 @@ class KeyPatternCollector(RedisCollector):
     name = "key_patterns"
 
     async def collect(self) -> list[Metric]:
-        deadline = time.monotonic() + min(self.config.scan_budget_seconds, self.timeout)
+        # Each pattern gets an equal share of the budget, so early patterns cannot starve
+        # the later ones.
+        share = min(self.config.scan_budget_seconds, self.timeout) / len(self.config.key_patterns)
         counts: list[tuple[tuple[str, str], float]] = []
         complete: list[tuple[tuple[str, str], float]] = []
         for item in self.config.key_patterns:
-            seen, done = await self._count(item.pattern, deadline)
+            seen, done = await self._count(item.pattern, time.monotonic() + share)
             counts.append(((self.target, item.pattern), seen))
             complete.append(((self.target, item.pattern), 1 if done else 0))
         return [

@@ -48,6 +48,7 @@ class RedisConfig(StrictModel):
     interval_seconds: float = Field(default=15.0, ge=0, le=3600)
     timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     top_n_commands: int = Field(default=50, ge=1, le=500)
+    top_n_replicas: int = Field(default=20, ge=1, le=500)
     key_patterns: list[KeyPattern] = Field(default=[], max_length=50)
     # SCAN is cheap per call but linear in the keyspace: bound it by keys and by time.
     key_patterns_interval_seconds: float = Field(default=300.0, gt=0)
