@@ -83,12 +83,11 @@ class PostgresCollector(Collector):
                 else interval
             timeout = override.timeout_seconds or timeout
         super().__init__(config.target, interval, timeout)
-        self.pools = pool
+        self.connections = pool
         self.config = config
-        self.db_label = config.target
 
     async def collect(self) -> list[Metric]:
-        pool = await self.pools.pool()
+        pool = await self.connections.pool()
         async with pool.acquire(timeout=self.timeout) as conn, conn.transaction(readonly=True):
             return await self.read(conn)
 

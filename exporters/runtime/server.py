@@ -57,7 +57,9 @@ class ExporterServer:
         self.reload_ok = 1
         self.reload_time = time.time()
         self._reload_lock = asyncio.Lock()
-        self._cache: tuple[int, bytes] = (-1, b"")
+        # Rendered data keyed by (scheduler, generation): a reload brings a new scheduler
+        # whose generations start again at 0, so the number alone cannot tell them apart.
+        self._cache: tuple[Scheduler | None, int, bytes] = (None, -1, b"")
         self._process = ProcessCollector(registry=None)
 
     # -- lifecycle -----------------------------------------------------------------
@@ -68,7 +70,6 @@ class ExporterServer:
         scheduler.start()
         old_instance, old_scheduler = self.instance, self.scheduler
         self.instance, self.scheduler = instance, scheduler
-        self._cache = (-1, b"")  # generations restart with the new scheduler
         if old_scheduler is not None:
             await old_scheduler.stop()
         if old_instance is not None:
@@ -133,11 +134,11 @@ class ExporterServer:
         scheduler = self.scheduler
         assert scheduler is not None
         await scheduler.collect_on_scrape(self._deadline(request))
-        generation, data = self._cache
-        if generation != scheduler.generation:
+        cached_for, generation, data = self._cache
+        if cached_for is not scheduler or generation != scheduler.generation:
             # Re-render the collected data only when a collector has finished since.
             data = render(scheduler.data_families())
-            self._cache = (scheduler.generation, data)
+            self._cache = (scheduler, scheduler.generation, data)
         body = data + render(self._own_families(scheduler))
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
