@@ -16,11 +16,22 @@ from exporters.runtime.logs import SecretRegistry, setup_logging
 
 # Subcommand -> "module:class". Only the chosen exporter is imported: a Redis exporter
 # process then never loads asyncpg, which keeps start-up time and resident memory down.
+# Default ports continue from 9630 in the order below; each kind states its own default.
 EXPORTERS = {
     "postgres": ("exporters.postgres.exporter:PostgresExporter",
                  "PostgreSQL: connections, statements, tables, replication, checkpoints."),
     "redis": ("exporters.redis.exporter:RedisExporter",
               "Redis: memory, keyspace, clients, commands, replication, persistence."),
+    "cron": ("exporters.cron.exporter:CronExporter",
+             "Cron jobs: last run, next expected run, missed/failed/slow, heartbeat pings."),
+    "integrations": ("exporters.integrations.exporter:IntegrationsExporter",
+                     "Third-party services: status-page probes, app health, delivery failures."),
+    "business": ("exporters.business.exporter:BusinessExporter",
+                 "Business, AI and support KPIs from a declarative SQL query pack."),
+    "webvitals": ("exporters.webvitals.exporter:WebVitalsExporter",
+                  "Real-user Web Vitals: receives web-vitals beacons, exports histograms."),
+    "sms-relay": ("exporters.smsrelay.exporter:SmsRelayExporter",
+                  "Alertmanager webhook to SMS through the Twilio API."),
 }
 
 
@@ -45,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
         sub = subs.add_parser(name, help=description, description=description)
         sub.add_argument("--web.listen-address", dest="listen", metavar="HOST:PORT",
                          default=_env(name, "web.listen-address", None),
-                         help="host:port to listen on (default: :9630 postgres, :9631 redis)")
+                         help="host:port to listen on (default: this exporter's port, see README)")
         sub.add_argument("--web.telemetry-path", dest="telemetry_path", metavar="PATH",
                          default=_env(name, "web.telemetry-path", "/metrics"),
                          help="path under which to expose metrics (default %(default)s)")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import abc
-from typing import Generic, TypeVar
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar, Generic, TypeVar
 
+from prometheus_client.core import Metric
 from pydantic import BaseModel
 
 from exporters.runtime.collector import Collector
@@ -12,10 +15,28 @@ from exporters.runtime.collector import Collector
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
+@dataclass(frozen=True)
+class Route:
+    """An HTTP endpoint an exporter adds beside /metrics, served by an Instance method.
+
+    Routes are fixed per exporter kind; the handler is looked up on the running instance
+    at request time, so a config reload swaps the handler's state with the instance.
+    """
+
+    method: str
+    path: str  # aiohttp pattern, e.g. "/ping/{job}"
+    handler: str  # name of an async Instance method taking the request
+    public: bool = False  # served without basic auth: browsers and cron jobs cannot log in
+
+
 class Instance(abc.ABC):
     """One configured exporter: its collectors and the connections they share."""
 
     collectors: list[Collector]
+
+    def families(self) -> Iterable[Metric]:
+        """Metrics fed by requests rather than collectors (beacons, pings); read per scrape."""
+        return ()
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the default has nothing to release."""
@@ -26,6 +47,7 @@ class ExporterKind(abc.ABC, Generic[ConfigT]):
     namespace: str  # metric prefix
     default_address: str
     config_model: type[ConfigT]
+    routes: ClassVar[tuple[Route, ...]] = ()
 
     @abc.abstractmethod
     def secrets(self, config: ConfigT) -> list[str]:

@@ -61,6 +61,7 @@ class ExporterServer:
         # whose generations start again at 0, so the number alone cannot tell them apart.
         self._cache: tuple[Scheduler | None, int, bytes] = (None, -1, b"")
         self._process = ProcessCollector(registry=None)
+        self._public_paths = {r.path for r in kind.routes if r.public}
 
     # -- lifecycle -----------------------------------------------------------------
     async def activate(self, config: Any) -> None:
@@ -101,7 +102,9 @@ class ExporterServer:
     async def _middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if self.auth is not None and not self._authorized(request):
+        route = request.match_info.route.resource
+        public = route is not None and route.canonical in self._public_paths
+        if self.auth is not None and not public and not self._authorized(request):
             response: web.StreamResponse = web.Response(
                 status=401, text="Unauthorized\n",
                 headers={"WWW-Authenticate": 'Basic realm="saasmon"'})
@@ -122,24 +125,17 @@ class ExporterServer:
         assert self.auth is not None
         return self.auth.check(user, password)
 
-    def _deadline(self, request: web.Request) -> float:
-        header = request.headers.get("X-Prometheus-Scrape-Timeout-Seconds")
-        try:
-            budget = float(header) if header else DEFAULT_SCRAPE_DEADLINE
-        except ValueError:
-            budget = DEFAULT_SCRAPE_DEADLINE
-        return max(budget - SCRAPE_DEADLINE_MARGIN, 0.1)
-
     async def metrics(self, request: web.Request) -> web.Response:
         scheduler = self.scheduler
         assert scheduler is not None
-        await scheduler.collect_on_scrape(self._deadline(request))
+        await scheduler.collect_on_scrape(scrape_deadline(request))
         cached_for, generation, data = self._cache
         if cached_for is not scheduler or generation != scheduler.generation:
             # Re-render the collected data only when a collector has finished since.
             data = render(scheduler.data_families())
             self._cache = (scheduler, scheduler.generation, data)
-        body = data + render(self._own_families(scheduler))
+        assert self.instance is not None
+        body = data + render(self.instance.families()) + render(self._own_families(scheduler))
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     def _own_families(self, scheduler: Scheduler) -> Iterable[Metric]:
@@ -189,7 +185,27 @@ class ExporterServer:
         app.router.add_post("/-/reload", self.reload_handler)
         if self.telemetry_path != "/":
             app.router.add_get("/", self.landing)
+        for route in self.kind.routes:
+            app.router.add_route(route.method, route.path, self._delegate(route.handler))
         return app
+
+    def _delegate(self, name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            instance = self.instance
+            assert instance is not None
+            response: web.StreamResponse = await getattr(instance, name)(request)
+            return response
+        return handle
+
+
+def scrape_deadline(request: web.Request) -> float:
+    """Seconds this request may take: Prometheus' scrape timeout header minus a margin."""
+    header = request.headers.get("X-Prometheus-Scrape-Timeout-Seconds")
+    try:
+        budget = float(header) if header else DEFAULT_SCRAPE_DEADLINE
+    except ValueError:
+        budget = DEFAULT_SCRAPE_DEADLINE
+    return max(budget - SCRAPE_DEADLINE_MARGIN, 0.1)
 
 
 def split_address(address: str) -> tuple[str | None, int]:
