@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEB_PACKAGES := python3-venv openssl procps postgresql postgresql-contrib redis-server prometheus prometheus-alertmanager jsonnet
 BENCH_PACKAGES := prometheus-postgres-exporter prometheus-redis-exporter
 
-.PHONY: test lint unit demo bench deps venv clean
+.PHONY: test lint unit demo bench deps venv clean rules
 
 deps:  # apt must come before the venv: python3-venv is among the packages
 	@scripts/apt-install.sh $(DEB_PACKAGES)
@@ -20,7 +20,7 @@ venv: $(VENV)/.installed
 
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy exporters refapp tests scripts bench
+	$(VENV)/bin/mypy exporters refapp alert_rules tests scripts bench
 
 unit: deps venv
 	$(VENV)/bin/pytest -q
@@ -36,3 +36,6 @@ bench: deps venv
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache
+
+rules: venv  # catalog -> alert/recording rules, promtool tests, runbooks (commit the result)
+	$(PY) -m alert_rules.generator

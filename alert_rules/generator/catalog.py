@@ -1,0 +1,237 @@
+"""The threshold catalog: load and validate the YAML, merge levels into alert rules.
+
+The YAML under alert_rules/catalog/ is the single source of every threshold. This module
+checks it (unknown keys, units, directions, durations, signal references) and turns each
+encodable level into one rule description; the Jsonnet mixin renders those into PromQL.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CATALOG_DIR = Path(__file__).resolve().parent.parent / "catalog"
+GUIDES = ("nova-crm", "estimate-library", "dirt-free-crm", "tpt-erp", "saas-ops-module")
+AREAS = ("api", "database", "redis", "storage", "frontend", "realtime", "host", "cron",
+         "integrations", "business", "ai", "support", "health", "incident", "exporter")
+SEVERITIES = ("critical", "high", "medium", "low")
+DURATION = re.compile(r"^\d+(s|m|h|d)$")
+Comparator = Literal[">", "<", ">=", "<="]
+
+
+class CatalogError(Exception):
+    """The catalog is inconsistent; the message names the file, entry and problem."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _duration(value: str | None) -> str | None:
+    if value is not None and not DURATION.match(value):
+        raise ValueError(f"{value!r} is not a duration like 30s, 5m, 1h or 1d")
+    return value
+
+
+class Level(Strict):
+    value: float
+    guide_level: str
+    severity: Literal["critical", "high", "medium", "low"]
+    for_: str | None = Field(default=None, alias="for")
+
+    _check_for = field_validator("for_")(_duration)
+
+
+class Entry(Strict):
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    area: Literal[AREAS]  # type: ignore[valid-type]
+    section: str = Field(min_length=1)
+    measure: str = Field(min_length=1)
+    metric_hint: str = ""
+    unit: str = Field(min_length=1)
+    comparator: Comparator | None = None
+    target: float | None = None
+    levels: list[Level] = []
+    escalation: str | None = None
+    notes: str = ""
+    # How the entry is encoded: `signal` (+ `match` label matchers) makes alert rules;
+    # `encoded_by` names another artefact (Alertmanager timing, a dashboard panel).
+    signal: str | None = None
+    match: dict[str, str] = {}
+    action: str = ""  # the guide's prescribed action, quoted in the alert (e.g. roll back)
+    encoded_by: str | None = None
+
+    _check_escalation = field_validator("escalation")(_duration)
+
+    @model_validator(mode="after")
+    def _encoded(self) -> Entry:
+        if self.signal and self.encoded_by:
+            raise ValueError("give either signal or encoded_by, not both")
+        if self.signal and (self.comparator is None or not self.levels):
+            raise ValueError("an entry with a signal needs a comparator and levels")
+        return self
+
+
+class Unencodable(Strict):
+    section: str
+    text: str
+    reason: str
+
+
+class GuideCatalog(Strict):
+    guide: Literal[GUIDES]  # type: ignore[valid-type]
+    entries: list[Entry]
+    unencodable: list[Unencodable] = []
+
+
+class Signal(Strict):
+    alert: str = Field(pattern=r"^[A-Z][A-Za-z0-9]+$")
+    record: str | None = Field(default=None, pattern=r"^[a-z_]+:[a-z0-9_]+:[a-z0-9_]+$")
+    expr: str
+    labels: list[str]
+    bad: Literal["above", "below"]
+    unit: str
+    for_: str = Field(alias="for")
+    area: Literal[AREAS]  # type: ignore[valid-type]
+    summary: str
+    meaning: str
+    checks: list[str]
+    dashboard: str | None = None
+
+    _check_for = field_validator("for_")(_duration)
+
+
+class Slo(Strict):
+    alert: str = Field(pattern=r"^[A-Z][A-Za-z0-9]+$")
+    objective: float = Field(gt=0, lt=1)
+    area: Literal[AREAS]  # type: ignore[valid-type]
+    sources: list[str] = Field(min_length=1)
+    labels: list[str]
+    error_ratio: str
+
+
+class Rule(BaseModel):
+    """One alert rule: a threshold level of one or more catalog entries of one guide."""
+
+    id: str
+    signal: str
+    comparator: str
+    value: float
+    severity: str
+    for_: str = Field(serialization_alias="for")
+    guide: str
+    guide_level: str
+    match: dict[str, str]
+    measure: str
+    source: str
+    action: str
+    entries: list[str]
+
+
+class Catalog(BaseModel):
+    guides: list[GuideCatalog]
+    signals: dict[str, Signal]
+    slos: dict[str, Slo]
+    rules: list[Rule]
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise CatalogError(f"{path.name}: {exc}") from exc
+
+
+def _validated(model: type[BaseModel], data: Any, where: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise CatalogError(f"{where}: {loc}: {err['msg']}") from exc
+
+
+def _direction(comparator: str) -> str:
+    return "above" if comparator in (">", ">=") else "below"
+
+
+def merge_rules(guides: list[GuideCatalog], signals: dict[str, Signal]) -> list[Rule]:
+    """One rule per (signal, match, comparator, value, severity, for, guide).
+
+    A guide that states the same threshold in several sections yields one rule citing all
+    of them; the same threshold in two guides stays two rules (each routed by its guide).
+    """
+    merged: dict[tuple[Any, ...], Rule] = {}
+    for catalog in guides:
+        for entry in catalog.entries:
+            if entry.signal is None:
+                continue
+            signal = signals.get(entry.signal)
+            where = f"{catalog.guide}.yaml: {entry.id}"
+            if signal is None:
+                raise CatalogError(f"{where}: unknown signal {entry.signal!r}")
+            assert entry.comparator is not None
+            if _direction(entry.comparator) != signal.bad:
+                raise CatalogError(f"{where}: comparator {entry.comparator} disagrees with "
+                                   f"signal {entry.signal} (bad when {signal.bad})")
+            for index, level in enumerate(entry.levels):
+                duration = level.for_ or signal.for_
+                key = (entry.signal, tuple(sorted(entry.match.items())), entry.comparator,
+                       level.value, level.severity, duration, catalog.guide)
+                source = f"{catalog.guide} § {entry.section}"
+                rule = merged.get(key)
+                if rule is None:
+                    merged[key] = Rule(
+                        id=f"{entry.id}.{index}", signal=entry.signal,
+                        comparator=entry.comparator, value=level.value,
+                        severity=level.severity, for_=duration, guide=catalog.guide,
+                        guide_level=level.guide_level, match=dict(entry.match),
+                        measure=entry.measure, source=source, action=entry.action,
+                        entries=[entry.id])
+                else:
+                    rule.entries.append(entry.id)
+                    if source not in rule.source:
+                        rule.source += f"; {entry.section}"
+                    if entry.action and entry.action not in rule.action:
+                        rule.action = f"{rule.action} {entry.action}".strip()
+    return list(merged.values())
+
+
+def load_catalog(directory: Path = CATALOG_DIR) -> Catalog:
+    guides = [
+        _validated(GuideCatalog, _load_yaml(directory / f"{guide}.yaml"), f"{guide}.yaml")
+        for guide in GUIDES
+    ]
+    signals: dict[str, Signal] = {}
+    for path in sorted(directory.glob("signals*.yaml")):  # signals.yaml, signals-<area>.yaml
+        for name, spec in (_load_yaml(path) or {}).items():
+            if name in signals:
+                raise CatalogError(f"{path.name}: {name}: signal defined twice")
+            signals[name] = _validated(Signal, spec, f"{path.name}: {name}")
+    raw_slos = _load_yaml(directory / "slos.yaml") or {}
+    slos = {name: _validated(Slo, spec, f"slos.yaml: {name}") for name, spec in raw_slos.items()}
+    ids = [e.id for g in guides for e in g.entries]
+    if len(ids) != len(set(ids)):
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise CatalogError(f"entry ids used twice: {', '.join(dup)}")
+    alerts: dict[str, str] = {}
+    for name, signal in signals.items():
+        other = alerts.setdefault(signal.alert, name)
+        if other != name:
+            raise CatalogError(f"signals.yaml: {name}: alert {signal.alert} is also {other}'s")
+    return Catalog(guides=guides, signals=signals, slos=slos, rules=merge_rules(guides, signals))
+
+
+def catalog_json(catalog: Catalog) -> dict[str, Any]:
+    """What the mixin imports: signals, SLOs and merged rules (thresholds by rule id)."""
+    return {
+        "signals": {name: s.model_dump(by_alias=True, exclude_none=True)
+                    for name, s in catalog.signals.items()},
+        "slos": {name: {**s.model_dump(), "guide": s.sources[0].split(" § ")[0]}
+                 for name, s in catalog.slos.items()},
+        "rules": [r.model_dump(by_alias=True) for r in catalog.rules],
+    }

@@ -1,0 +1,82 @@
+// Alerts from the catalog: one rule per threshold level, grouped by area. A signal's
+// levels from every guide share one alert name, so they form a severity ladder that
+// Alertmanager's inhibition collapses to the highest firing level.
+local fmt = import 'format.libsonnet';
+
+{
+  _config+:: {
+    // Rule id -> threshold; override one number here to move the alert (and the panel).
+    thresholds: { [r.id]: r.value for r in $._config.catalog.rules },
+  },
+
+  local cfg = $._config,
+  local signals = cfg.catalog.signals,
+
+  local selectorOf(rule) =
+    std.join(',', ['%s="%s"' % [k, rule.match[k]] for k in std.objectFields(rule.match)]),
+
+  local seriesOf(rule) =
+    local s = signals[rule.signal];
+    local base = if std.objectHas(s, 'record') then s.record else std.stripChars(std.format(s.expr, cfg.selectors), ' \n');
+    if std.length(rule.match) == 0 then base
+    else if std.objectHas(s, 'record') then '%s{%s}' % [base, selectorOf(rule)]
+    else std.strReplace(base, '}', ',%s}' % selectorOf(rule)),
+
+  local labelText(s) =
+    std.join(' ', ['%s={{ $labels.%s }}' % [l, l] for l in s.labels]),
+
+  local alertOf(rule) =
+    local s = signals[rule.signal];
+    local value = cfg.thresholds[rule.id];
+    {
+      alert: s.alert,
+      expr: '%s %s %s' % [seriesOf(rule), rule.comparator, std.format('%.12g', value)],
+      'for': fmt.scaleDuration(rule['for'], cfg.timeScale),
+      labels: {
+        severity: rule.severity,
+        area: s.area,
+        guide: rule.guide,
+        guide_level: rule.guide_level,
+      },
+      annotations: {
+        summary: s.summary,
+        description: '%s: %s is %s, %s the %s level %s (%s).' % [
+          labelText(s),
+          rule.measure,
+          fmt.valueTemplate(s.unit),
+          if rule.comparator == '>' || rule.comparator == '>=' then 'above' else 'below',
+          rule.guide_level,
+          fmt.threshold(value, s.unit),
+          rule.source,
+        ] + (if rule.action != '' then ' Action: %s' % rule.action else ''),
+        runbook_url: cfg.runbookURLPattern % s.alert,
+      } + (if cfg.dashboardURLPattern != '' && std.objectHas(s, 'dashboard')
+           then { dashboard_url: cfg.dashboardURLPattern % s.dashboard } else {}),
+    },
+
+  local areas = std.set([signals[r.signal].area for r in cfg.catalog.rules]),
+
+  prometheusAlerts+:: {
+    groups+: [
+      {
+        name: 'saasmon-%s' % area,
+        rules: [alertOf(r) for r in cfg.catalog.rules if signals[r.signal].area == area],
+      }
+      for area in areas
+    ] + [
+      {
+        name: 'saasmon-meta',
+        rules: [{
+          alert: 'Watchdog',
+          expr: 'vector(1)',
+          labels: { severity: 'none', area: 'meta' },
+          annotations: {
+            summary: 'Always firing: proves that the alerting pipeline works end to end.',
+            description: 'Prometheus evaluates rules and Alertmanager delivers them. The heartbeat receiver pages when this alert stops arriving.',
+            runbook_url: cfg.runbookURLPattern % 'Watchdog',
+          },
+        }],
+      },
+    ],
+  },
+}

@@ -1,0 +1,51 @@
+// Everything a user may want to change, in one place (monitoring-mixin style). The
+// catalog and signals come from alert_rules/generated/catalog.json, which the generator
+// writes from the YAML catalog: thresholds are never typed in this file.
+{
+  _config+:: {
+    catalog: import '../generated/catalog.json',
+
+    // Prometheus job names of the bundle's scrape targets (deploy/prometheus and make demo).
+    jobs: {
+      app: 'saasmon-app',
+      appProbe: 'saasmon-app-probe',
+      postgres: 'saasmon-postgres',
+      redis: 'saasmon-redis',
+      cron: 'saasmon-cron',
+      integrations: 'saasmon-integrations',
+      integrationProbe: 'saasmon-integration-probe',
+      business: 'saasmon-business',
+      webvitals: 'saasmon-webvitals',
+      node: 'node',
+      storageProbe: 'blackbox-storage',
+    },
+    // Substituted into signal expressions as %(name)s.
+    selectors: {
+      appSelector: 'job="%s"' % $._config.jobs.app,
+      appProbeSelector: 'job="%s"' % $._config.jobs.appProbe,
+      appHealthSelector: 'job="%s",module="app_health"' % $._config.jobs.appProbe,
+      postgresSelector: 'job="%s"' % $._config.jobs.postgres,
+      redisSelector: 'job="%s"' % $._config.jobs.redis,
+      cronSelector: 'job="%s"' % $._config.jobs.cron,
+      integrationsSelector: 'job="%s"' % $._config.jobs.integrations,
+      integrationProbeSelector: 'job="%s"' % $._config.jobs.integrationProbe,
+      businessSelector: 'job="%s"' % $._config.jobs.business,
+      webVitalsSelector: 'job="%s"' % $._config.jobs.webvitals,
+      nodeSelector: 'job="%s"' % $._config.jobs.node,
+      storageSelector: 'job="%s"' % $._config.jobs.storageProbe,
+      saasmonSelector: 'job=~"saasmon-.*"',
+      // Not from a guide: the allocated storage of the database volume, to compute its
+      // fill ratio (tpt-erp states the ratio, not the size). 100 GiB by default.
+      postgresAllocatedStorageBytes: '%d' % (100 * 1024 * 1024 * 1024),
+      // estimate-library § cache warming: the key pattern of warmed library items.
+      cacheWarmPattern: 'library:item:*',
+    },
+
+    runbookURLPattern: 'https://github.com/saasmon/saasmon/blob/main/docs/runbooks/%s.md',
+    dashboardURLPattern: '',  // set to e.g. 'https://grafana.example.com/d/%s' to link boards
+
+    // Drills shorten every `for` and window by this factor (1 = the real durations; the
+    // promtool tests always use 1).
+    timeScale: 1,
+  },
+}
