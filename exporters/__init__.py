@@ -1,3 +1,3 @@
 """saasmon: async Prometheus exporters for SaaS/CRM products."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -151,8 +151,8 @@ def _series_key(name: str, labels: dict[str, str]) -> str:
     return f"{name}{{{inner}}}"
 
 
-def catalog_cases(catalog: Catalog, rendered_rules: list[tuple[Rule, dict[str, Any]]]
-                  ) -> dict[str, list[dict[str, Any]]]:
+def catalog_cases(catalog: Catalog, rendered_rules: list[tuple[Rule, dict[str, Any]]],
+                  index: dict[int, int]) -> dict[str, list[dict[str, Any]]]:
     by_alert: dict[str, list[tuple[Rule, dict[str, Any]]]] = {}
     for rule, alert in rendered_rules:
         by_alert.setdefault(alert["alert"], []).append((rule, alert))
@@ -185,7 +185,8 @@ def catalog_cases(catalog: Catalog, rendered_rules: list[tuple[Rule, dict[str, A
             fire, quiet = fire_and_quiet(rule.comparator, threshold)
             hold = minutes(alert["for"])
             at = hold + 1
-            tag = f"{alertname} {rule.severity} {rule.guide} {rule.comparator} {fmt(threshold)}"
+            tag = (f"#{index[id(alert)]} {alertname} {rule.severity} {rule.guide} "
+                   f"{rule.comparator} {fmt(threshold)}")
             cases = [
                 _case(f"{tag}: fires", candidates, {key: [fire] * (at + 1)}, at, alertname),
                 _case(f"{tag}: quiet at the threshold", candidates, {key: [quiet] * (at + 1)},
@@ -216,7 +217,7 @@ def _has(case: dict[str, Any], rule: Rule, alert: dict[str, Any]) -> bool:
                for a in case["alert_rule_test"][0]["exp_alerts"])
 
 
-def slo_cases(rendered: dict[str, Any]) -> list[dict[str, Any]]:
+def slo_cases(rendered: dict[str, Any], index: dict[int, int]) -> list[dict[str, Any]]:
     cases: list[dict[str, Any]] = []
     groups = [g for g in rendered["alerts"]["groups"] if g["name"].startswith("saasmon-slo-")]
     for group in groups:
@@ -242,7 +243,7 @@ def slo_cases(rendered: dict[str, Any]) -> list[dict[str, Any]]:
             alert = candidate.alert
             hold, name = minutes(alert["for"]), alert["alert"]
             at = hold + 1
-            tag = f"{name} {alert['labels']['severity']} {alert['labels']['long_window']}"
+            tag = f"#{index[id(alert)]} {name} {alert['labels']['severity']} {alert['labels']['long_window']}"
             high = threshold * 2
             cases += [
                 _case(f"{tag}: fires", only, {lk: [high] * (at + 1), sk: [high] * (at + 1)}, at, name),
@@ -271,9 +272,9 @@ def rendered_catalog_rules(catalog: Catalog, rendered: dict[str, Any]) -> list[t
     return pairs
 
 
-def watchdog_case() -> dict[str, Any]:
+def watchdog_case(number: int) -> dict[str, Any]:
     return {
-        "name": "Watchdog always fires",
+        "name": f"#{number} Watchdog: fires",
         "interval": "1m",
         "input_series": [],
         "alert_rule_test": [{"eval_time": "1m", "alertname": "Watchdog", "exp_alerts": [{
@@ -288,9 +289,14 @@ def watchdog_case() -> dict[str, Any]:
 
 
 def test_files(catalog: Catalog, rendered: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    by_area = catalog_cases(catalog, rendered_catalog_rules(catalog, rendered))
-    by_area.setdefault("slo", []).extend(slo_cases(rendered))
-    by_area.setdefault("meta", []).append(watchdog_case())
+    # Case names start with the rule's position in the alerts file ("#12 ApiErrorRateHigh
+    # ..."), so the meta-test can find each rule's three cases.
+    alerts = [a for g in rendered["alerts"]["groups"] for a in g["rules"]]
+    index = {id(a): i for i, a in enumerate(alerts)}
+    by_area = catalog_cases(catalog, rendered_catalog_rules(catalog, rendered), index)
+    by_area.setdefault("slo", []).extend(slo_cases(rendered, index))
+    watchdog = next(i for i, a in enumerate(alerts) if a["alert"] == "Watchdog")
+    by_area.setdefault("meta", []).append(watchdog_case(watchdog))
     return {
         f"alerts-{area}.test.yaml": {
             "rule_files": ["../saasmon-alerts.yaml"],
