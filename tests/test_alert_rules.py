@@ -246,7 +246,7 @@ def test_every_catalog_entry_is_encoded_or_listed_as_unencodable() -> None:
 
 
 @pytest.fixture(scope="module")
-def exported(live_metrics: dict[str, str]) -> dict[str, str]:
+def exported(live_metrics: dict[str, str]) -> dict[str, str]:  # noqa: F811 - fixture
     """Sample names -> metric type: our exporters (live run) plus node/blackbox lists."""
     third = load(THIRD_PARTY)
     out = dict(live_metrics)
