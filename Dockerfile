@@ -22,6 +22,6 @@ RUN pip install -c constraints.txt . \
 WORKDIR /
 # Numeric uid so runtimes enforcing runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001
-EXPOSE 9630 9631
+EXPOSE 9630 9631 9632 9633 9634 9635 9636
 ENTRYPOINT ["saasmon"]
 CMD ["--help"]

@@ -1,0 +1,1 @@
+"""Cron exporter: job registry, cron_job_logs follower, heartbeat endpoints."""
