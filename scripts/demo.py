@@ -148,11 +148,10 @@ def prometheus_config(pg_port: int, redis_port: int) -> dict[str, Any]:
              "static_configs": [{"targets": [f"127.0.0.1:{redis_port}"]}]},
         ],
     }
-    # Load the bundle's alert rules when there are any, so the demo also shows them firing
-    # or pending (/alerts). Globs that match nothing are fine for Prometheus.
-    rules_dir = REPO / "alert_rules"
-    if rules_dir.is_dir():
-        config["rule_files"] = [str(rules_dir / "*.yml"), str(rules_dir / "*.yaml")]
+    # The bundle's generated rules, so the demo also shows alerts pending and firing.
+    generated = REPO / "alert_rules" / "generated"
+    config["rule_files"] = [str(generated / "saasmon-rules.yaml"),
+                            str(generated / "saasmon-alerts.yaml")]
     return config
 
 
