@@ -1,0 +1,1 @@
+"""Integrations exporter: third-party status probes, app health, delivery failures."""
