@@ -1,0 +1,1 @@
+"""Instrumentation that applications drop into their own code (not an exporter process)."""
