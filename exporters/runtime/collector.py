@@ -212,6 +212,8 @@ class Scheduler:
         return 0 if latest.last_reason in ("timeout", "connection", "auth") else 1
 
     def self_families(self) -> Iterable[Metric]:
+        if not self.states:
+            return  # a request-fed exporter (relay, beacons) has no targets to report on
         ns = self.namespace
         up = GaugeMetricFamily(f"{ns}_up", "Whether the last collection reached the target.",
                                labels=["target"])

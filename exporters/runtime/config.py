@@ -42,7 +42,9 @@ def env_overrides(exporter: str, model: type[BaseModel]) -> dict[str, str]:
     """Top-level keys from SAASMON_<EXPORTER>_<KEY> variables (e.g. SAASMON_POSTGRES_DSN)."""
     found: dict[str, str] = {}
     for name in model.model_fields:
-        value = os.environ.get(f"{ENV_PREFIX}_{exporter.upper()}_{name.upper()}")
+        # sms-relay -> SAASMON_SMS_RELAY_*: a dash cannot appear in a shell variable name.
+        prefix = f"{ENV_PREFIX}_{exporter.upper().replace('-', '_')}"
+        value = os.environ.get(f"{prefix}_{name.upper()}")
         if value is not None:
             found[name] = value
     return found

@@ -1,0 +1,1 @@
+"""SMS relay: Alertmanager webhook notifications to SMS through Twilio."""
