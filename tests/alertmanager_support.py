@@ -42,6 +42,7 @@ ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 AMTOOL = "/usr/bin/amtool"
 SECRETS_PREFIX = "/etc/alertmanager/secrets/"
 SECRET_NAMES = ("slack_critical_alerts_url", "slack_alerts_url", "slack_monitoring_url",
+                "slack_user_feedback_url",
                 "slack_production_alerts_url", "pagerduty_routing_key", "smtp_password",
                 "smsrelay_token")
 TWILIO_SID = "AC" + "0123456789abcdef" * 2
@@ -86,7 +87,7 @@ def shipped_swaps(secrets_dir: Path, relay: str, pagerduty_url: str, smtp: str) 
     """Only secret-file paths and service addresses; routing, inhibition, timings and
     templates stay exactly as shipped."""
     return [
-        # 7 secret files, the token file used by both webhooks, and the header comment.
+        # The secret files, the token file used by both webhooks, and the header comment.
         Swap(SECRETS_PREFIX, f"{secrets_dir}/", len(SECRET_NAMES) + 2),
         Swap("127.0.0.1:9636", relay, 2),
         Swap("https://events.pagerduty.com/v2/enqueue", pagerduty_url, 1),

@@ -7,16 +7,39 @@ scraped after their first round.
 
 from __future__ import annotations
 
+import http.server
+import subprocess
+import sys
 import tempfile
+import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporters.devservers import PostgresServer, RedisServer
+from exporters.devservers import PostgresServer, RedisServer, free_port
 from refapp.schema import schema_sql
 from tests.conftest import Exporter
+
+FIXTURES = Path(__file__).parent / "fixtures" / "integrations"
+
+
+class _StatusPage(http.server.BaseHTTPRequestHandler):
+    """Serves a recorded-format Statuspage summary, so /probe output can be read."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        body = (FIXTURES / "statuspage_summary_partial_outage.json").read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
 
 
 def sample_types(text: str) -> dict[str, str]:
@@ -40,9 +63,15 @@ def live_metrics() -> Iterator[dict[str, str]]:
     base.chmod(0o755)
     pg = PostgresServer(base / "pg", max_connections=30)
     pg.start()
+    # A streaming standby too: replication lag metrics only exist on a standby.
+    standby = PostgresServer(base / "standby")
+    standby.init_replica_of(pg)
+    standby.start()
     redis = RedisServer(base / "redis")
     redis.start()
     started: list[Exporter] = []
+    status_page = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StatusPage)
+    threading.Thread(target=status_page.serve_forever, daemon=True).start()
     try:
         pg.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         pg.psql(schema_sql())
@@ -53,9 +82,17 @@ def live_metrics() -> Iterator[dict[str, str]]:
                 "'send-review-requests', 'check-system-health', 'generate-scheduled-reports']) AS name")
         configs: list[tuple[str, dict[str, object]]] = [
             ("postgres", {"dsn": pg.dsn, "interval_seconds": 1}),
+            ("postgres", {"dsn": standby.dsn, "interval_seconds": 1}),
             ("redis", {"targets": [{"name": "main", "url": redis.url}], "interval_seconds": 1,
                        "key_patterns": [{"pattern": "library:item:*"}]}),
             ("cron", {"dsn": pg.dsn, "interval_seconds": 1}),
+            ("integrations", {"dsn": pg.dsn, "interval_seconds": 1, "builtin_targets": False,
+                              "targets": {"vendor": {
+                                  "url": f"http://127.0.0.1:{status_page.server_port}",
+                                  "module": "statuspage"}}}),
+            ("sms-relay", {"twilio": {"account_sid": "AC" + "0" * 32, "auth_token": "x" * 32,
+                                      "from_number": "+15005550006"},
+                           "recipients": ["+15005550001"]}),
         ]
         types: dict[str, str] = {}
         for kind, config in configs:
@@ -63,9 +100,47 @@ def live_metrics() -> Iterator[dict[str, str]]:
             started.append(exporter)
             exporter.start()
             types.update(sample_types(exporter.scrape_text()))
+            if kind == "integrations":
+                status, body, _ = exporter.get("/probe?target=vendor")
+                assert status == 200, body
+                types.update(sample_types(body))
+        types.update(app_metrics(pg.dsn, redis.url, base))
         yield types
     finally:
+        status_page.shutdown()
         for exporter in started:
             exporter.stop()
         redis.kill()
+        standby.stop("immediate")
         pg.stop("immediate")
+
+
+def app_metrics(dsn: str, redis_url: str, base: Path) -> dict[str, str]:
+    """The reference app's own /metrics (middleware, realtime, health) after some traffic."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (base / "refapp.log").open("wb")
+    app = subprocess.Popen([sys.executable, "-m", "refapp", "--listen", f"127.0.0.1:{port}",
+                            "--dsn", dsn, "--redis-url", redis_url],
+                           stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert app.poll() is None, (base / "refapp.log").read_text()
+            try:
+                with urllib.request.urlopen(url + "/health/live", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        # Traffic through the load generator: HTTP routes and a websocket client.
+        subprocess.run([sys.executable, "-m", "refapp.load", "--url", url, "--rps", "20",
+                        "--duration", "3", "--ws-clients", "1"],
+                       check=True, capture_output=True, timeout=60)
+        with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+            return sample_types(response.read().decode())
+    finally:
+        app.terminate()
+        app.wait(10)
+        log.close()

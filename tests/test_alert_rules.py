@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from alert_rules.generator.catalog import AREAS, GUIDES, load_catalog
+from alert_rules.generator.catalog import AREAS, BUNDLE, GUIDES, load_catalog
 
 REPO = Path(__file__).resolve().parent.parent
 GENERATED = REPO / "alert_rules" / "generated"
@@ -76,9 +76,14 @@ def test_rule_files_are_stamped_with_the_bundle_version() -> None:
 
 def test_promtool_unit_tests_pass() -> None:
     files = sorted((GENERATED / "tests").glob("*.yaml")) + sorted(HAND_TESTS.glob("*.yaml"))
-    out = subprocess.run(["promtool", "test", "rules", *map(str, files)],
-                         capture_output=True, text=True)
-    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    # promtool runs files one after another; two processes use both cores of a CI machine.
+    halves = [files[0::2], files[1::2]]
+    procs = [subprocess.Popen(["promtool", "test", "rules", *map(str, half)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for half in halves if half]
+    outputs = [(p.communicate()[0], p.returncode) for p in procs]
+    failed = [out for out, code in outputs if code != 0]
+    assert not failed, "\n".join(out[-4000:] for out in failed)
 
 
 # -- every alert has its three cases ------------------------------------------------------
@@ -142,7 +147,7 @@ def test_alerts_follow_the_mixin_conventions() -> None:
             problems.append(f"{where}: severity {labels.get('severity')!r}")
         if labels.get("area") not in {*AREAS, "slo"}:
             problems.append(f"{where}: area {labels.get('area')!r}")
-        if labels.get("guide") not in GUIDES:
+        if labels.get("guide") not in (*GUIDES, BUNDLE):
             problems.append(f"{where}: guide {labels.get('guide')!r}")
         if not labels.get("guide_level"):
             problems.append(f"{where}: no guide_level")

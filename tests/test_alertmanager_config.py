@@ -30,6 +30,7 @@ HIGH = ["slack-alerts", "email-devops"]
 MEDIUM = ["slack-alerts"]
 LOW = ["slack-monitoring"]
 PRODUCTION = ["slack-production-alerts"]
+FEEDBACK = ["slack-user-feedback"]
 GUIDES = ["nova-crm", "estimate-library", "tpt-erp", "saas-ops-module"]
 
 
@@ -48,7 +49,7 @@ def test_shipped_config_passes_amtool_check_config() -> None:
     result = amtool("check-config", str(SHIPPED_CONFIG))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
-    assert "6 inhibit rules" in result.stdout and "9 receivers" in result.stdout
+    assert "6 inhibit rules" in result.stdout and "10 receivers" in result.stdout
 
 
 @pytest.mark.parametrize("guide", GUIDES)
@@ -59,6 +60,15 @@ def test_each_severity_reaches_its_channels_whatever_the_area(
         severity: str, expected: list[str], area: str, guide: str) -> None:
     got = routes_test("alertname=SomethingWrong", f"severity={severity}", f"area={area}",
                       f"guide={guide}", "job=api", "instance=web-1:8080")
+    assert got == expected
+
+
+@pytest.mark.parametrize(("severity", "expected"), [
+    ("critical", FEEDBACK + CRITICAL), ("medium", FEEDBACK + MEDIUM), ("low", FEEDBACK + LOW)])
+def test_support_alerts_also_post_to_user_feedback(severity: str, expected: list[str]) -> None:
+    # nova-crm § 4 posts user feedback to #user-feedback; support alerts go there as well.
+    got = routes_test("alertname=SupportTicketsHigh", f"severity={severity}", "area=support",
+                      "guide=estimate-library", "job=saasmon-business")
     assert got == expected
 
 
@@ -109,6 +119,8 @@ def expected_receivers(labels: dict[str, str]) -> list[str]:
     by_severity = {"critical": CRITICAL, "high": HIGH, "medium": MEDIUM, "low": LOW}
     severity = labels.get("severity", "")
     receivers = by_severity.get(severity, ["slack-alerts"])
+    if labels.get("area") == "support":
+        receivers = FEEDBACK + receivers
     if labels.get("guide") == "dirt-free-crm" and severity in ("critical", "high", "medium"):
         receivers = PRODUCTION + receivers
     return receivers
@@ -180,6 +192,11 @@ def test_group_timings_honour_the_fifteen_minute_cooldown() -> None:
     watchdog = by_severity['alertname="Watchdog"']
     assert (watchdog["group_wait"], watchdog["group_interval"], watchdog["repeat_interval"]) == (
         "0s", "1m", "1m")
+    # tpt-erp's P2/P3 response times (30 min, 2 h) re-send its high and medium alerts sooner.
+    for severity, interval in (("high", "30m"), ("medium", "2h")):
+        tpt = [r for r in by_severity[f'severity="{severity}"']["routes"]
+               if r.get("matchers") == ['guide="tpt-erp"']]
+        assert len(tpt) == 1 and tpt[0]["repeat_interval"] == interval
 
 
 def test_inhibition_rules_follow_the_label_contract() -> None:
@@ -261,7 +278,7 @@ def test_substitution_fails_loudly_when_the_shipped_file_changes_shape(tmp_path:
     with pytest.raises(AssertionError, match="changed shape"):
         substitute(text + "\n# /etc/alertmanager/secrets/extra\n", swaps)
     with pytest.raises(AssertionError, match="not substituted"):
-        substitute(text, [*swaps[1:], Swap(SECRETS_PREFIX, "/etc/alertmanager/other/", 9)])
+        substitute(text, [*swaps[1:], Swap(SECRETS_PREFIX, "/etc/alertmanager/other/", swaps[0].count)])
 
 
 # -- templates --------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 CATALOG_DIR = Path(__file__).resolve().parent.parent / "catalog"
 GUIDES = ("nova-crm", "estimate-library", "dirt-free-crm", "tpt-erp", "saas-ops-module")
+BUNDLE = "saasmon"  # the bundle's own alerts (exporter and pipeline health), not a guide's
 AREAS = ("api", "database", "redis", "storage", "frontend", "realtime", "host", "cron",
          "integrations", "business", "ai", "support", "health", "incident", "exporter")
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -83,7 +84,7 @@ class Unencodable(Strict):
 
 
 class GuideCatalog(Strict):
-    guide: Literal[GUIDES]  # type: ignore[valid-type]
+    guide: Literal[(*GUIDES, BUNDLE)]  # type: ignore[valid-type]
     entries: list[Entry]
     unencodable: list[Unencodable] = []
 
@@ -204,7 +205,7 @@ def merge_rules(guides: list[GuideCatalog], signals: dict[str, Signal]) -> list[
 def load_catalog(directory: Path = CATALOG_DIR) -> Catalog:
     guides = [
         _validated(GuideCatalog, _load_yaml(directory / f"{guide}.yaml"), f"{guide}.yaml")
-        for guide in GUIDES
+        for guide in (*GUIDES, BUNDLE)
     ]
     signals: dict[str, Signal] = {}
     for path in sorted(directory.glob("signals*.yaml")):  # signals.yaml, signals-<area>.yaml

@@ -18,7 +18,15 @@ from typing import Any
 from alert_rules.generator.catalog import Catalog, Rule
 from alert_rules.generator.gotemplate import expand
 
-STEP_MINUTES = 1  # evaluation interval of the tests
+
+# Evaluation interval of a rule's tests: 1 minute, coarser for long `for` durations so a
+# one-day hold is simulated in a few dozen evaluations rather than 1,440 (promtool
+# evaluates every rule of the file at every step).
+def step_for(hold_minutes: int) -> int:
+    for step in (60, 30, 15, 5):
+        if hold_minutes >= 12 * step and hold_minutes % step == 0:
+            return step
+    return 1
 UNITS = {"s": 1 / 60, "m": 1, "h": 60, "d": 1440}
 # Values for labels the selectors leave open; any value is as good as another.
 LABEL_VALUES = {"instance": "host-1:9630", "target": "main", "collector": "activity",
@@ -41,8 +49,10 @@ def _regex_example(pattern: str) -> str:
     return pattern.replace(".+", "pg").replace(".*", "test")
 
 
-def series_of(expr: str, match: dict[str, str], labels: list[str]) -> tuple[str, dict[str, str]]:
-    """Metric name and labels of an input series the alert's left-hand side selects."""
+def series_of(expr: str, match: dict[str, str], labels: list[str]
+              ) -> tuple[str, dict[str, str], dict[str, str]]:
+    """Metric name, the labels the alert's selector requires, and a full input series'
+    labels (the required ones plus a value for every other label the signal carries)."""
     lhs = expr.split(" ", 1)[0] if not expr.startswith("{") else expr[: expr.index("}") + 1]
     found = SELECTOR.match(lhs)
     name = lhs
@@ -55,10 +65,11 @@ def series_of(expr: str, match: dict[str, str], labels: list[str]) -> tuple[str,
                 name = value
             elif m.group("op") in ("=", "=~"):
                 values[m.group("label")] = value
+    values.update(match)
+    required = dict(values)
     for label in labels:
         values.setdefault(label, LABEL_VALUES.get(label, "saasmon-test" if label == "job" else "x"))
-    values.update(match)
-    return name, values
+    return name, required, values
 
 
 def _compare(value: float, comparator: str, threshold: float) -> bool:
@@ -77,45 +88,54 @@ def fire_and_quiet(comparator: str, threshold: float) -> tuple[float, float]:
     return threshold, threshold + delta
 
 
+Labels = dict[str, str]
+
+
 @dataclass
 class Candidate:
     """A rule of one alert name, as far as the simulation needs it."""
 
     alert: dict[str, Any]
-    condition: Callable[[dict[str, list[float]], int], float | None]  # value when true
-    labels: dict[str, str]
+    # (value, labels of the series that made it true) when the condition holds at a step
+    condition: Callable[[dict[str, list[float]], int], tuple[float, Labels] | None]
 
 
-def firing_at(candidate: Candidate, series: dict[str, list[float]], at: int) -> float | None:
-    """Prometheus' rule state machine at minute `at`: the value if firing, else None."""
+def firing_at(candidate: Candidate, series: dict[str, list[float]], at: int,
+              step: int) -> tuple[float, Labels] | None:
+    """Prometheus' rule state machine at minute `at`: (value, labels) if firing.
+
+    Series hold one sample per step; the rule is evaluated at every step from 0.
+    """
     active_since: int | None = None
-    value: float | None = None
-    for t in range(0, at + 1, STEP_MINUTES):
-        value = candidate.condition(series, t)
-        if value is None:
+    result: tuple[float, Labels] | None = None
+    for t in range(0, at + 1, step):
+        result = candidate.condition(series, t // step)
+        if result is None:
             active_since = None
         elif active_since is None:
             active_since = t
     hold = minutes(candidate.alert["for"])
-    if value is not None and active_since is not None and at - active_since >= hold:
-        return value
+    if result is not None and active_since is not None and at - active_since >= hold:
+        return result
     return None
 
 
-def _sample(series: dict[str, list[float]], key: str, t: int) -> float | None:
+def _sample(series: dict[str, list[float]], key: str, index: int) -> float | None:
     values = series.get(key)
     if not values:
         return None
-    return values[min(t, len(values) - 1)]
+    return values[min(index, len(values) - 1)]
 
 
-def _expected(candidates: list[Candidate], series: dict[str, list[float]], at: int) -> list[dict[str, Any]]:
+def _expected(candidates: list[Candidate], series: dict[str, list[float]], at: int,
+              step: int) -> list[dict[str, Any]]:
     out = []
     for c in candidates:
-        value = firing_at(c, series, at)
-        if value is None:
+        found = firing_at(c, series, at, step)
+        if found is None:
             continue
-        labels = {**c.labels, **c.alert["labels"]}
+        value, series_labels = found
+        labels = {**series_labels, **c.alert["labels"]}
         annotations = {k: expand(v, labels, value) for k, v in c.alert["annotations"].items()}
         out.append({"exp_labels": labels, "exp_annotations": annotations})
     return sorted(out, key=lambda a: sorted(a["exp_labels"].items()))
@@ -135,90 +155,88 @@ def _values_text(values: list[float]) -> str:
 
 
 def _case(name: str, candidates: list[Candidate], series: dict[str, list[float]],
-          at: int, alertname: str) -> dict[str, Any]:
+          at: int, alertname: str, step: int) -> dict[str, Any]:
     return {
         "name": name,
-        "interval": f"{STEP_MINUTES}m",
+        "interval": f"{step}m",
         "input_series": [{"series": key, "values": _values_text(vals)}
                          for key, vals in series.items()],
         "alert_rule_test": [{"eval_time": f"{at}m", "alertname": alertname,
-                             "exp_alerts": _expected(candidates, series, at)}],
+                             "exp_alerts": _expected(candidates, series, at, step)}],
     }
 
 
-def _series_key(name: str, labels: dict[str, str]) -> str:
+def _series_key(name: str, labels: Labels) -> str:
     inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     return f"{name}{{{inner}}}"
 
 
+def _parse_key(key: str) -> tuple[str, Labels]:
+    name, _, inner = key.partition("{")
+    return name, dict(MATCHER_EQ.findall(inner))
+
+
+MATCHER_EQ = re.compile(r'(\w+)="([^"]*)"')
+Files = dict[tuple[str, int], list[dict[str, Any]]]  # (area, step) -> cases
+
+
+def _threshold_candidate(alert: dict[str, Any], comparator: str, name: str,
+                         required: Labels) -> Candidate:
+    threshold = float(alert["expr"].rsplit(" ", 1)[1])
+
+    def condition(series: dict[str, list[float]], index: int) -> tuple[float, Labels] | None:
+        for key in series:
+            series_name, labels = _parse_key(key)
+            # A selector sees a series with its name that carries every label it requires.
+            if series_name == name and required.items() <= labels.items():
+                value = _sample(series, key, index)
+                if value is not None and _compare(value, comparator, threshold):
+                    return value, labels
+        return None
+
+    return Candidate(alert, condition)
+
+
 def catalog_cases(catalog: Catalog, rendered_rules: list[tuple[Rule, dict[str, Any]]],
-                  index: dict[int, int]) -> dict[str, list[dict[str, Any]]]:
+                  index: dict[int, int], files: Files) -> None:
     by_alert: dict[str, list[tuple[Rule, dict[str, Any]]]] = {}
     for rule, alert in rendered_rules:
         by_alert.setdefault(alert["alert"], []).append((rule, alert))
-    files: dict[str, list[dict[str, Any]]] = {}
     for alertname, pairs in by_alert.items():
-        area = catalog.signals[pairs[0][0].signal].area
         signal = catalog.signals[pairs[0][0].signal]
-
-        def make(rule: Rule, alert: dict[str, Any], labels_of: list[str] = signal.labels) -> Candidate:
-            name, labels = series_of(alert["expr"], rule.match, labels_of)
-            key = _series_key(name, labels)
-            comparator, threshold = rule.comparator, float(alert["expr"].rsplit(" ", 1)[1])
-
-            def condition(series: dict[str, list[float]], t: int) -> float | None:
-                # A selector with match labels sees only series that carry them.
-                for other_key in series:
-                    if other_key == key or _selects(key, other_key):
-                        value = _sample(series, other_key, t)
-                        if value is not None and _compare(value, comparator, threshold):
-                            return value
-                return None
-
-            return Candidate(alert, condition, labels)
-
-        candidates = [make(r, a) for r, a in pairs]
+        candidates = []
         for rule, alert in pairs:
-            name, labels = series_of(alert["expr"], rule.match, signal.labels)
+            name, required, _ = series_of(alert["expr"], rule.match, signal.labels)
+            candidates.append(_threshold_candidate(alert, rule.comparator, name, required))
+        for rule, alert in pairs:
+            name, _, labels = series_of(alert["expr"], rule.match, signal.labels)
             key = _series_key(name, labels)
             threshold = float(alert["expr"].rsplit(" ", 1)[1])
             fire, quiet = fire_and_quiet(rule.comparator, threshold)
             hold = minutes(alert["for"])
-            at = hold + 1
+            step = step_for(hold)
+            steps = hold // step
             tag = (f"#{index[id(alert)]} {alertname} {rule.severity} {rule.guide} "
                    f"{rule.comparator} {fmt(threshold)}")
             cases = [
-                _case(f"{tag}: fires", candidates, {key: [fire] * (at + 1)}, at, alertname),
-                _case(f"{tag}: quiet at the threshold", candidates, {key: [quiet] * (at + 1)},
-                      at, alertname),
+                _case(f"{tag}: fires", candidates, {key: [fire] * (steps + 2)},
+                      hold + step, alertname, step),
+                _case(f"{tag}: quiet at the threshold", candidates, {key: [quiet] * (steps + 2)},
+                      hold + step, alertname, step),
                 _case(f"{tag}: bad for less than for", candidates,
-                      {key: [fire] * hold + [quiet] * 2}, hold, alertname),
+                      {key: [fire] * steps + [quiet] * 2}, hold, alertname, step),
             ]
-            if not any(c["alert_rule_test"][0]["exp_alerts"] and _has(c, rule, alert)
-                       for c in cases[:1]):
+            if not _has(cases[0], rule):
                 raise AssertionError(f"{tag}: the firing case does not fire it")
-            files.setdefault(area, []).extend(cases)
-    return files
+            files.setdefault((signal.area, step), []).extend(cases)
 
 
-def _selects(selector_key: str, series_key: str) -> bool:
-    """Whether a series with more labels is seen by a selector with fewer (same name)."""
-    name_a, _, labels_a = selector_key.partition("{")
-    name_b, _, labels_b = series_key.partition("{")
-    if name_a != name_b:
-        return False
-    need = set(labels_a.rstrip("}").split(",")) - {""}
-    have = set(labels_b.rstrip("}").split(","))
-    return need <= have
-
-
-def _has(case: dict[str, Any], rule: Rule, alert: dict[str, Any]) -> bool:
+def _has(case: dict[str, Any], rule: Rule) -> bool:
     return any(a["exp_labels"]["severity"] == rule.severity and a["exp_labels"]["guide"] == rule.guide
                for a in case["alert_rule_test"][0]["exp_alerts"])
 
 
-def slo_cases(rendered: dict[str, Any], index: dict[int, int]) -> list[dict[str, Any]]:
-    cases: list[dict[str, Any]] = []
+def slo_cases(rendered: dict[str, Any], index: dict[int, int], files: Files) -> None:
     groups = [g for g in rendered["alerts"]["groups"] if g["name"].startswith("saasmon-slo-")]
     for group in groups:
         slo = group["name"].removeprefix("saasmon-slo-")
@@ -232,27 +250,31 @@ def slo_cases(rendered: dict[str, Any], index: dict[int, int]) -> list[dict[str,
                 labels["instance"] = "host-1:9630"
             lk, sk = _series_key(long_rec, labels), _series_key(short_rec, labels)
 
-            def condition(series: dict[str, list[float]], t: int, lk: str = lk, sk: str = sk,
-                          threshold: float = threshold) -> float | None:
-                a, b = _sample(series, lk, t), _sample(series, sk, t)
-                return b if a is not None and b is not None and a > threshold and b > threshold else None
+            def condition(series: dict[str, list[float]], index: int, lk: str = lk, sk: str = sk,
+                          threshold: float = threshold, labels: Labels = labels
+                          ) -> tuple[float, Labels] | None:
+                a, b = _sample(series, lk, index), _sample(series, sk, index)
+                if a is not None and b is not None and a > threshold and b > threshold:
+                    return b, labels
+                return None
 
-            candidates.append((Candidate(alert, condition, labels), lk, sk, threshold))
+            candidates.append((Candidate(alert, condition), lk, sk, threshold))
         only = [c for c, *_ in candidates]
         for candidate, lk, sk, threshold in candidates:
             alert = candidate.alert
             hold, name = minutes(alert["for"]), alert["alert"]
-            at = hold + 1
+            step = step_for(hold)
+            steps = hold // step
             tag = f"#{index[id(alert)]} {name} {alert['labels']['severity']} {alert['labels']['long_window']}"
             high = threshold * 2
-            cases += [
-                _case(f"{tag}: fires", only, {lk: [high] * (at + 1), sk: [high] * (at + 1)}, at, name),
+            files.setdefault(("slo", step), []).extend([
+                _case(f"{tag}: fires", only, {lk: [high] * (steps + 2), sk: [high] * (steps + 2)},
+                      hold + step, name, step),
                 _case(f"{tag}: quiet when the short window is at the threshold", only,
-                      {lk: [high] * (at + 1), sk: [threshold] * (at + 1)}, at, name),
+                      {lk: [high] * (steps + 2), sk: [threshold] * (steps + 2)}, hold + step, name, step),
                 _case(f"{tag}: bad for less than for", only,
-                      {lk: [high] * hold + [0.0] * 2, sk: [high] * hold + [0.0] * 2}, hold, name),
-            ]
-    return cases
+                      {lk: [high] * steps + [0.0] * 2, sk: [high] * steps + [0.0] * 2}, hold, name, step),
+            ])
 
 
 def rendered_catalog_rules(catalog: Catalog, rendered: dict[str, Any]) -> list[tuple[Rule, dict[str, Any]]]:
@@ -274,7 +296,7 @@ def rendered_catalog_rules(catalog: Catalog, rendered: dict[str, Any]) -> list[t
 
 def watchdog_case(number: int) -> dict[str, Any]:
     return {
-        "name": f"#{number} Watchdog: fires",
+        "name": f"#{number} Watchdog always: fires",
         "interval": "1m",
         "input_series": [],
         "alert_rule_test": [{"eval_time": "1m", "alertname": "Watchdog", "exp_alerts": [{
@@ -293,15 +315,17 @@ def test_files(catalog: Catalog, rendered: dict[str, Any]) -> dict[str, dict[str
     # ..."), so the meta-test can find each rule's three cases.
     alerts = [a for g in rendered["alerts"]["groups"] for a in g["rules"]]
     index = {id(a): i for i, a in enumerate(alerts)}
-    by_area = catalog_cases(catalog, rendered_catalog_rules(catalog, rendered), index)
-    by_area.setdefault("slo", []).extend(slo_cases(rendered, index))
+    files: Files = {}
+    catalog_cases(catalog, rendered_catalog_rules(catalog, rendered), index, files)
+    slo_cases(rendered, index, files)
     watchdog = next(i for i, a in enumerate(alerts) if a["alert"] == "Watchdog")
-    by_area.setdefault("meta", []).append(watchdog_case(watchdog))
+    files.setdefault(("meta", 1), []).append(watchdog_case(watchdog))
+    # One file per area and evaluation step (promtool sets the interval per file).
     return {
-        f"alerts-{area}.test.yaml": {
+        f"alerts-{area}{'' if step == 1 else f'-every-{step}m'}.test.yaml": {
             "rule_files": ["../saasmon-alerts.yaml"],
-            "evaluation_interval": f"{STEP_MINUTES}m",
+            "evaluation_interval": f"{step}m",
             "tests": cases,
         }
-        for area, cases in sorted(by_area.items())
+        for (area, step), cases in sorted(files.items())
     }

@@ -18,6 +18,9 @@
       webvitals: 'saasmon-webvitals',
       node: 'node',
       storageProbe: 'blackbox-storage',
+      smsRelay: 'saasmon-sms-relay',
+      alertmanager: 'alertmanager',
+      prometheus: 'prometheus',
     },
     // Substituted into signal expressions as %(name)s.
     selectors: {
@@ -34,6 +37,9 @@
       nodeSelector: 'job="%s"' % $._config.jobs.node,
       storageSelector: 'job="%s"' % $._config.jobs.storageProbe,
       saasmonSelector: 'job=~"saasmon-.*"',
+      smsRelaySelector: 'job="%s"' % $._config.jobs.smsRelay,
+      alertmanagerSelector: 'job="%s"' % $._config.jobs.alertmanager,
+      prometheusSelector: 'job="%s"' % $._config.jobs.prometheus,
       // Not from a guide: the allocated storage of the database volume, to compute its
       // fill ratio (tpt-erp states the ratio, not the size). 100 GiB by default.
       postgresAllocatedStorageBytes: '%d' % (100 * 1024 * 1024 * 1024),
