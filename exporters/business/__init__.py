@@ -1,0 +1,1 @@
+"""Business exporter: business, AI and support KPIs from a declarative SQL query pack."""

@@ -1,0 +1,196 @@
+"""One collector per pack query: a read-only transaction turned into metric families."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from exporters.business.config import NAMESPACE, BusinessConfig
+from exporters.business.pack import PackMetric, PackQuery
+from exporters.runtime.collector import Collector, CollectorError
+from exporters.runtime.families import gauge
+
+_AUTH_ERRORS = (
+    asyncpg.InvalidPasswordError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+)
+_CONNECTION_ERRORS = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    OSError,
+)
+
+
+async def _reset(conn: asyncpg.Connection) -> None:
+    """Our connections only ever run read-only transactions: no locks, cursors, listeners
+    or settings to clear, so the pool's default reset (four statements per release) is
+    skipped; only a transaction left open by a cancelled run is rolled back."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
+class ConnectionPool:
+    """One small pool (a lane) shared by some of the pack's queries, created lazily,
+    rebuilt after a failed creation.
+
+    asyncpg keeps each query prepared on the connection that ran it and PostgreSQL keeps
+    the plan of a prepared statement without parameters: a query that comes back to the
+    same connection is executed without being planned again.
+    """
+
+    def __init__(self, config: BusinessConfig, lane: str) -> None:
+        self.config = config
+        self.lane = lane
+        self._pool: asyncpg.Pool | None = None
+        # The server cancels anything that outlives the slowest query's own timeout, even
+        # if this process is gone; each query's own timeout is enforced client-side.
+        self.server_timeout = max(q.timeout_seconds for q in config.pack.queries)
+        self.connect_timeout = min(10.0, self.server_timeout)
+
+    async def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            timeout_ms = str(int(self.server_timeout * 1000))
+            self._pool = asyncpg.create_pool(
+                self.config.dsn_value,
+                min_size=0,
+                max_size=self.config.pool_max_size,
+                timeout=self.connect_timeout,
+                max_inactive_connection_lifetime=300.0,
+                reset=_reset,
+                server_settings={
+                    "application_name": f"saasmon_business_{self.lane}",
+                    # Day-sized windows are then always 24 h (no DST day of 23 or 25 h).
+                    "TimeZone": "UTC",
+                    "statement_timeout": timeout_ms,
+                    "lock_timeout": "1000",
+                    "default_transaction_read_only": "on",
+                    "idle_in_transaction_session_timeout": timeout_ms,
+                },
+            )
+        try:
+            return await self._pool
+        except BaseException:
+            pool, self._pool = self._pool, None
+            pool.terminate()
+            raise
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool = None
+
+
+def _number(value: Any, column: str) -> float | None:
+    if value is None:
+        return None  # e.g. a ratio over an empty window: no sample rather than a made-up 0
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, int | float | Decimal):
+        return float(value)
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    raise CollectorError("query", f"column {column!r} is not numeric ({type(value).__name__})")
+
+
+def _label(value: Any, limit: int) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)[:limit]
+
+
+def families_from_rows(query: PackQuery, rows: Sequence[Mapping[str, Any]],
+                       max_series: int, label_limit: int) -> list[Metric]:
+    """Metric families from the query's rows; series beyond max_series are counted, not kept."""
+    if rows:
+        returned = set(rows[0].keys())
+        for metric in query.metrics:
+            missing = [c for c in (metric.value_column, *metric.labels) if c not in returned]
+            if missing:
+                raise CollectorError("query", f"metric {metric.name}: column {missing[0]!r} "
+                                              "not returned by the query")
+    families: list[Metric] = []
+    dropped_rows: list[tuple[tuple[str], float]] = []
+    for metric in query.metrics:
+        family, dropped = _family(metric, rows, max_series, label_limit)
+        families.append(family)
+        if metric.labels:
+            dropped_rows.append(((metric.name,), dropped))
+    if dropped_rows:
+        families.append(gauge(
+            f"{NAMESPACE}_exporter_series_dropped",
+            "Rows of the last run not exported: beyond max_series_per_metric or a repeated "
+            "label set.", labels=("metric",), rows=dropped_rows))
+    return families
+
+
+def _family(metric: PackMetric, rows: Sequence[Mapping[str, Any]], max_series: int,
+            label_limit: int) -> tuple[Metric, int]:
+    family: GaugeMetricFamily | CounterMetricFamily = (
+        CounterMetricFamily if metric.type == "counter" else GaugeMetricFamily
+    )(metric.family_name, metric.help, labels=metric.labels or None)
+    seen: set[tuple[str, ...]] = set()
+    dropped = 0
+    for row in rows:
+        value = _number(row[metric.value_column], metric.value_column)
+        if value is None:
+            continue
+        labels = tuple(_label(row[name], label_limit) for name in metric.labels)
+        # Repeated label sets would make the exposition invalid; the SQL's order decides
+        # which rows are kept when there are more than the cap.
+        if labels in seen or len(seen) >= max_series:
+            dropped += 1
+            continue
+        seen.add(labels)
+        family.add_metric(list(labels), value)
+    return family, dropped
+
+
+def effective_schedule(query: PackQuery, config: BusinessConfig) -> tuple[float, float]:
+    """(interval, timeout) of a query after the config's per-query overrides."""
+    override = config.queries.get(query.name)
+    interval, timeout = query.interval_seconds, query.timeout_seconds
+    if override is not None:
+        interval = override.interval_seconds or interval
+        timeout = override.timeout_seconds or timeout
+    return interval, timeout
+
+
+class PackQueryCollector(Collector):
+    def __init__(self, query: PackQuery, pool: ConnectionPool, config: BusinessConfig) -> None:
+        interval, timeout = effective_schedule(query, config)
+        super().__init__(config.target, interval, timeout)
+        self.name = query.name
+        self.query = query
+        self.connections = pool
+        self.max_series = config.max_series_per_metric
+        self.label_limit = config.label_value_max_length
+
+    async def collect(self) -> list[Metric]:
+        pool = await self.connections.pool()
+        async with pool.acquire(timeout=self.timeout) as conn, conn.transaction(readonly=True):
+            rows = await conn.fetch(self.query.sql, timeout=self.timeout)
+        return families_from_rows(self.query, rows, self.max_series, self.label_limit)
+
+    def classify(self, exc: BaseException) -> str:
+        if isinstance(exc, _AUTH_ERRORS):
+            return "auth"
+        if isinstance(exc, asyncpg.QueryCanceledError | TimeoutError):
+            return "timeout"
+        if isinstance(exc, _CONNECTION_ERRORS):
+            return "connection"
+        if isinstance(exc, asyncpg.PostgresError):
+            return "query"
+        return super().classify(exc)
