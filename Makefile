@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEB_PACKAGES := python3-venv openssl procps postgresql postgresql-contrib redis-server prometheus prometheus-alertmanager jsonnet
 BENCH_PACKAGES := prometheus-postgres-exporter prometheus-redis-exporter
 
-.PHONY: test lint unit demo bench deps venv clean rules
+.PHONY: test lint unit demo bench bench-business bench-webvitals deps venv clean rules
 
 deps:  # apt must come before the venv: python3-venv is among the packages
 	@scripts/apt-install.sh $(DEB_PACKAGES)
@@ -33,6 +33,19 @@ demo: deps venv
 bench: deps venv
 	@scripts/apt-install.sh $(BENCH_PACKAGES)
 	$(PY) bench/bench.py --out bench/RESULTS.md
+
+QE_VENV := .run/bench-qe-venv
+# query-exporter pins its own stack (SQLAlchemy, ...): it gets a venv of its own.
+$(QE_VENV)/.installed:
+	python3 -m venv $(QE_VENV)
+	$(QE_VENV)/bin/pip install -q query-exporter==5.0.2 psycopg2-binary
+	touch $@
+
+bench-business: deps venv $(QE_VENV)/.installed
+	$(PY) bench/business_bench.py --qe-venv $(QE_VENV)
+
+bench-webvitals: deps venv
+	$(PY) bench/webvitals_bench.py
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache

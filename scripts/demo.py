@@ -1,4 +1,10 @@
-"""`make demo`: both exporters against live servers, scraped by a real Prometheus.
+"""`make demo`: the reference app, its load and every exporter, scraped by a real Prometheus.
+
+Pieces: private PostgreSQL (reference schema plus two weeks of generated data) and Redis;
+the reference CRM app with a load generator (HTTP, websockets, Web Vitals beacons) and a
+cron runner writing cron_job_logs on an accelerated clock; the postgres, redis, cron,
+integrations (app health and a local status-page stand-in), business and webvitals
+exporters; Prometheus with the generated recording and alert rules.
 
 Everything runs from one run directory (`.run/demo` unless --run-dir says otherwise),
 recreated on each start so a previous, maybe crashed, demo never leaks state into this
@@ -11,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -35,6 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 # devservers lives in the package so tests, demo and bench start servers the same way.
 sys.path.insert(0, str(REPO))
 from exporters.devservers import PostgresServer, RedisServer, free_port  # noqa: E402
+from refapp.schema import schema_sql  # noqa: E402
 
 PROMETHEUS = "/usr/bin/prometheus"
 SCRAPE_INTERVAL = "15s"
@@ -42,6 +50,27 @@ SCRAPE_INTERVAL = "15s"
 # ones so queries and alert rules written against the demo work against compose too.
 POSTGRES_JOB = "saasmon-postgres"
 REDIS_JOB = "saasmon-redis"
+# The other job names are the mixin's (alert_rules/mixin/config.libsonnet), so every
+# generated alert reads the demo's series.
+JOBS = {"cron": "saasmon-cron", "integrations": "saasmon-integrations",
+        "business": "saasmon-business", "webvitals": "saasmon-webvitals", "app": "saasmon-app"}
+APP_PROBE_JOB = "saasmon-app-probe"
+INTEGRATION_PROBE_JOB = "saasmon-integration-probe"
+# Pages of the reference app the load generator reports Web Vitals for.
+WEBVITALS_ROUTES = [{"name": "/", "glob": "/"}, {"name": "/customers", "glob": "/customers"},
+                    {"name": "/customers/:id", "glob": "/customers/*"},
+                    {"name": "/properties", "glob": "/properties"},
+                    {"name": "/smart-matches", "glob": "/smart-matches"},
+                    {"name": "/assistant", "glob": "/assistant"}]
+# A status page in Statuspage v2 form, all operational: the stand-in for a vendor (no
+# internet here); point `targets` at the real status pages in production.
+STATUS_PAGE = {
+    "page": {"id": "demo", "name": "Vendor (stand-in)", "url": "http://127.0.0.1"},
+    "status": {"indicator": "none", "description": "All Systems Operational"},
+    "components": [{"id": "api", "name": "API", "status": "operational", "group": False},
+                   {"id": "sms", "name": "SMS", "status": "operational", "group": False}],
+    "incidents": [], "scheduled_maintenances": [],
+}
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 
@@ -138,14 +167,34 @@ def write_yaml(path: Path, data: dict[str, Any]) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-def prometheus_config(pg_port: int, redis_port: int) -> dict[str, Any]:
+def _static(job: str, port: int, **extra: Any) -> dict[str, Any]:
+    return {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}], **extra}
+
+
+def _probe(job: str, exporter_port: int, targets: list[str], module: str | None) -> dict[str, Any]:
+    """Blackbox-style job: each target becomes ?target=...; the exporter is the address."""
+    params = {"module": [module]} if module else {}
+    return {
+        "job_name": job, "metrics_path": "/probe", "params": params,
+        "static_configs": [{"targets": targets}],
+        "relabel_configs": [
+            {"source_labels": ["__address__"], "target_label": "__param_target"},
+            {"source_labels": ["__param_target"], "target_label": "instance"},
+            {"target_label": "__address__", "replacement": f"127.0.0.1:{exporter_port}"},
+        ],
+    }
+
+
+def prometheus_config(ports: dict[str, int]) -> dict[str, Any]:
     config: dict[str, Any] = {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
         "scrape_configs": [
-            {"job_name": POSTGRES_JOB,
-             "static_configs": [{"targets": [f"127.0.0.1:{pg_port}"]}]},
-            {"job_name": REDIS_JOB,
-             "static_configs": [{"targets": [f"127.0.0.1:{redis_port}"]}]},
+            _static(POSTGRES_JOB, ports["postgres"]),
+            _static(REDIS_JOB, ports["redis"]),
+            *(_static(job, ports[kind]) for kind, job in JOBS.items()),
+            _probe(APP_PROBE_JOB, ports["integrations"], ["app"], "app_health"),
+            _probe(INTEGRATION_PROBE_JOB, ports["integrations"], ["vendor"], None),
+            _static("prometheus", ports["prometheus"]),
         ],
     }
     # The bundle's generated rules, so the demo also shows alerts pending and firing.
@@ -172,10 +221,21 @@ def prepare_run_dir(run_dir: Path) -> None:
     run_dir.chmod(0o755)
 
 
+def start_child(stack: contextlib.ExitStack, children: list[Child], name: str,
+                argv: list[str], logs: Path, ready_url: str | None) -> Child:
+    child = spawn(name, argv, logs)
+    stack.callback(child.stop)
+    children.append(child)
+    if ready_url is not None:
+        wait_ready(child, ready_url)
+    return child
+
+
 def start(stack: contextlib.ExitStack, run_dir: Path) -> Demo:
     prepare_run_dir(run_dir)
     logs = run_dir / "logs"
     logs.mkdir()
+    python = sys.executable
 
     say("starting PostgreSQL ...")
     postgres = PostgresServer(run_dir / "postgres")
@@ -193,9 +253,16 @@ def start(stack: contextlib.ExitStack, run_dir: Path) -> Demo:
         "INSERT INTO demo_orders (customer, amount)"
         " SELECT g % 500, (g % 97) + 0.99 FROM generate_series(1, 5000) g;"
         "CREATE INDEX demo_orders_customer ON demo_orders (customer);"
-        # The exporter logs in with only pg_monitor, as recommended for production.
+        # The exporters log in with only pg_monitor (plus SELECT on the app's tables for
+        # the app-side exporters), as recommended for production.
         "CREATE ROLE saasmon LOGIN; GRANT pg_monitor TO saasmon;"
     )
+    say("loading the reference schema and two weeks of generated data ...")
+    postgres.psql(schema_sql())
+    subprocess.run([python, "-m", "refapp.datagen", "--dsn", postgres.dsn, "--days", "14"],
+                   check=True, capture_output=True, text=True, cwd=REPO)
+    postgres.psql("GRANT SELECT ON ALL TABLES IN SCHEMA public TO saasmon;")
+    monitor_dsn = f"postgresql://saasmon@127.0.0.1:{postgres.port}/postgres"
 
     say("starting Redis ...")
     # A memory limit makes used/max memory a meaningful share; LRU keeps writes working.
@@ -205,32 +272,64 @@ def start(stack: contextlib.ExitStack, run_dir: Path) -> Demo:
     stack.callback(redis_server.stop)
     redis_server.start()
 
-    say("starting exporters ...")
-    pg_port, redis_port, prom_port = free_port(), free_port(), free_port()
-    pg_config = run_dir / "postgres-exporter.yml"
-    write_yaml(pg_config, {
-        "dsn": f"postgresql://saasmon@127.0.0.1:{postgres.port}/postgres",
-        # Shorter than the scrape interval so every scrape sees a fresh snapshot.
-        "interval_seconds": 5, "timeout_seconds": 5, "top_n": 20,
-    })
-    redis_config = run_dir / "redis-exporter.yml"
-    write_yaml(redis_config, {
-        "targets": [{"name": "demo", "url": redis_server.url}],
-        "interval_seconds": 5, "timeout_seconds": 5,
-    })
+    ports = {name: free_port() for name in (
+        "postgres", "redis", "cron", "integrations", "business", "webvitals", "app",
+        "statuspage", "prometheus")}
     children: list[Child] = []
-    for kind, config, port in (("postgres", pg_config, pg_port),
-                               ("redis", redis_config, redis_port)):
-        child = spawn(f"{kind}-exporter", exporter_argv(kind, config, port), logs)
-        stack.callback(child.stop)
-        children.append(child)
-    for child, port in zip(children, (pg_port, redis_port), strict=True):
-        wait_ready(child, f"http://127.0.0.1:{port}/-/ready")
+    app_url = f"http://127.0.0.1:{ports['app']}"
+
+    say("starting the reference app ...")
+    start_child(stack, children, "refapp", [
+        python, "-m", "refapp", "--listen", f"127.0.0.1:{ports['app']}",
+        "--dsn", postgres.dsn, "--redis-url", redis_server.url], logs, app_url + "/health/live")
+
+    say("starting a status-page stand-in ...")
+    pages = run_dir / "statuspage"
+    (pages / "api" / "v2").mkdir(parents=True)
+    (pages / "api" / "v2" / "summary.json").write_text(json.dumps(STATUS_PAGE))
+    start_child(stack, children, "statuspage", [
+        python, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(pages),
+        str(ports["statuspage"])], logs, f"http://127.0.0.1:{ports['statuspage']}/api/v2/summary.json")
+
+    say("starting exporters ...")
+    configs: dict[str, dict[str, Any]] = {
+        "postgres": {"dsn": monitor_dsn, "interval_seconds": 5, "timeout_seconds": 5, "top_n": 20},
+        "redis": {"targets": [{"name": "demo", "url": redis_server.url}],
+                  "interval_seconds": 5, "timeout_seconds": 5,
+                  "key_patterns": [{"pattern": "library:item:*"}]},
+        "cron": {"dsn": monitor_dsn, "interval_seconds": 5},
+        "integrations": {
+            "dsn": monitor_dsn, "interval_seconds": 5, "builtin_targets": False,
+            "targets": {"app": {"url": app_url, "module": "app_health"},
+                        "vendor": {"url": f"http://127.0.0.1:{ports['statuspage']}",
+                                   "module": "statuspage"}}},
+        "business": {"dsn": monitor_dsn},
+        "webvitals": {"allowed_origins": [app_url], "routes": WEBVITALS_ROUTES},
+    }
+    for kind, config in configs.items():
+        path = run_dir / f"{kind}-exporter.yml"
+        write_yaml(path, config)
+        start_child(stack, children, f"{kind}-exporter",
+                    exporter_argv(kind, path, ports[kind]), logs, None)
+    for child, kind in zip(children[-len(configs):], configs, strict=True):
+        wait_ready(child, f"http://127.0.0.1:{ports[kind]}/-/ready")
+
+    say("starting the cron runner and the load generator ...")
+    # One simulated minute per real second: the 18-job schedule of dirt-free-crm (its five
+    # named jobs) runs within the demo's first minutes instead of over a day.
+    start_child(stack, children, "cronrunner", [
+        python, "-m", "refapp.cronrunner", "--dsn", postgres.dsn, "--speed", "60",
+        "--backfill-hours", "24", "--faults-url", app_url + "/-/faults"], logs, None)
+    start_child(stack, children, "load", [
+        python, "-m", "refapp.load", "--url", app_url, "--rps", "5", "--duration", "86400",
+        "--ws-clients", "2",
+        "--webvitals-url", f"http://127.0.0.1:{ports['webvitals']}/beacon"], logs, None)
 
     say("starting Prometheus ...")
     prom_config = run_dir / "prometheus.yml"
-    write_yaml(prom_config, prometheus_config(pg_port, redis_port))
-    prom = spawn("prometheus", [
+    write_yaml(prom_config, prometheus_config(ports))
+    prom_port = ports["prometheus"]
+    start_child(stack, children, "prometheus", [
         PROMETHEUS, f"--config.file={prom_config}",
         f"--storage.tsdb.path={run_dir / 'prometheus'}",
         f"--web.listen-address=127.0.0.1:{prom_port}",
@@ -238,21 +337,22 @@ def start(stack: contextlib.ExitStack, run_dir: Path) -> Demo:
         # UI's /consoles links point nowhere. Harmless when the directories are missing.
         "--web.console.templates=/etc/prometheus/consoles",
         "--web.console.libraries=/etc/prometheus/console_libraries",
-    ], logs)
-    stack.callback(prom.stop)
-    children.append(prom)
-    wait_ready(prom, f"http://127.0.0.1:{prom_port}/-/ready")
+    ], logs, f"http://127.0.0.1:{prom_port}/-/ready")
 
     prom_url = f"http://127.0.0.1:{prom_port}"
     urls = {
-        "postgres exporter": f"http://127.0.0.1:{pg_port}/metrics",
-        "redis exporter": f"http://127.0.0.1:{redis_port}/metrics",
+        "reference app": app_url + "/",
+        "app health": app_url + "/health",
+        "app metrics": app_url + "/metrics",
+        **{f"{kind} exporter": f"http://127.0.0.1:{ports[kind]}/metrics" for kind in configs},
+        "app probe": f"http://127.0.0.1:{ports['integrations']}/probe?target=app",
         "prometheus": f"{prom_url}/",
         "targets": f"{prom_url}/targets",
         "alerts": f"{prom_url}/alerts",
+        "rules": f"{prom_url}/rules",
         "query up": graph_url(prom_url, "up"),
-        "query pg_up": graph_url(prom_url, "pg_up"),
-        "query redis_up": graph_url(prom_url, "redis_up"),
+        "query p95": graph_url(prom_url, "job:http_request_duration_seconds:p95_5m"),
+        "query dau": graph_url(prom_url, "business_daily_active_users"),
         "postgres": postgres.dsn,
         "redis": redis_server.url,
     }

@@ -67,7 +67,8 @@ def live_metrics() -> Iterator[dict[str, str]]:
     standby = PostgresServer(base / "standby")
     standby.init_replica_of(pg)
     standby.start()
-    redis = RedisServer(base / "redis")
+    # maxmemory set: the used/max ratio only exists when there is a max.
+    redis = RedisServer(base / "redis", extra_args=["--maxmemory", "64mb"])
     redis.start()
     started: list[Exporter] = []
     status_page = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StatusPage)
@@ -75,6 +76,9 @@ def live_metrics() -> Iterator[dict[str, str]]:
     try:
         pg.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         pg.psql(schema_sql())
+        # A couple of weeks of generated app data, so business KPIs have values.
+        subprocess.run([sys.executable, "-m", "refapp.datagen", "--dsn", pg.dsn, "--days", "14"],
+                       check=True, capture_output=True, timeout=120)
         # One finished run per default job so every per-job series exists.
         pg.psql("INSERT INTO cron_job_logs (job_name, started_at, completed_at, status) "
                 "SELECT name, now() - interval '2 minutes', now() - interval '1 minute', 'success' "
@@ -90,6 +94,7 @@ def live_metrics() -> Iterator[dict[str, str]]:
                               "targets": {"vendor": {
                                   "url": f"http://127.0.0.1:{status_page.server_port}",
                                   "module": "statuspage"}}}),
+            ("business", {"dsn": pg.dsn}),
             ("sms-relay", {"twilio": {"account_sid": "AC" + "0" * 32, "auth_token": "x" * 32,
                                       "from_number": "+15005550006"},
                            "recipients": ["+15005550001"]}),

@@ -1,4 +1,4 @@
-"""`make demo` end to end: real servers, both exporters, a real Prometheus scraping them.
+"""`make demo` end to end: real servers, the app, every exporter, a real Prometheus.
 
 The demo runs as a subprocess for a fixed --duration; while it runs, the test reads the
 URLs it prints and asks Prometheus (not the exporters) whether both jobs are up, so the
@@ -29,11 +29,14 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-DURATION = 25  # seconds of steady state: covers Prometheus' first 15 s scrape of each job
+DURATION = 35  # seconds of steady state: covers Prometheus' first 15 s scrape of each job
+JOBS = {"saasmon-postgres", "saasmon-redis", "saasmon-cron", "saasmon-integrations",
+        "saasmon-business", "saasmon-webvitals", "saasmon-app", "saasmon-app-probe",
+        "saasmon-integration-probe", "prometheus"}
 STARTUP_TIMEOUT = 60.0
 URL_LINE = re.compile(r"^\s+(?P<label>[a-z_ ]+?)\s{2,}(?P<url>\S+://\S+)$")
 
-pytestmark = pytest.mark.timeout(150)
+pytestmark = pytest.mark.timeout(200)
 
 
 @pytest.fixture
@@ -151,21 +154,31 @@ def test_demo_runs_and_cleans_up(run_dir: Path) -> None:
     urls: dict[str, str] = {}
     try:
         urls = wait_for_urls(lines, output)
-        for label in ("postgres exporter", "redis exporter", "prometheus", "postgres", "redis"):
+        for label in ("postgres exporter", "redis exporter", "cron exporter", "integrations exporter",
+                      "business exporter", "webvitals exporter", "reference app", "prometheus",
+                      "postgres", "redis"):
             assert label in urls, f"{label!r} missing from the printed URLs: {urls}"
         prom = urls["prometheus"].rstrip("/")
 
-        # Both jobs scraped successfully, seen through Prometheus itself.
+        # Every job scraped successfully, seen through Prometheus itself.
         up = wait_for_query(
             prom, "up",
             lambda result: {r["metric"].get("job") for r in result if r["value"][1] == "1"}
-            >= {"saasmon-postgres", "saasmon-redis"},
+            >= JOBS,
             timeout=DURATION - 3,
         )
         assert all(r["value"][1] == "1" for r in up), up
-        for metric in ("pg_up", "redis_up"):
+        for metric in ("pg_up", "redis_up", "cron_up", "business_up"):
             result = wait_for_query(prom, metric, lambda r: bool(r), timeout=5)
             assert all(r["value"][1] == "1" for r in result), (metric, result)
+        # Live data from the app-side pieces: generated KPIs, app traffic, the app's health.
+        for expr in ("business_daily_active_users > 0", "http_requests_total > 0",
+                     'probe_success{job="saasmon-app-probe"} == 1',
+                     'cron_jobs_registered == 5', "webvitals_beacons_accepted_total > 0"):
+            wait_for_query(prom, expr, lambda r: bool(r), timeout=DURATION - 3)
+        # The generated rules are loaded: Watchdog fires.
+        wait_for_query(prom, 'ALERTS{alertname="Watchdog",alertstate="firing"}',
+                       lambda r: bool(r), timeout=DURATION - 3)
 
         status = proc.wait(timeout=DURATION + 30)
     except Exception as exc:

@@ -26,7 +26,7 @@
     selectors: {
       appSelector: 'job="%s"' % $._config.jobs.app,
       appProbeSelector: 'job="%s"' % $._config.jobs.appProbe,
-      appHealthSelector: 'job="%s",module="app_health"' % $._config.jobs.appProbe,
+      appHealthSelector: 'job="%s"' % $._config.jobs.appProbe,
       postgresSelector: 'job="%s"' % $._config.jobs.postgres,
       redisSelector: 'job="%s"' % $._config.jobs.redis,
       cronSelector: 'job="%s"' % $._config.jobs.cron,
