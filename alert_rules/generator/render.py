@@ -88,6 +88,7 @@ def operator_rule(rendered: dict[str, Any]) -> dict[str, Any]:
 
 def artefacts(catalog: Catalog) -> dict[Path, str]:
     """Every generated file and its content, keyed by path relative to the repository."""
+    from alert_rules.generator.coverage import coverage
     from alert_rules.generator.promtool_tests import test_files
     from alert_rules.generator.runbooks import runbooks
 
@@ -102,6 +103,7 @@ def artefacts(catalog: Catalog) -> dict[Path, str]:
         files[GENERATED / "tests" / name] = HEADER + dump_yaml(test)
     for name, page in runbooks(catalog, rendered).items():
         files[REPO / "docs" / "runbooks" / name] = page
+    files[REPO / "docs" / "catalog.md"] = coverage(catalog)
     return files
 
 

@@ -15,6 +15,9 @@ def _fmt(value: float) -> str:
 
 def runbooks(catalog: Catalog, rendered: dict[str, Any]) -> dict[str, str]:
     pages: dict[str, str] = {}
+    # The guide's escalation time of each rule's first entry (e.g. a P1 answered within 1 h).
+    by_id = {e.id: e for g in catalog.guides for e in g.entries}
+    escalations = {r.id: by_id[r.entries[0]].escalation or "" for r in catalog.rules}
     for name, signal in sorted(catalog.signals.items(), key=lambda kv: kv[1].alert):
         rules = sorted((r for r in catalog.rules if r.signal == name),
                        key=lambda r: (SEVERITY_ORDER[r.severity], r.guide))
@@ -22,12 +25,12 @@ def runbooks(catalog: Catalog, rendered: dict[str, Any]) -> dict[str, str]:
             continue
         lines = [f"# {signal.alert}", "", f"**Area:** {signal.area}. {signal.summary}", "",
                  "## Meaning", "", signal.meaning, "", "## Levels", "",
-                 "| severity | threshold | for | guide level | source |",
-                 "|---|---|---|---|---|"]
+                 "| severity | threshold | for | guide level | escalation | source |",
+                 "|---|---|---|---|---|---|"]
         for r in rules:
             match = "".join(f" ({k}={v})" for k, v in r.match.items())
             lines.append(f"| {r.severity} | {r.comparator} {_fmt(r.value)} {signal.unit}{match} "
-                         f"| {r.for_} | {r.guide_level} | {r.source} |")
+                         f"| {r.for_} | {r.guide_level} | {escalations.get(r.id, '')} | {r.source} |")
         lines += ["", "Every level fires under the same alert name; Alertmanager's inhibition "
                   "keeps only the highest firing severity.", "", "## First checks", ""]
         lines += [f"1. {c}" for c in signal.checks]

@@ -7,6 +7,22 @@
     [s for s in std.objectValues(signals) if std.objectHas(s, 'record')],
     function(s) s.record), function(s) s.record),
 
+  // Series for dashboards that no alert reads directly.
+  local extra = {
+    api: [
+      { record: 'job:http_requests:per_minute_rate5m', expr: 'job:http_requests:rate5m * 60' },
+    ],
+    database: [
+      {
+        record: 'instance:pg_connections:ratio_max',
+        expr: std.format(|||
+          sum by (job, instance) (pg_connections{%(postgresSelector)s})
+          / on (job, instance) max by (job, instance) (pg_settings_max_connections{%(postgresSelector)s})
+        |||, cfg.selectors),
+      },
+    ],
+  },
+
   prometheusRules+:: {
     groups+: [
       {
@@ -15,7 +31,7 @@
           { record: s.record, expr: std.format(s.expr, cfg.selectors) }
           for s in recorded
           if s.area == area
-        ],
+        ] + (if std.objectHas(extra, area) then extra[area] else []),
       }
       for area in std.set([s.area for s in recorded])
     ],
