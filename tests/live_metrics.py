@@ -8,6 +8,7 @@ scraped after their first round.
 from __future__ import annotations
 
 import http.server
+import json
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,18 @@ from refapp.schema import schema_sql
 from tests.conftest import Exporter
 
 FIXTURES = Path(__file__).parent / "fixtures" / "integrations"
+ORIGIN = "https://app.example.com"
+
+
+def send_beacons(exporter: Exporter) -> None:
+    """One report per Web Vitals metric, as the browser library sends them."""
+    values = {"FCP": 1200, "LCP": 2100, "FID": 40, "INP": 150, "TTFB": 300, "CLS": 0.05}
+    body = json.dumps([{"name": n, "value": v, "id": f"v1-{n}", "route": "/"}
+                       for n, v in values.items()]).encode()
+    request = urllib.request.Request(exporter.url + "/beacon", data=body, method="POST",
+                                     headers={"Content-Type": "text/plain", "Origin": ORIGIN})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 204, response.status
 
 
 class _StatusPage(http.server.BaseHTTPRequestHandler):
@@ -95,6 +108,7 @@ def live_metrics() -> Iterator[dict[str, str]]:
                                   "url": f"http://127.0.0.1:{status_page.server_port}",
                                   "module": "statuspage"}}}),
             ("business", {"dsn": pg.dsn}),
+            ("webvitals", {"allowed_origins": [ORIGIN]}),
             ("sms-relay", {"twilio": {"account_sid": "AC" + "0" * 32, "auth_token": "x" * 32,
                                       "from_number": "+15005550006"},
                            "recipients": ["+15005550001"]}),
@@ -105,6 +119,9 @@ def live_metrics() -> Iterator[dict[str, str]]:
             started.append(exporter)
             exporter.start()
             types.update(sample_types(exporter.scrape_text()))
+            if kind == "webvitals":
+                send_beacons(exporter)
+                types.update(sample_types(exporter.scrape_text()))
             if kind == "integrations":
                 status, body, _ = exporter.get("/probe?target=vendor")
                 assert status == 200, body

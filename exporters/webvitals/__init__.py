@@ -1,0 +1,1 @@
+"""Web Vitals receiver: real-user beacons from the `web-vitals` library become histograms."""
