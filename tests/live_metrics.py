@@ -43,7 +43,7 @@ def send_beacons(exporter: Exporter) -> None:
 class _StatusPage(http.server.BaseHTTPRequestHandler):
     """Serves a recorded-format Statuspage summary, so /probe output can be read."""
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         body = (FIXTURES / "statuspage_summary_partial_outage.json").read_bytes()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
