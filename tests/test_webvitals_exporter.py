@@ -223,10 +223,20 @@ async def test_cors_preflight_answers_listed_origins_and_rejects_others(
     assert (await post(session, exporter, report("LCP", 1000, "e2"), origin=None)).status == 403
     ok = await post(session, exporter, report("LCP", 1000, "e3"), origin="https://x.example.org")
     assert ok.status == 204
+    assert ok.headers["Access-Control-Allow-Origin"] == "https://x.example.org"
+    # sendBeacon's text/plain request is no-cors: its response is opaque, no CORS headers.
+    beacon = await post(session, exporter, report("LCP", 1000, "e4"),
+                        headers={"Sec-Fetch-Mode": "no-cors"})
+    assert beacon.status == 204
+    assert "Access-Control-Allow-Origin" not in beacon.headers
+    # ...but its origin is checked all the same.
+    forged = await post(session, exporter, report("LCP", 1000, "e5"),
+                        origin="https://evil.example.net", headers={"Sec-Fetch-Mode": "no-cors"})
+    assert forged.status == 403
 
     s = exporter.scrape()
-    assert rejected(s, "origin") == 2
-    assert value(s, "webvitals_beacons_accepted_total") == 1
+    assert rejected(s, "origin") == 3
+    assert value(s, "webvitals_beacons_accepted_total") == 2
 
 
 async def test_missing_origin_is_accepted_only_when_configured(
