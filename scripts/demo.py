@@ -105,18 +105,35 @@ class Child:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def stop(self) -> None:
+    def terminate(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                # Its own session (start_new_session) makes the group id its pid: kill any
-                # helpers it may have forked along with it.
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+
+    def finish(self, deadline: float) -> None:
+        """Wait for the terminated child until `deadline`; then kill it and its helpers."""
+        try:
+            self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"{self.name} did not stop within {STOP_TIMEOUT:.0f}s after SIGTERM: killed "
+                  f"(log {self.log_path})", file=sys.stderr, flush=True)
+            # Its own session (start_new_session) makes the group id its pid: kill any
+            # helpers it may have forked along with it.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
         self.log_file.close()
+
+
+def stop_all(children: list[Child]) -> None:
+    """SIGTERM every child at once (newest first), then wait for all within one timeout.
+
+    Stopping them one after another could add up one timeout per slow child.
+    """
+    for child in reversed(children):
+        child.terminate()
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for child in reversed(children):
+        child.finish(deadline)
 
 
 def spawn(name: str, argv: list[str], logs: Path) -> Child:
@@ -224,8 +241,7 @@ def prepare_run_dir(run_dir: Path) -> None:
 def start_child(stack: contextlib.ExitStack, children: list[Child], name: str,
                 argv: list[str], logs: Path, ready_url: str | None) -> Child:
     child = spawn(name, argv, logs)
-    stack.callback(child.stop)
-    children.append(child)
+    children.append(child)  # stopped by stop_all, registered before the first child
     if ready_url is not None:
         wait_ready(child, ready_url)
     return child
@@ -272,10 +288,12 @@ def start(stack: contextlib.ExitStack, run_dir: Path) -> Demo:
     stack.callback(redis_server.stop)
     redis_server.start()
 
+    children: list[Child] = []
+    # Runs before the servers stop (the stack unwinds last-in first-out).
+    stack.callback(stop_all, children)
     ports = {name: free_port() for name in (
         "postgres", "redis", "cron", "integrations", "business", "webvitals", "app",
         "statuspage", "prometheus")}
-    children: list[Child] = []
     app_url = f"http://127.0.0.1:{ports['app']}"
 
     say("starting the reference app ...")
