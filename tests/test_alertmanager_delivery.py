@@ -154,7 +154,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # Alertmanager (Go) trusts the SMTP stand-in's self-signed certificate through this.
         am = Alertmanager(config, root, env={"SSL_CERT_FILE": str(root / "smtp-cert.pem")})
         am.start()
-        am.post_alerts(ALL_ALERTS)
+        # Stamp startsAt now: the module-level alerts were built at collection time, and an
+        # alert older than group_wait is flushed at once, before the inhibitor has seen
+        # the critical that should mute its high (a race that loses under a long test run).
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        am.post_alerts([{**a, "startsAt": now} for a in ALL_ALERTS])
         values["twilio_token"] = twilio_token
         yield Stack(am, relay, stand_ins, values, ping_path)
     finally:
