@@ -14,6 +14,7 @@ from exporters.business.config import NAMESPACE, BusinessConfig
 from exporters.business.pack import PackMetric, PackQuery
 from exporters.runtime.collector import Collector, CollectorError
 from exporters.runtime.families import gauge
+from exporters.runtime.pgpool import ReadOnlyPool
 
 _AUTH_ERRORS = (
     asyncpg.InvalidPasswordError,
@@ -38,55 +39,28 @@ async def _reset(conn: asyncpg.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
-class ConnectionPool:
-    """One small pool (a lane) shared by some of the pack's queries, created lazily,
-    rebuilt after a failed creation.
+class ConnectionPool(ReadOnlyPool):
+    """One small pool (a lane) shared by some of the pack's queries.
 
     asyncpg keeps each query prepared on the connection that ran it and PostgreSQL keeps
     the plan of a prepared statement without parameters: a query that comes back to the
-    same connection is executed without being planned again.
+    same connection is executed without being planned again (hence the statement cache).
     """
 
     def __init__(self, config: BusinessConfig, lane: str) -> None:
         self.config = config
         self.lane = lane
-        self._pool: asyncpg.Pool | None = None
         # The server cancels anything that outlives the slowest query's own timeout, even
         # if this process is gone; each query's own timeout is enforced client-side.
         self.server_timeout = max(q.timeout_seconds for q in config.pack.queries)
         self.connect_timeout = min(10.0, self.server_timeout)
-
-    async def pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            timeout_ms = str(int(self.server_timeout * 1000))
-            self._pool = asyncpg.create_pool(
-                self.config.dsn_value,
-                min_size=0,
-                max_size=self.config.pool_max_size,
-                timeout=self.connect_timeout,
-                max_inactive_connection_lifetime=300.0,
-                reset=_reset,
-                server_settings={
-                    "application_name": f"saasmon_business_{self.lane}",
-                    # Day-sized windows are then always 24 h (no DST day of 23 or 25 h).
-                    "TimeZone": "UTC",
-                    "statement_timeout": timeout_ms,
-                    "lock_timeout": "1000",
-                    "default_transaction_read_only": "on",
-                    "idle_in_transaction_session_timeout": timeout_ms,
-                },
-            )
-        try:
-            return await self._pool
-        except BaseException:
-            pool, self._pool = self._pool, None
-            pool.terminate()
-            raise
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool = None
+        super().__init__(
+            config.dsn_value, application_name=f"saasmon_business_{lane}",
+            max_size=config.pool_max_size, statement_timeout=self.server_timeout,
+            connect_timeout=self.connect_timeout, command_timeout=None, idle_lifetime=300.0,
+            statement_cache_size=100, reset=_reset,
+            # Day-sized windows are then always 24 h (no DST day of 23 or 25 h).
+            settings={"TimeZone": "UTC"})
 
 
 def _number(value: Any, column: str) -> float | None:

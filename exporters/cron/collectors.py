@@ -18,6 +18,7 @@ from exporters.cron.config import CronConfig
 from exporters.cron.state import JobState
 from exporters.runtime.collector import Collector
 from exporters.runtime.families import counter, gauge
+from exporters.runtime.pgpool import ReadOnlyPool
 
 # Ids below the mark that were not there when we passed them: an insert committing after a
 # later id, or a rolled-back one (which never appears). Re-read by id for a while.
@@ -77,41 +78,16 @@ class Queries:
         self.after = f"SELECT {_COLUMNS} FROM {t} WHERE id > $1 ORDER BY id LIMIT $2"
 
 
-class CronPool:
-    """One small pool, created on first use and rebuilt if creating it failed."""
-
+class CronPool(ReadOnlyPool):
     def __init__(self, config: CronConfig) -> None:
         self.config = config
-        self._pool: asyncpg.Pool | None = None
-
-    async def pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            timeout_ms = str(int(self.config.timeout_seconds * 1000))
-            self._pool = asyncpg.create_pool(
-                self.config.dsn_value, min_size=0, max_size=self.config.pool_max_size,
-                timeout=self.config.timeout_seconds,
-                command_timeout=self.config.timeout_seconds,
-                max_inactive_connection_lifetime=max(60.0, 4 * self.config.interval_seconds),
-                statement_cache_size=0,
-                server_settings={
-                    "application_name": "saasmon_cron_exporter",
-                    "statement_timeout": timeout_ms,
-                    "lock_timeout": str(min(int(timeout_ms), 1000)),
-                    "default_transaction_read_only": "on",
-                    "idle_in_transaction_session_timeout": timeout_ms,
-                },
-            )
-        try:
-            return await self._pool
-        except BaseException:
-            pool, self._pool = self._pool, None
-            pool.terminate()
-            raise
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool = None
+        dsn = config.dsn_value
+        assert dsn is not None, "built only when a dsn is configured"
+        super().__init__(
+            dsn, application_name="saasmon_cron_exporter",
+            max_size=config.pool_max_size, statement_timeout=config.timeout_seconds,
+            connect_timeout=config.timeout_seconds, command_timeout=config.timeout_seconds,
+            idle_lifetime=max(60.0, 4 * config.interval_seconds))
 
 
 def _status(raw: str) -> str:

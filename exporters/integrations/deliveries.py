@@ -22,6 +22,7 @@ from prometheus_client.core import Metric
 from exporters.integrations.config import IntegrationsConfig
 from exporters.runtime.collector import Collector
 from exporters.runtime.families import counter
+from exporters.runtime.pgpool import ReadOnlyPool
 
 DATABASE_TARGET = "database"
 OTHER = "other"
@@ -43,39 +44,16 @@ WEBHOOK_STATUSES = ("processed", "failed")
 EXTRA_STATUSES = 4
 
 
-class ConnectionPool:
-    """One small read-only pool, created on first use and rebuilt if creation failed."""
-
+class ConnectionPool(ReadOnlyPool):
     def __init__(self, config: IntegrationsConfig) -> None:
         self.config = config
-        self._pool: asyncpg.Pool | None = None
-
-    async def pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            timeout_ms = str(int(self.config.timeout_seconds * 1000))
-            self._pool = asyncpg.create_pool(
-                self.config.dsn_value, min_size=0, max_size=self.config.pool_max_size,
-                timeout=self.config.timeout_seconds, command_timeout=self.config.timeout_seconds,
-                max_inactive_connection_lifetime=max(60.0, 4 * self.config.interval_seconds),
-                statement_cache_size=0,
-                server_settings={
-                    "application_name": "saasmon_integrations",
-                    "statement_timeout": timeout_ms,
-                    "default_transaction_read_only": "on",
-                    "idle_in_transaction_session_timeout": timeout_ms,
-                },
-            )
-        try:
-            return await self._pool
-        except BaseException:
-            pool, self._pool = self._pool, None
-            pool.terminate()
-            raise
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool = None
+        dsn = config.dsn_value
+        assert dsn is not None, "built only when a dsn is configured"
+        super().__init__(
+            dsn, application_name="saasmon_integrations",
+            max_size=config.pool_max_size, statement_timeout=config.timeout_seconds,
+            connect_timeout=config.timeout_seconds, command_timeout=config.timeout_seconds,
+            idle_lifetime=max(60.0, 4 * config.interval_seconds))
 
 
 def clean(value: object) -> str:

@@ -14,6 +14,7 @@ from exporters.postgres.config import PostgresConfig
 from exporters.runtime.collector import Collector
 from exporters.runtime.families import counter, gauge, top_n
 from exporters.runtime.logs import SecretRegistry, log_fields
+from exporters.runtime.pgpool import ReadOnlyPool
 
 log = logging.getLogger("saasmon.postgres")
 FINGERPRINT_CHARS = 60
@@ -33,44 +34,16 @@ _CONNECTION_ERRORS = (
 )
 
 
-class ConnectionPool:
-    """One small pool per exporter, created lazily and rebuilt if creation failed."""
+class ConnectionPool(ReadOnlyPool):
+    """One small pool shared by every collector of the exporter."""
 
     def __init__(self, config: PostgresConfig) -> None:
         self.config = config
-        self._pool: asyncpg.Pool | None = None
-
-    async def pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            timeout_ms = str(int(self.config.timeout_seconds * 1000))
-            self._pool = asyncpg.create_pool(
-                self.config.dsn_value,
-                min_size=0,
-                max_size=self.config.pool_max_size,
-                timeout=self.config.timeout_seconds,
-                command_timeout=self.config.timeout_seconds,
-                # Idle connections go away so we do not hold a slot between rounds forever.
-                max_inactive_connection_lifetime=max(60.0, 4 * self.config.interval_seconds),
-                statement_cache_size=0,
-                server_settings={
-                    "application_name": "saasmon_exporter",
-                    "statement_timeout": timeout_ms,
-                    "lock_timeout": str(min(int(timeout_ms), 1000)),
-                    "default_transaction_read_only": "on",
-                    "idle_in_transaction_session_timeout": timeout_ms,
-                },
-            )
-        try:
-            return await self._pool
-        except BaseException:
-            pool, self._pool = self._pool, None
-            pool.terminate()
-            raise
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool = None
+        super().__init__(
+            config.dsn_value, application_name="saasmon_exporter",
+            max_size=config.pool_max_size, statement_timeout=config.timeout_seconds,
+            connect_timeout=config.timeout_seconds, command_timeout=config.timeout_seconds,
+            idle_lifetime=max(60.0, 4 * config.interval_seconds))
 
 
 class PostgresCollector(Collector):

@@ -1,0 +1,57 @@
+"""The lazy, read-only asyncpg pool every database-reading exporter uses.
+
+Created on first use (an exporter starts while its database is down), read-only sessions
+with server-side limits, so even a query whose client gave up cannot hold locks or a
+transaction open. A pool that failed to open is dropped and re-created on the next round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+
+class ReadOnlyPool:
+    def __init__(self, dsn: str, *, application_name: str, max_size: int,
+                 statement_timeout: float, connect_timeout: float,
+                 command_timeout: float | None, idle_lifetime: float,
+                 statement_cache_size: int = 0,
+                 settings: dict[str, str] | None = None,
+                 reset: Callable[[asyncpg.Connection], Awaitable[None]] | None = None) -> None:
+        timeout_ms = int(statement_timeout * 1000)
+        self._options: dict[str, Any] = {
+            "min_size": 0, "max_size": max_size, "timeout": connect_timeout,
+            "command_timeout": command_timeout,
+            # Idle connections go away so we do not hold a slot between rounds forever.
+            "max_inactive_connection_lifetime": idle_lifetime,
+            "statement_cache_size": statement_cache_size,
+            "server_settings": {
+                "application_name": application_name,
+                "statement_timeout": str(timeout_ms),
+                "lock_timeout": str(min(timeout_ms, 1000)),
+                "default_transaction_read_only": "on",
+                "idle_in_transaction_session_timeout": str(timeout_ms),
+                **(settings or {}),
+            },
+        }
+        if reset is not None:
+            self._options["reset"] = reset
+        self._dsn = dsn
+        self._pool: asyncpg.Pool | None = None
+
+    async def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            self._pool = asyncpg.create_pool(self._dsn, **self._options)
+        try:
+            return await self._pool
+        except BaseException:
+            pool, self._pool = self._pool, None
+            pool.terminate()
+            raise
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool = None
