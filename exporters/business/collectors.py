@@ -14,21 +14,7 @@ from exporters.business.config import NAMESPACE, BusinessConfig
 from exporters.business.pack import PackMetric, PackQuery
 from exporters.runtime.collector import Collector, CollectorError
 from exporters.runtime.families import gauge
-from exporters.runtime.pgpool import ReadOnlyPool
-
-_AUTH_ERRORS = (
-    asyncpg.InvalidPasswordError,
-    asyncpg.InvalidAuthorizationSpecificationError,
-)
-_CONNECTION_ERRORS = (
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    ConnectionError,
-    OSError,
-)
+from exporters.runtime.pgpool import ReadOnlyPool, classify_pg_error
 
 
 async def _reset(conn: asyncpg.Connection) -> None:
@@ -159,12 +145,4 @@ class PackQueryCollector(Collector):
         return families_from_rows(self.query, rows, self.max_series, self.label_limit)
 
     def classify(self, exc: BaseException) -> str:
-        if isinstance(exc, _AUTH_ERRORS):
-            return "auth"
-        if isinstance(exc, asyncpg.QueryCanceledError | TimeoutError):
-            return "timeout"
-        if isinstance(exc, _CONNECTION_ERRORS):
-            return "connection"
-        if isinstance(exc, asyncpg.PostgresError):
-            return "query"
-        return super().classify(exc)
+        return classify_pg_error(exc) or super().classify(exc)

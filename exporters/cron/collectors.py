@@ -11,14 +11,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import asyncpg
 from prometheus_client.core import Metric
 
 from exporters.cron.config import CronConfig
 from exporters.cron.state import JobState
 from exporters.runtime.collector import Collector
 from exporters.runtime.families import counter, gauge
-from exporters.runtime.pgpool import ReadOnlyPool
+from exporters.runtime.pgpool import ReadOnlyPool, classify_pg_error
 
 # Ids below the mark that were not there when we passed them: an insert committing after a
 # later id, or a rolled-back one (which never appears). Re-read by id for a while.
@@ -27,10 +26,6 @@ MAX_GAPS = 1000
 # A wider jump is a sequence skip (cache, truncate, bulk rollback), not inserts in flight.
 MAX_GAP_SPAN = 100
 
-_AUTH_ERRORS = (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)
-_CONNECTION_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
-                      asyncpg.TooManyConnectionsError, asyncpg.InterfaceError,
-                      ConnectionError, OSError)
 
 _COLUMNS = """id, job_name, status,
        extract(epoch FROM started_at)::float8 AS started_at,
@@ -256,12 +251,4 @@ class TableCollector(Collector):
         ]
 
     def classify(self, exc: BaseException) -> str:
-        if isinstance(exc, _AUTH_ERRORS):
-            return "auth"
-        if isinstance(exc, asyncpg.QueryCanceledError | TimeoutError):
-            return "timeout"
-        if isinstance(exc, _CONNECTION_ERRORS):
-            return "connection"
-        if isinstance(exc, asyncpg.PostgresError):
-            return "query"
-        return super().classify(exc)
+        return classify_pg_error(exc) or super().classify(exc)

@@ -16,23 +16,18 @@ import abc
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import asyncpg
 from prometheus_client.core import Metric
 
 from exporters.integrations.config import IntegrationsConfig
 from exporters.runtime.collector import Collector
 from exporters.runtime.families import counter
-from exporters.runtime.pgpool import ReadOnlyPool
+from exporters.runtime.pgpool import ReadOnlyPool, classify_pg_error
 
 DATABASE_TARGET = "database"
 OTHER = "other"
 UNKNOWN = "unknown"
 VALUE_CHARS = 64
 
-_AUTH_ERRORS = (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)
-_CONNECTION_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                      asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
-                      ConnectionError, OSError)
 
 # Values the reference schema's CHECK constraints allow (refapp/schema/001_crm.sql): their
 # series exist from the first run, before any row has that value.
@@ -155,15 +150,7 @@ class TableCollector(Collector):
         """The counters so far."""
 
     def classify(self, exc: BaseException) -> str:
-        if isinstance(exc, _AUTH_ERRORS):
-            return "auth"
-        if isinstance(exc, asyncpg.QueryCanceledError | TimeoutError):
-            return "timeout"
-        if isinstance(exc, _CONNECTION_ERRORS):
-            return "connection"
-        if isinstance(exc, asyncpg.PostgresError):
-            return "query"
-        return super().classify(exc)
+        return classify_pg_error(exc) or super().classify(exc)
 
 
 def _bump(counts: dict[tuple[str, ...], float], key: tuple[str, ...], n: int) -> None:

@@ -14,24 +14,10 @@ from exporters.postgres.config import PostgresConfig
 from exporters.runtime.collector import Collector
 from exporters.runtime.families import counter, gauge, top_n
 from exporters.runtime.logs import SecretRegistry, log_fields
-from exporters.runtime.pgpool import ReadOnlyPool
+from exporters.runtime.pgpool import ReadOnlyPool, classify_pg_error
 
 log = logging.getLogger("saasmon.postgres")
 FINGERPRINT_CHARS = 60
-
-_AUTH_ERRORS = (
-    asyncpg.InvalidPasswordError,
-    asyncpg.InvalidAuthorizationSpecificationError,
-)
-_CONNECTION_ERRORS = (
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    ConnectionError,
-    OSError,
-)
 
 
 class ConnectionPool(ReadOnlyPool):
@@ -69,15 +55,7 @@ class PostgresCollector(Collector):
         """Run the queries on one connection inside one read-only transaction."""
 
     def classify(self, exc: BaseException) -> str:
-        if isinstance(exc, _AUTH_ERRORS):
-            return "auth"
-        if isinstance(exc, asyncpg.QueryCanceledError | TimeoutError):
-            return "timeout"
-        if isinstance(exc, _CONNECTION_ERRORS):
-            return "connection"
-        if isinstance(exc, asyncpg.PostgresError):
-            return "query"
-        return super().classify(exc)
+        return classify_pg_error(exc) or super().classify(exc)
 
 
 class ActivityCollector(PostgresCollector):

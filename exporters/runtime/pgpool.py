@@ -12,6 +12,30 @@ from typing import Any
 
 import asyncpg
 
+_AUTH_ERRORS = (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)
+_CONNECTION_ERRORS = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    OSError,
+)
+
+
+def classify_pg_error(exc: BaseException) -> str | None:
+    """The bounded error reason of an asyncpg failure, None when it is not one."""
+    if isinstance(exc, _AUTH_ERRORS):
+        return "auth"
+    if isinstance(exc, asyncpg.QueryCanceledError | TimeoutError):
+        return "timeout"
+    if isinstance(exc, _CONNECTION_ERRORS):
+        return "connection"
+    if isinstance(exc, asyncpg.PostgresError):
+        return "query"
+    return None
+
 
 class ReadOnlyPool:
     def __init__(self, dsn: str, *, application_name: str, max_size: int,
