@@ -41,7 +41,7 @@ class ConnectionPool(ReadOnlyPool):
         self.server_timeout = max(q.timeout_seconds for q in config.pack.queries)
         self.connect_timeout = min(10.0, self.server_timeout)
         super().__init__(
-            config.dsn_value, application_name=f"saasmon_business_{lane}",
+            config.required_dsn, application_name=f"saasmon_business_{lane}",
             max_size=config.pool_max_size, statement_timeout=self.server_timeout,
             connect_timeout=self.connect_timeout, command_timeout=None, idle_lifetime=300.0,
             statement_cache_size=100, reset=_reset,

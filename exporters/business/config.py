@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import ClassVar
 
-from pydantic import Field, PrivateAttr, SecretStr, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from exporters.business.pack import DEFAULT_PACK, Pack, load_pack
-from exporters.runtime.config import ConfigError, StrictModel, read_secret_file
+from exporters.runtime.config import ConfigError, DsnConfig, StrictModel
 
 NAMESPACE = "business"
 
@@ -19,9 +19,8 @@ class QueryOverride(StrictModel):
     timeout_seconds: float | None = Field(default=None, gt=0, le=600)
 
 
-class BusinessConfig(StrictModel):
-    dsn: SecretStr | None = None
-    dsn_file: str | None = None
+class BusinessConfig(DsnConfig):
+    dsn_env: ClassVar[str | None] = "SAASMON_BUSINESS_DSN"
     target: str = Field(default="app", min_length=1, max_length=64)
     pack_file: str | None = None  # None: the shipped default pack
     queries: dict[str, QueryOverride] = Field(default_factory=dict)
@@ -37,19 +36,6 @@ class BusinessConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> BusinessConfig:
-        if self.dsn is not None and self.dsn_file is not None:
-            raise ValueError("set only one of dsn and dsn_file")
-        if self.dsn is None and self.dsn_file is None:
-            raise ValueError("dsn is required (or dsn_file, or env SAASMON_BUSINESS_DSN)")
-        if self.dsn_file is not None:
-            object.__setattr__(self, "dsn", read_secret_file(self.dsn_file, "dsn_file"))
-        url = urlsplit(self.dsn_value)
-        if url.scheme not in ("postgres", "postgresql"):
-            raise ValueError("dsn must be a postgresql:// URL")
-        try:
-            url.port  # noqa: B018 - raises on a non-numeric or out-of-range port
-        except ValueError:
-            raise ValueError("dsn has an invalid port") from None
         # ConfigError passes through pydantic untouched: its text already names the key.
         pack = load_pack(Path(self.pack_file) if self.pack_file else DEFAULT_PACK, NAMESPACE)
         names = {q.name for q in pack.queries}
@@ -64,11 +50,3 @@ class BusinessConfig(StrictModel):
     def pack(self) -> Pack:
         assert self._pack is not None
         return self._pack
-
-    @property
-    def dsn_value(self) -> str:
-        assert self.dsn is not None
-        return self.dsn.get_secret_value()
-
-    def password(self) -> str | None:
-        return urlsplit(self.dsn_value).password

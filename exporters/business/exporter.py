@@ -38,13 +38,13 @@ class BusinessExporter(ExporterKind[BusinessConfig]):
     config_model = BusinessConfig
 
     def secrets(self, config: BusinessConfig) -> list[str]:
-        return [s for s in (config.dsn_value, config.password()) if s]
+        return config.dsn_secrets()
 
     def build(self, config: BusinessConfig) -> BusinessInstance:
         return BusinessInstance(config)
 
     def summary(self, config: BusinessConfig) -> str:
-        url = urlsplit(config.dsn_value)
+        url = urlsplit(config.required_dsn)
         pack = config.pack
         enabled = [q for q in pack.queries
                    if config.queries.get(q.name) is None or config.queries[q.name].enabled]

@@ -5,13 +5,12 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from exporters.cron.schedule import ScheduleError, check_expression, zone
-from exporters.runtime.config import StrictModel, read_secret_file
+from exporters.runtime.config import DsnConfig, StrictModel, read_secret_file
 
 DEFAULT_JOBS = Path(__file__).with_name("default_jobs.yaml")
 Severity = Literal["critical", "high", "medium", "low"]
@@ -63,15 +62,13 @@ def default_jobs() -> list[Job]:
     return [Job.model_validate(raw) for raw in _default_jobs_raw()]
 
 
-class CronConfig(StrictModel):
+class CronConfig(DsnConfig):
     jobs: list[Job] = Field(default_factory=default_jobs, max_length=500)
     # dirt-free-crm § Cron Job Monitoring: "All 18 cron jobs executed on schedule" - the
     # guide's count, of which it names 5. Exported as cron_jobs_expected.
     expected_jobs: int = Field(default=18, ge=0, le=10000)
 
-    # -- table source (optional) ---------------------------------------------------
-    dsn: SecretStr | None = None
-    dsn_file: str | None = None
+    # -- table source (optional: the dsn / dsn_file of DsnConfig) ---------------------
     table: str = Field(default="cron_job_logs", max_length=127, pattern=TABLE_NAME)
     target: str = Field(default="cron_job_logs", min_length=1, max_length=64)
     interval_seconds: float = Field(default=15.0, gt=0, le=3600)
@@ -108,18 +105,6 @@ class CronConfig(StrictModel):
 
     @model_validator(mode="after")
     def _sources(self) -> CronConfig:
-        if self.dsn is not None and self.dsn_file is not None:
-            raise ValueError("set only one of dsn and dsn_file")
-        if self.dsn_file is not None:
-            object.__setattr__(self, "dsn", read_secret_file(self.dsn_file, "dsn_file"))
-        if self.dsn is not None:
-            url = urlsplit(self.dsn.get_secret_value())
-            if url.scheme not in ("postgres", "postgresql"):
-                raise ValueError("dsn must be a postgresql:// URL")
-            try:
-                url.port  # noqa: B018 - raises on a non-numeric or out-of-range port
-            except ValueError:
-                raise ValueError("dsn has an invalid port") from None
         if self.heartbeat_token is not None and self.heartbeat_token_file is not None:
             raise ValueError("set only one of heartbeat_token and heartbeat_token_file")
         if self.heartbeat_token_file is not None:
@@ -138,10 +123,6 @@ class CronConfig(StrictModel):
         return self
 
     @property
-    def dsn_value(self) -> str | None:
-        return self.dsn.get_secret_value() if self.dsn is not None else None
-
-    @property
     def token_value(self) -> str | None:
         return self.heartbeat_token.get_secret_value() if self.heartbeat_token else None
 
@@ -149,7 +130,4 @@ class CronConfig(StrictModel):
         return [j for j in self.jobs if j.source == source]
 
     def secrets(self) -> list[str]:
-        found = [self.dsn_value, self.token_value]
-        if self.dsn_value:
-            found.append(urlsplit(self.dsn_value).password)
-        return [s for s in found if s]
+        return self.dsn_secrets() + ([self.token_value] if self.token_value else [])

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, StringConstraints, field_validator, model_validator
 
-from exporters.runtime.config import ConfigError, StrictModel, read_secret_file
+from exporters.runtime.config import ConfigError, DsnConfig, StrictModel, read_secret_file
 
 Prober = Literal["statuspage", "stripe_status", "app_health", "http"]
 TableName = Literal["payments", "message_deliveries", "webhook_events"]
@@ -133,7 +133,7 @@ DEFAULT_TARGETS: dict[str, TargetConfig] = {
 }
 
 
-class IntegrationsConfig(StrictModel):
+class IntegrationsConfig(DsnConfig):
     modules: dict[Name, ModuleConfig] = Field(default_factory=dict, max_length=50)
     targets: dict[Name, TargetConfig] = Field(default_factory=dict, max_length=200)
     builtin_targets: bool = True
@@ -141,9 +141,8 @@ class IntegrationsConfig(StrictModel):
     # it fetch internal addresses (SSRF).
     allow_url_targets: bool = False
 
-    # Optional database of the app, for payment / delivery / webhook failure counters.
-    dsn: SecretStr | None = None
-    dsn_file: str | None = None
+    # Optional database of the app (dsn / dsn_file of DsnConfig), for payment / delivery /
+    # webhook failure counters.
     interval_seconds: float = Field(default=15.0, gt=0, le=3600)
     timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     pool_max_size: int = Field(default=2, ge=1, le=10)
@@ -158,18 +157,6 @@ class IntegrationsConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> IntegrationsConfig:
-        if self.dsn is not None and self.dsn_file is not None:
-            raise ValueError("set only one of dsn and dsn_file")
-        if self.dsn_file is not None:
-            object.__setattr__(self, "dsn", read_secret_file(self.dsn_file, "dsn_file"))
-        if self.dsn is not None:
-            url = urlsplit(self.dsn.get_secret_value())
-            if url.scheme not in ("postgres", "postgresql"):
-                raise ValueError("dsn must be a postgresql:// URL")
-            try:
-                url.port  # noqa: B018 - raises on a non-numeric or out-of-range port
-            except ValueError:
-                raise ValueError("dsn has an invalid port") from None
         modules = self.all_modules()
         for name, target in self.all_targets().items():
             if target.module not in modules:
@@ -184,14 +171,8 @@ class IntegrationsConfig(StrictModel):
     def all_targets(self) -> dict[str, TargetConfig]:
         return {**(DEFAULT_TARGETS if self.builtin_targets else {}), **self.targets}
 
-    @property
-    def dsn_value(self) -> str | None:
-        return self.dsn.get_secret_value() if self.dsn is not None else None
-
     def secrets(self) -> list[str]:
-        found: list[str] = []
-        if self.dsn_value:
-            found += [self.dsn_value, urlsplit(self.dsn_value).password or ""]
+        found = self.dsn_secrets()
         for target in self.all_targets().values():
             found += target.secrets()
         for module in self.modules.values():

@@ -26,7 +26,7 @@ class ConnectionPool(ReadOnlyPool):
     def __init__(self, config: PostgresConfig) -> None:
         self.config = config
         super().__init__(
-            config.dsn_value, application_name="saasmon_exporter",
+            config.required_dsn, application_name="saasmon_exporter",
             max_size=config.pool_max_size, statement_timeout=config.timeout_seconds,
             connect_timeout=config.timeout_seconds, command_timeout=config.timeout_seconds,
             idle_lifetime=max(60.0, 4 * config.interval_seconds))

@@ -29,13 +29,13 @@ class PostgresExporter(ExporterKind[PostgresConfig]):
     config_model = PostgresConfig
 
     def secrets(self, config: PostgresConfig) -> list[str]:
-        return [s for s in (config.dsn_value, config.password()) if s]
+        return config.dsn_secrets()
 
     def build(self, config: PostgresConfig) -> PostgresInstance:
         return PostgresInstance(config)
 
     def summary(self, config: PostgresConfig) -> str:
-        url = urlsplit(config.dsn_value)
+        url = urlsplit(config.required_dsn)
         return (f"postgres: config ok: target {config.target!r} at "
                 f"{url.hostname}:{url.port or 5432}{url.path}, interval {config.interval_seconds:g}s, "
                 f"timeout {config.timeout_seconds:g}s")

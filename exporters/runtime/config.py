@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 ENV_PREFIX = "SAASMON"
@@ -28,6 +29,52 @@ def read_secret_file(path: str, key: str) -> SecretStr:
         return SecretStr(Path(path).read_text().strip())
     except OSError as exc:
         raise ConfigError(f"{key}: cannot read file {path!r}: {exc.strerror}") from None
+
+
+class DsnConfig(StrictModel):
+    """A PostgreSQL URL set inline (`dsn`) or read from a file (`dsn_file`).
+
+    The base of every exporter config that reads a database, so the rules (one of the two,
+    a postgresql:// URL, a numeric port, the secret masked) are written once.
+    """
+
+    dsn: SecretStr | None = None
+    dsn_file: str | None = None
+    # The env variable named in the "required" error; None makes the DSN optional.
+    dsn_env: ClassVar[str | None] = None
+
+    @model_validator(mode="after")
+    def _dsn_source(self) -> Self:
+        if self.dsn is not None and self.dsn_file is not None:
+            raise ValueError("set only one of dsn and dsn_file")
+        if self.dsn is None and self.dsn_file is None and self.dsn_env is not None:
+            raise ValueError(f"dsn is required (or dsn_file, or env {self.dsn_env})")
+        if self.dsn_file is not None:
+            object.__setattr__(self, "dsn", read_secret_file(self.dsn_file, "dsn_file"))
+        if self.dsn is not None:
+            url = urlsplit(self.dsn.get_secret_value())
+            if url.scheme not in ("postgres", "postgresql"):
+                raise ValueError("dsn must be a postgresql:// URL")
+            try:
+                url.port  # noqa: B018 - raises on a non-numeric or out-of-range port
+            except ValueError:
+                raise ValueError("dsn has an invalid port") from None
+        return self
+
+    @property
+    def dsn_value(self) -> str | None:
+        return self.dsn.get_secret_value() if self.dsn is not None else None
+
+    @property
+    def required_dsn(self) -> str:
+        """The DSN of a config whose validator made it required."""
+        assert self.dsn is not None
+        return self.dsn.get_secret_value()
+
+    def dsn_secrets(self) -> list[str]:
+        """The DSN and its password, for the log/error masking registry."""
+        value = self.dsn_value
+        return [s for s in (value, urlsplit(value).password if value else None) if s]
 
 
 def _first_error(exc: ValidationError, prefix: str) -> str:
