@@ -265,6 +265,33 @@ async def create_customer(request: web.Request) -> web.Response:
     return web.json_response(_row(row), status=201)
 
 
+# saas-ops-module § Support System: the ticket form. 201 created, 400 invalid, 401 when the
+# session is missing or ended - the three outcomes the support board's request panel shows.
+TICKET_PRIORITIES = ("low", "medium", "high", "urgent")
+
+
+async def create_support_ticket(request: web.Request) -> web.Response:
+    body = await _body(request)
+    session_id = _int(body, "session_id", required=False)
+    category = _text(body, "category", "question")
+    priority = _text(body, "priority", "medium")
+    if priority not in TICKET_PRIORITIES:
+        raise _bad(f"priority: must be one of {', '.join(TICKET_PRIORITIES)}")
+    st = state(request)
+    async with st.db.acquire() as conn, conn.transaction():
+        user_id = None
+        if session_id is not None:
+            user_id = await conn.fetchval(
+                "SELECT user_id FROM sessions WHERE id = $1 AND ended_at IS NULL", session_id)
+        if user_id is None:
+            raise web.HTTPUnauthorized(text=json.dumps({"error": "sign in to open a ticket"}),
+                                       content_type="application/json")
+        row = await conn.fetchrow(
+            "INSERT INTO support_tickets (user_id, category, priority) VALUES ($1, $2, $3) "
+            "RETURNING id, priority, status, created_at", user_id, category, priority)
+    return web.json_response(_row(row), status=201)
+
+
 async def get_customer(request: web.Request) -> web.Response:
     customer_id = _path_id(request)
     row = await state(request).db.fetchrow(
@@ -515,6 +542,7 @@ def create_app(config: AppConfig, registry: CollectorRegistry | None = None) -> 
     r.add_post("/api/assistant/query", assistant_query)
     r.add_post("/api/payments", create_payment)
     r.add_post("/api/messages", send_message)
+    r.add_post("/api/support/tickets", create_support_ticket)
 
     async def startup(app: web.Application) -> None:
         if config.migrate:

@@ -31,7 +31,7 @@ from refapp.cronrunner import DEFAULT_JOBS
 MIX: dict[str, int] = {
     "list_customers": 25, "get_customer": 10, "create_customer": 8, "customer_properties": 8,
     "create_property": 6, "list_smart_matches": 5, "create_smart_match": 6, "assistant": 4,
-    "payment": 5, "message": 6, "event": 12, "health": 3, "login": 2,
+    "payment": 5, "message": 6, "event": 12, "health": 3, "login": 2, "ticket": 2,
 }
 # Web Vitals good/poor limits for the beacons' `rating`: nova-crm § 3.2 Frontend
 # Performance Monitoring (CLS 0.1/0.25, FCP 1800/3000 ms, FID 100/300 ms, LCP 2500/4000 ms,
@@ -161,6 +161,13 @@ class Load:
                  "task_completed"))}
         if action == "health":
             return "GET", "/health", None
+        if action == "ticket":
+            # Mostly signed-in, valid tickets; some without a session (401) or with an
+            # unknown priority (400), as real forms get.
+            priority = rng.choice(("low", "medium", "medium", "high", "urgent", "asap"))
+            return "POST", "/api/support/tickets", {
+                "session_id": session if rng.random() < 0.85 else None,
+                "category": rng.choice(("question", "bug", "billing")), "priority": priority}
         return "POST", "/api/login", {"email": f"user{rng.randrange(200)}@example.test"}
 
     async def send(self, http: aiohttp.ClientSession, method: str, path: str,

@@ -97,6 +97,8 @@ def expected(rows: Rows, now: float) -> dict[Key, float | None]:
     put("business_customers_created_per_day", len(_since(rows["customers"], "created_at", day_ago)))
     put("business_properties_created_per_day",
         len(_since(rows["properties"], "created_at", day_ago)))
+    put("business_estimates_created_per_day",
+        len(_since(rows["estimates"], "created_at", day_ago)))
 
     # revenue
     def active_at(sub: Mapping[str, Any], t: float) -> bool:

@@ -364,7 +364,7 @@ def test_default_pack_config_check_summarises(tmp_path: Path) -> None:
     result = run_cli("business", "--config.check", "--config.file", str(tmp_path / "config.yml"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ("business: config ok: target 'app' at 127.0.0.1:5/crm, "
-                                     "pack default: 14 of 14 queries, 36 metrics")
+                                     "pack default: 14 of 14 queries, 37 metrics")
 
 
 def test_scrapes_never_query_the_database(crm: PostgresServer, healthy: Exporter) -> None:

@@ -147,6 +147,29 @@ async def test_login_events_and_logout_write_users_sessions_and_events(
     assert customer["name"] == "Acme" and customer["created_by"] == login["user_id"]
 
 
+async def test_support_ticket_needs_an_active_session_and_a_known_priority(
+        dsn: str, redis_url: str) -> None:
+    async with running(config(dsn, redis_url)) as (client, registry):
+        login = await (await client.post("/api/login", json={"email": "t@example.test"})).json()
+        session = login["session_id"]
+        created = await client.post("/api/support/tickets", json={
+            "session_id": session, "category": "bug", "priority": "urgent"})
+        assert created.status == 201 and (await created.json())["priority"] == "urgent"
+        bad = await client.post("/api/support/tickets", json={
+            "session_id": session, "priority": "asap"})
+        assert bad.status == 400 and "priority" in (await bad.json())["error"]
+        assert (await client.post("/api/support/tickets", json={})).status == 401
+        await client.post("/api/logout", json={"session_id": session})
+        ended = await client.post("/api/support/tickets", json={"session_id": session})
+        assert ended.status == 401
+        route = "/api/support/tickets"
+        assert {status: metric(registry, "http_requests_total", method="POST", route=route,
+                               status=status) for status in ("201", "400", "401")} == {
+            "201": 1.0, "400": 1.0, "401": 2.0}
+    rows = await fetch(dsn, "SELECT user_id, category, priority, status FROM support_tickets")
+    assert [tuple(r) for r in rows] == [(login["user_id"], "bug", "urgent", "open")]
+
+
 async def test_customer_list_is_cached_in_redis_until_the_next_write(
         dsn: str, redis_url: str) -> None:
     async with running(config(dsn, redis_url)) as (client, registry):
