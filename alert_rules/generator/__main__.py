@@ -1,4 +1,8 @@
-"""`python -m alert_rules.generator [--check]`: regenerate rules, tests and runbooks."""
+"""`python -m alert_rules.generator [--check]`: regenerate rules, tests and runbooks.
+
+`--time-scale F --out DIR` instead writes only the two rule files with every duration
+scaled by F, for fault drills (alert_rules/generator/scaled.py).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 
 from alert_rules.generator.catalog import CatalogError, load_catalog
 from alert_rules.generator.render import REPO, artefacts, stale, write
+from alert_rules.generator.scaled import write_scaled
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,7 +21,26 @@ def main(argv: list[str] | None = None) -> int:
                         help="only report generated files that are out of date (exit 1)")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="write the generated tree under DIR instead of the repository")
+    parser.add_argument("--time-scale", type=float, metavar="F",
+                        help="write drill copies of the rule files with `for`, range windows "
+                             "and offsets multiplied by F (0 < F <= 1); needs --out")
+    parser.add_argument("--scrape-interval", type=float, default=1.0, metavar="SECONDS",
+                        help="with --time-scale: the drill's scrape interval; windows are "
+                             "kept at least 4 of them long (default %(default)s)")
     args = parser.parse_args(argv)
+    if args.time_scale is not None:
+        # The committed files keep the real durations: a scaled copy only goes elsewhere.
+        if args.out is None or args.check:
+            parser.error("--time-scale needs --out DIR and cannot be combined with --check")
+        if not 0 < args.time_scale <= 1 or args.scrape_interval <= 0:
+            parser.error("--time-scale must be in (0, 1] and --scrape-interval positive")
+        try:
+            paths = write_scaled(load_catalog(), args.time_scale, args.out, args.scrape_interval)
+        except CatalogError as exc:
+            print(f"catalog: {exc}", file=sys.stderr)
+            return 2
+        print(f"wrote {', '.join(map(str, paths))} (time scale {args.time_scale:g})")
+        return 0
     try:
         files = artefacts(load_catalog())
     except CatalogError as exc:

@@ -65,6 +65,8 @@ class Entry(Strict):
     match: dict[str, str] = {}
     action: str = ""  # the guide's prescribed action, quoted in the alert (e.g. roll back)
     encoded_by: str | None = None
+    # A dashboard-only target (no alert level) is drawn on the panel of this signal.
+    target_signal: str | None = None
 
     _check_escalation = field_validator("escalation")(_duration)
 
@@ -74,6 +76,9 @@ class Entry(Strict):
             raise ValueError("give either signal or encoded_by, not both")
         if self.signal and (self.comparator is None or not self.levels):
             raise ValueError("an entry with a signal needs a comparator and levels")
+        if self.target_signal and (self.target is None or self.signal
+                                   or not (self.encoded_by or "").startswith("dashboard")):
+            raise ValueError("target_signal needs a target and encoded_by: \"dashboard: ...\"")
         return self
 
 
@@ -131,6 +136,18 @@ class Rule(BaseModel):
     source: str
     action: str
     entries: list[str]
+    target: float | None = None  # the guide's good value next to this level, if it states one
+
+
+class Target(BaseModel):
+    """A guide's target with no alert level, drawn on its signal's dashboard panel."""
+
+    id: str
+    signal: str
+    value: float
+    unit: str
+    source: str
+    measure: str
 
 
 class Catalog(BaseModel):
@@ -138,6 +155,7 @@ class Catalog(BaseModel):
     signals: dict[str, Signal]
     slos: dict[str, Slo]
     rules: list[Rule]
+    targets: list[Target] = []
 
 
 def _load_yaml(path: Path) -> Any:
@@ -192,7 +210,7 @@ def merge_rules(guides: list[GuideCatalog], signals: dict[str, Signal]) -> list[
                         severity=level.severity, for_=duration, guide=catalog.guide,
                         guide_level=level.guide_level, match=dict(entry.match),
                         measure=entry.measure, source=source, action=entry.action,
-                        entries=[entry.id])
+                        entries=[entry.id], target=entry.target)
                 else:
                     rule.entries.append(entry.id)
                     if source not in rule.source:
@@ -224,7 +242,25 @@ def load_catalog(directory: Path = CATALOG_DIR) -> Catalog:
         other = alerts.setdefault(signal.alert, name)
         if other != name:
             raise CatalogError(f"signals.yaml: {name}: alert {signal.alert} is also {other}'s")
-    return Catalog(guides=guides, signals=signals, slos=slos, rules=merge_rules(guides, signals))
+    return Catalog(guides=guides, signals=signals, slos=slos, rules=merge_rules(guides, signals),
+                   targets=dashboard_targets(guides, signals))
+
+
+def dashboard_targets(guides: list[GuideCatalog], signals: dict[str, Signal]) -> list[Target]:
+    """Entries encoded as a dashboard target line on a signal's panel (no alert rule)."""
+    out: list[Target] = []
+    for catalog in guides:
+        for entry in catalog.entries:
+            if entry.target_signal is None:
+                continue
+            if entry.target_signal not in signals:
+                raise CatalogError(f"{catalog.guide}.yaml: {entry.id}: unknown target_signal "
+                                   f"{entry.target_signal!r}")
+            assert entry.target is not None
+            out.append(Target(id=entry.id, signal=entry.target_signal, value=entry.target,
+                              unit=entry.unit, source=f"{catalog.guide} § {entry.section}",
+                              measure=entry.measure))
+    return out
 
 
 def catalog_json(catalog: Catalog) -> dict[str, Any]:
@@ -235,4 +271,5 @@ def catalog_json(catalog: Catalog) -> dict[str, Any]:
         "slos": {name: {**s.model_dump(), "guide": s.sources[0].split(" § ")[0]}
                  for name, s in catalog.slos.items()},
         "rules": [r.model_dump(by_alias=True) for r in catalog.rules],
+        "targets": [t.model_dump() for t in catalog.targets],
     }

@@ -306,6 +306,7 @@ def watchdog_case(number: int) -> dict[str, Any]:
                 "description": "Prometheus evaluates rules and Alertmanager delivers them. The "
                                "heartbeat receiver pages when this alert stops arriving.",
                 "runbook_url": "https://github.com/saasmon/saasmon/blob/main/docs/runbooks/Watchdog.md",
+                "dashboard_url": "http://localhost:3000/d/saasmon-exporters",
             }}]}],
     }
 

@@ -7,6 +7,7 @@ stale files, which is what the staleness test runs.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +41,17 @@ def dump_yaml(data: Any) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=1000, allow_unicode=True)
 
 
-def evaluate(catalog_text: str, time_scale: float = 1) -> dict[str, Any]:
-    """Render the mixin against catalog JSON text; returns {alerts, rules} in Prometheus form.
+Importer = Callable[[str, str], tuple[str, bytes]]
 
-    The catalog is served to the mixin's `import '../generated/catalog.json'` from memory,
-    so rendering (and --check) never depends on the committed copy being current.
+
+def importer(catalog_text: str) -> Importer:
+    """Jsonnet import callback serving `generated/catalog.json` from memory.
+
+    The mixin and the dashboards import the catalog; serving it from memory means rendering
+    (and --check) never depends on the committed copy being current.
     """
 
-    def importer(base: str, rel: str) -> tuple[str, bytes]:
+    def load(base: str, rel: str) -> tuple[str, bytes]:
         path = (Path(base) / rel).resolve()
         if path == (GENERATED / "catalog.json").resolve():
             return str(path), catalog_text.encode()
@@ -55,13 +59,18 @@ def evaluate(catalog_text: str, time_scale: float = 1) -> dict[str, Any]:
             path = (MIXIN / rel).resolve()
         return str(path), path.read_bytes()
 
+    return load
+
+
+def evaluate(catalog_text: str, time_scale: float = 1) -> dict[str, Any]:
+    """Render the mixin against catalog JSON text; returns {alerts, rules} in Prometheus form."""
     snippet = (
         "local mixin = (import 'mixin.libsonnet') + {_config+:: {"
         f"timeScale: {time_scale}}}}};\n"
         "{alerts: mixin.prometheusAlerts, rules: mixin.prometheusRules}"
     )
     out: dict[str, Any] = json.loads(_jsonnet.evaluate_snippet(
-        str(MIXIN / "render.jsonnet"), snippet, import_callback=importer))
+        str(MIXIN / "render.jsonnet"), snippet, import_callback=importer(catalog_text)))
     return out
 
 
@@ -89,6 +98,7 @@ def operator_rule(rendered: dict[str, Any]) -> dict[str, Any]:
 def artefacts(catalog: Catalog) -> dict[Path, str]:
     """Every generated file and its content, keyed by path relative to the repository."""
     from alert_rules.generator.coverage import coverage
+    from alert_rules.generator.dashboards import boards
     from alert_rules.generator.promtool_tests import test_files
     from alert_rules.generator.runbooks import runbooks
 
@@ -104,13 +114,18 @@ def artefacts(catalog: Catalog) -> dict[Path, str]:
     for name, page in runbooks(catalog, rendered).items():
         files[REPO / "docs" / "runbooks" / name] = page
     files[REPO / "docs" / "catalog.md"] = coverage(catalog)
+    files.update(boards(catalog_text))
     return files
+
+
+# Directories whose every file is generated: a file nobody generates any more is stale.
+OWNED_DIRS = (GENERATED / "tests", REPO / "docs" / "runbooks", REPO / "dashboards" / "generated")
 
 
 def stale(files: dict[Path, str]) -> list[Path]:
     """Generated files whose committed content differs, and stray files nobody generates."""
     out = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
-    for directory in (GENERATED / "tests", REPO / "docs" / "runbooks"):
+    for directory in OWNED_DIRS:
         for path in directory.glob("*"):
             if path not in files:
                 out.append(path)
@@ -118,7 +133,7 @@ def stale(files: dict[Path, str]) -> list[Path]:
 
 
 def write(files: dict[Path, str]) -> None:
-    for directory in (GENERATED / "tests", REPO / "docs" / "runbooks"):
+    for directory in OWNED_DIRS:
         if directory.exists():
             for path in directory.glob("*"):
                 if path not in files:

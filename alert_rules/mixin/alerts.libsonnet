@@ -22,6 +22,10 @@ local fmt = import 'format.libsonnet';
     else if std.objectHas(s, 'record') then '%s{%s}' % [base, selectorOf(rule)]
     else std.strReplace(base, '}', ',%s}' % selectorOf(rule)),
 
+  // The board of the alert's area (config.libsonnet `dashboards`), unless switched off.
+  dashboardURL(uid):: if cfg.dashboardURLPattern == '' then {} else { dashboard_url: cfg.dashboardURLPattern % uid },
+  local dashboardURL = $.dashboardURL,
+
   local labelText(s) =
     std.join(' ', ['%s={{ $labels.%s }}' % [l, l] for l in s.labels]),
 
@@ -50,8 +54,7 @@ local fmt = import 'format.libsonnet';
           rule.source,
         ] + (if rule.action != '' then ' Action: %s' % rule.action else ''),
         runbook_url: cfg.runbookURLPattern % s.alert,
-      } + (if cfg.dashboardURLPattern != '' && std.objectHas(s, 'dashboard')
-           then { dashboard_url: cfg.dashboardURLPattern % s.dashboard } else {}),
+      } + dashboardURL(if std.objectHas(s, 'dashboard') then s.dashboard else cfg.dashboards[s.area]),
     },
 
   local areas = std.set([signals[r.signal].area for r in cfg.catalog.rules]),
@@ -74,7 +77,7 @@ local fmt = import 'format.libsonnet';
             summary: 'Always firing: proves that the alerting pipeline works end to end.',
             description: 'Prometheus evaluates rules and Alertmanager delivers them. The heartbeat receiver pages when this alert stops arriving.',
             runbook_url: cfg.runbookURLPattern % 'Watchdog',
-          },
+          } + dashboardURL(cfg.dashboards.meta),
         }],
       },
     ],

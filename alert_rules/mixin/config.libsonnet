@@ -48,7 +48,30 @@
     },
 
     runbookURLPattern: 'https://github.com/saasmon/saasmon/blob/main/docs/runbooks/%s.md',
-    dashboardURLPattern: '',  // set to e.g. 'https://grafana.example.com/d/%s' to link boards
+    // Grafana of the compose stack; '' drops dashboard_url from the alerts.
+    dashboardURLPattern: 'http://localhost:3000/d/%s',
+
+    // Catalog area -> the uid of the board that shows it: alerts link it as dashboard_url
+    // and the dashboards (dashboards/lib) import the same map for their links.
+    dashboards: {
+      api: 'saasmon-api',
+      health: 'saasmon-api',
+      frontend: 'saasmon-frontend',
+      realtime: 'saasmon-realtime',
+      database: 'saasmon-database',
+      host: 'saasmon-database',
+      redis: 'saasmon-redis',
+      cron: 'saasmon-cron',
+      integrations: 'saasmon-integrations',
+      incident: 'saasmon-integrations',
+      business: 'saasmon-business',
+      ai: 'saasmon-ai',
+      support: 'saasmon-ux-support',
+      storage: 'saasmon-slo',
+      exporter: 'saasmon-exporters',
+      slo: 'saasmon-slo',  // burn-rate alerts of every objective
+      meta: 'saasmon-exporters',  // Watchdog: the alerting pipeline itself
+    },
 
     // Drills shorten every `for` and window by this factor (1 = the real durations; the
     // promtool tests always use 1).

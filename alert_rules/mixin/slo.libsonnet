@@ -63,7 +63,7 @@ local fmt = import 'format.libsonnet';
                 w.long, w.factor, fmt.threshold(slo.objective, 'ratio'),
                 fmt.threshold(30 * 86400 / w.factor, 'seconds'), std.join('; ', slo.sources)],
               runbook_url: cfg.runbookURLPattern % slo.alert,
-            },
+            } + $.dashboardURL(cfg.dashboards.slo),
           }
           for w in cfg.burnRateWindows
         ],
