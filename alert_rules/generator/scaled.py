@@ -39,7 +39,7 @@ def seconds(duration: str) -> float:
 
 def scale_duration(duration: str, scale: float, floor_seconds: float = 0.0) -> str:
     """`duration` times `scale`, whole seconds (at least 1 s and at least `floor_seconds`)."""
-    scaled = max(1, math.floor(seconds(duration) * scale), math.ceil(floor_seconds))
+    scaled = max(1, math.floor(seconds(duration) * scale + 1e-9), math.ceil(floor_seconds))
     return f"{scaled}s"
 
 
