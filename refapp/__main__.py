@@ -57,6 +57,7 @@ def parser() -> OneLineParser:
     knobs = p.add_argument_group("fault knobs (also live through POST /-/faults)")
     knobs.add_argument("--error-rate", type=float, default=0.0)
     knobs.add_argument("--extra-latency", type=float, default=0.0, metavar="SECONDS")
+    knobs.add_argument("--extra-latency-ratio", type=float, default=1.0, metavar="SHARE")
     knobs.add_argument("--health", choices=[*HEALTH_STATES, "auto"], default="auto")
     knobs.add_argument("--failing-cron-job", default=None, metavar="NAME")
     knobs.add_argument("--slow-cron-job", default=None, metavar="NAME")
@@ -71,6 +72,7 @@ def knobs_of(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "error_rate": args.error_rate,
         "extra_latency_seconds": args.extra_latency,
+        "extra_latency_ratio": args.extra_latency_ratio,
         "health": args.health,
         "failing_cron_job": args.failing_cron_job,
         "slow_cron_job": args.slow_cron_job,
@@ -83,6 +85,7 @@ def knobs_of(args: argparse.Namespace) -> dict[str, Any]:
 
 # Knob name -> flag, so a bad value is reported under the flag the user typed.
 FLAGS = {"error_rate": "--error-rate", "extra_latency_seconds": "--extra-latency",
+         "extra_latency_ratio": "--extra-latency-ratio",
          "health": "--health", "failing_cron_job": "--failing-cron-job",
          "slow_cron_job": "--slow-cron-job", "slow_cron_seconds": "--slow-cron-seconds",
          "payment_failure_rate": "--payment-failure-rate",

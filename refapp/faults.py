@@ -98,6 +98,9 @@ class Faults:
 
     error_rate: float = 0.0  # share of /api requests answered 500
     extra_latency_seconds: float = 0.0  # added before every /api handler
+    # Share of /api requests that get the delay (1: all). Below 1 a drill moves a high
+    # percentile (p95) without moving the median with it.
+    extra_latency_ratio: float = 1.0
     health: str | None = None  # None: real checks decide; else forced overall status
     failing_cron_job: str | None = None  # read by the cron runner (--faults-url)
     slow_cron_job: str | None = None  # ditto: runs `slow_cron_seconds` longer
@@ -109,13 +112,15 @@ class Faults:
     error_gate: RateGate = field(default_factory=RateGate, repr=False)
     payment_gate: RateGate = field(default_factory=RateGate, repr=False)
     message_gate: RateGate = field(default_factory=RateGate, repr=False)
+    latency_gate: RateGate = field(default_factory=RateGate, repr=False)
 
     def __post_init__(self) -> None:
         self.update(self.as_dict())
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for private in ("known_jobs", "error_gate", "payment_gate", "message_gate"):
+        for private in ("known_jobs", "error_gate", "payment_gate", "message_gate",
+                        "latency_gate"):
             data.pop(private)
         return data
 
@@ -123,6 +128,7 @@ class Faults:
         validators: dict[str, Callable[[str, Any], Any]] = {
             "error_rate": _ratio,
             "extra_latency_seconds": _delay,
+            "extra_latency_ratio": _ratio,
             "health": _health,
             "failing_cron_job": lambda k, v: _name(k, v, self.known_jobs),
             "slow_cron_job": lambda k, v: _name(k, v, self.known_jobs),
@@ -140,6 +146,7 @@ class Faults:
         self.error_gate.set(self.error_rate)
         self.payment_gate.set(self.payment_failure_rate)
         self.message_gate.set(self.message_failure_rate)
+        self.latency_gate.set(self.extra_latency_ratio)
 
 
 class FaultsCollector(Collector):
@@ -155,6 +162,8 @@ class FaultsCollector(Collector):
              f.error_rate),
             ("refapp_fault_extra_latency_seconds", "Injected delay before /api handlers.",
              f.extra_latency_seconds),
+            ("refapp_fault_extra_latency_ratio", "Share of /api requests given the delay.",
+             f.extra_latency_ratio),
             ("refapp_fault_payment_failure_ratio", "Injected share of failed payments.",
              f.payment_failure_rate),
             ("refapp_fault_message_failure_ratio", "Injected share of failed messages.",
@@ -185,7 +194,7 @@ def faults_middleware(faults: Faults, prefix: str = "/api/",
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith(prefix) or request.path.startswith(spared):
             return await handler(request)
-        if faults.extra_latency_seconds > 0:
+        if faults.extra_latency_seconds > 0 and faults.latency_gate.hit():
             await asyncio.sleep(faults.extra_latency_seconds)
         if faults.error_gate.hit():
             raise web.HTTPInternalServerError(

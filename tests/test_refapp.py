@@ -233,6 +233,21 @@ async def test_error_rate_knob_fails_exactly_that_share_and_the_metrics_agree(
         assert metric(registry, "http_request_duration_seconds_count", **labels) == 51
 
 
+async def test_extra_latency_ratio_delays_only_that_share_of_api_requests(
+        dsn: str, redis_url: str) -> None:
+    async with running(config(dsn, redis_url)) as (client, registry):
+        await client.post("/-/faults", json={"extra_latency_seconds": 0.35,
+                                             "extra_latency_ratio": 0.25})
+        assert metric(registry, "refapp_fault_extra_latency_ratio") == 0.25
+        for _ in range(20):
+            assert (await client.get("/api/customers")).status == 200
+        labels = {"method": "GET", "route": "/api/customers"}
+        fast = metric(registry, "http_request_duration_seconds_bucket", le="0.3", **labels)
+        # Exactly one in four delayed (the deterministic gate), the rest untouched.
+        assert metric(registry, "http_request_duration_seconds_count", **labels) - fast == 5
+        bad = await client.post("/-/faults", json={"extra_latency_ratio": 2})
+        assert bad.status == 400 and "extra_latency_ratio" in (await bad.json())["error"]
+
 async def test_payment_and_message_failure_knobs_write_failed_rows(
         dsn: str, redis_url: str) -> None:
     faults = Faults(payment_failure_rate=0.5, message_failure_rate=1.0)
