@@ -1,10 +1,17 @@
-"""`make demo`: the reference app, its load and every exporter, scraped by a real Prometheus.
+"""`make demo`: the reference app, its load and every exporter, scraped by a real Prometheus
+that alerts through a real Alertmanager to stand-in receivers.
 
 Pieces: private PostgreSQL (reference schema plus two weeks of generated data) and Redis;
 the reference CRM app with a load generator (HTTP, websockets, Web Vitals beacons) and a
 cron runner writing cron_job_logs on an accelerated clock; the postgres, redis, cron,
 integrations (app health and a local status-page stand-in), business and webvitals
-exporters; Prometheus with the generated recording and alert rules.
+exporters; node_exporter and blackbox_exporter (probing an object-storage stand-in);
+the stand-in receivers (refapp/receivers.py: Slack, PagerDuty, Twilio, heartbeat, SMTP with
+STARTTLS), the SMS relay and Alertmanager with the shipped routing and templates
+(refapp/standin_alertmanager.py swaps only addresses and the secrets directory);
+Prometheus with the generated recording and alert rules, started on top of a SYNTHETIC
+8-day history of the app's request counters (refapp/history.py) so week-over-week panels
+and the traffic-baseline alert have a last week to compare with.
 
 Everything runs from one run directory (`.run/demo` unless --run-dir says otherwise),
 recreated on each start so a previous, maybe crashed, demo never leaks state into this
@@ -41,10 +48,25 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 # devservers lives in the package so tests, demo and bench start servers the same way.
 sys.path.insert(0, str(REPO))
+from exporters.cron.config import default_jobs  # noqa: E402
 from exporters.devservers import PostgresServer, RedisServer, free_port  # noqa: E402
+from refapp import history  # noqa: E402
+from refapp.receivers import make_certificate  # noqa: E402
 from refapp.schema import schema_sql  # noqa: E402
+from refapp.standin_alertmanager import (  # noqa: E402
+    standin_secrets,
+    standin_swaps,
+    write_config,
+    write_secrets,
+)
 
 PROMETHEUS = "/usr/bin/prometheus"
+ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
+BLACKBOX_EXPORTER = "/usr/bin/prometheus-blackbox-exporter"
+BINARIES = {PROMETHEUS: "prometheus", ALERTMANAGER: "prometheus-alertmanager",
+            NODE_EXPORTER: "prometheus-node-exporter",
+            BLACKBOX_EXPORTER: "prometheus-blackbox-exporter", history.PROMTOOL: "prometheus"}
 SCRAPE_INTERVAL = "15s"
 # Job names in the generated prometheus.yml; deploy/prometheus/prometheus.yml uses the same
 # ones so queries and alert rules written against the demo work against compose too.
@@ -56,6 +78,28 @@ JOBS = {"cron": "saasmon-cron", "integrations": "saasmon-integrations",
         "business": "saasmon-business", "webvitals": "saasmon-webvitals", "app": "saasmon-app"}
 APP_PROBE_JOB = "saasmon-app-probe"
 INTEGRATION_PROBE_JOB = "saasmon-integration-probe"
+NODE_JOB = "node"
+STORAGE_JOB = "blackbox-storage"
+SMS_RELAY_JOB = "saasmon-sms-relay"
+ALERTMANAGER_JOB = "alertmanager"
+# Blackbox modules shared with the compose stack (http_2xx for the storage probe).
+BLACKBOX_CONFIG = REPO / "deploy" / "blackbox" / "blackbox.yml"
+# A handful of collectors: what the host alerts and the database board read, nothing more.
+NODE_COLLECTORS = ("cpu", "meminfo", "diskstats", "filesystem", "netdev", "netclass", "loadavg")
+LOAD_RPS = 5
+# estimate-library's two daily scripts reach the cron exporter as heartbeat jobs (its
+# catalog rules say how to register them); the demo pings each once at start, as if their
+# last run had just passed. The security scan runs at 02:00 (catalog); the optimisation's
+# time is not stated, 03:00 is ours.
+HEARTBEAT_JOBS = [
+    {"name": "security-scan", "schedule": "0 2 * * *", "source": "heartbeat"},
+    {"name": "database-optimization", "schedule": "0 3 * * *", "source": "heartbeat"},
+]
+HISTORY_DAYS = 8.0
+# Twilio's documented test SID shape and magic "from" number; the on-call numbers are
+# placeholders: the Twilio stand-in receives every text.
+TWILIO_SID = "AC" + "0123456789abcdef" * 2
+SMS_FROM, SMS_ONCALL = "+15005550006", "+15551230001"
 # Pages of the reference app the load generator reports Web Vitals for.
 WEBVITALS_ROUTES = [{"name": "/", "glob": "/"}, {"name": "/customers", "glob": "/customers"},
                     {"name": "/customers/:id", "glob": "/customers/*"},
@@ -136,14 +180,14 @@ def stop_all(children: list[Child]) -> None:
         child.finish(deadline)
 
 
-def spawn(name: str, argv: list[str], logs: Path) -> Child:
+def spawn(name: str, argv: list[str], logs: Path, env: dict[str, str] | None = None) -> Child:
     log_path = logs / f"{name}.log"
     log_file = log_path.open("wb")
     # A new session keeps the terminal's Ctrl-C away from the children: the demo stops
     # them itself, in order (Prometheus first, then exporters, then the watched servers).
     proc = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-        start_new_session=True, cwd=REPO,
+        start_new_session=True, cwd=REPO, env={**os.environ, **(env or {})},
     )
     return Child(name, proc, log_path, log_file)
 
@@ -202,15 +246,29 @@ def _probe(job: str, exporter_port: int, targets: list[str], module: str | None)
     }
 
 
+def storage_url(ports: dict[str, int]) -> str:
+    # The status-page stand-in's web server also plays object storage (a health object):
+    # one process fewer, and blackbox only needs some loopback URL answering 2xx.
+    return f"http://127.0.0.1:{ports['statuspage']}/object-storage/healthz"
+
+
 def prometheus_config(ports: dict[str, int]) -> dict[str, Any]:
     config: dict[str, Any] = {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
+        "alerting": {"alertmanagers": [
+            {"static_configs": [{"targets": [f"127.0.0.1:{ports['alertmanager']}"]}]}]},
         "scrape_configs": [
-            _static(POSTGRES_JOB, ports["postgres"]),
+            {"job_name": POSTGRES_JOB, "static_configs": [{"targets": [
+                f"127.0.0.1:{ports['postgres']}", f"127.0.0.1:{ports['postgres-standby']}"]}]},
             _static(REDIS_JOB, ports["redis"]),
             *(_static(job, ports[kind]) for kind, job in JOBS.items()),
             _probe(APP_PROBE_JOB, ports["integrations"], ["app"], "app_health"),
-            _probe(INTEGRATION_PROBE_JOB, ports["integrations"], ["vendor"], None),
+            _probe(INTEGRATION_PROBE_JOB, ports["integrations"], ["vendor", "retired-vendor"],
+                   None),
+            _static(NODE_JOB, ports["node"]),
+            _probe(STORAGE_JOB, ports["blackbox"], [storage_url(ports)], "http_2xx"),
+            _static(SMS_RELAY_JOB, ports["smsrelay"]),
+            _static(ALERTMANAGER_JOB, ports["alertmanager"]),
             _static("prometheus", ports["prometheus"]),
         ],
     }
@@ -239,20 +297,16 @@ def prepare_run_dir(run_dir: Path) -> None:
 
 
 def start_child(stack: contextlib.ExitStack, children: list[Child], name: str,
-                argv: list[str], logs: Path, ready_url: str | None) -> Child:
-    child = spawn(name, argv, logs)
+                argv: list[str], logs: Path, ready_url: str | None,
+                env: dict[str, str] | None = None) -> Child:
+    child = spawn(name, argv, logs, env)
     children.append(child)  # stopped by stop_all, registered before the first child
     if ready_url is not None:
         wait_ready(child, ready_url)
     return child
 
 
-def start(stack: contextlib.ExitStack, run_dir: Path) -> Demo:
-    prepare_run_dir(run_dir)
-    logs = run_dir / "logs"
-    logs.mkdir()
-    python = sys.executable
-
+def start_postgres(stack: contextlib.ExitStack, run_dir: Path) -> PostgresServer:
     say("starting PostgreSQL ...")
     postgres = PostgresServer(run_dir / "postgres")
     # Register the stop before starting: pg_ctl may leave a running postmaster even when it
@@ -275,10 +329,138 @@ def start(stack: contextlib.ExitStack, run_dir: Path) -> Demo:
     )
     say("loading the reference schema and two weeks of generated data ...")
     postgres.psql(schema_sql())
-    subprocess.run([python, "-m", "refapp.datagen", "--dsn", postgres.dsn, "--days", "14"],
+    subprocess.run([sys.executable, "-m", "refapp.datagen", "--dsn", postgres.dsn, "--days", "14"],
                    check=True, capture_output=True, text=True, cwd=REPO)
     postgres.psql("GRANT SELECT ON ALL TABLES IN SCHEMA public TO saasmon;")
+    return postgres
+
+
+def start_standby(stack: contextlib.ExitStack, run_dir: Path,
+                  primary: PostgresServer) -> PostgresServer:
+    """A streaming standby of the primary, so replication lag has a real source."""
+    say("starting a PostgreSQL standby (pg_basebackup) ...")
+    standby = PostgresServer(run_dir / "standby", max_connections=20)
+    stack.callback(standby.stop)
+    # pg_basebackup asks for a spread checkpoint; with the generated data still dirty that
+    # takes about a minute. Written out first, there is next to nothing left to spread.
+    primary.psql("CHECKPOINT")
+    try:
+        standby.init_replica_of(primary)
+        standby.start()
+    except subprocess.CalledProcessError as exc:
+        raise StartupError(f"the standby did not start: {exc.stderr or exc.stdout}") from None
+    return standby
+
+
+def start_alerting(stack: contextlib.ExitStack, children: list[Child], run_dir: Path,
+                   ports: dict[str, int]) -> None:
+    """Stand-in receivers, the SMS relay and Alertmanager with the shipped routing."""
+    logs = run_dir / "logs"
+    receivers_url = f"http://127.0.0.1:{ports['receivers']}"
+    tls = run_dir / "tls"
+    tls.mkdir()
+    cert, key = make_certificate(tls)
+    say("starting the stand-in receivers (Slack, PagerDuty, Twilio, heartbeat, SMTP) ...")
+    start_child(stack, children, "receivers", [
+        sys.executable, "-m", "refapp.receivers", "--listen", f"127.0.0.1:{ports['receivers']}",
+        "--smtp-listen", f"127.0.0.1:{ports['smtp']}", "--tls-cert", str(cert),
+        "--tls-key", str(key)], logs, receivers_url + "/-/healthy")
+
+    # Secret files as in production, with throwaway values: Slack URLs on the stand-in.
+    secrets_dir = run_dir / "secrets"
+    values = standin_secrets(receivers_url)
+    values["twilio_auth_token"] = "demo-" + os.urandom(12).hex()
+    values["heartbeat_url"] = receivers_url + "/heartbeat"
+    write_secrets(secrets_dir, values)
+
+    say("starting the SMS relay and Alertmanager ...")
+    relay_config = run_dir / "sms-relay.yml"
+    write_yaml(relay_config, {
+        "twilio": {"account_sid": TWILIO_SID,
+                   "auth_token_file": str(secrets_dir / "twilio_auth_token"),
+                   "from_number": SMS_FROM, "api_url": receivers_url + "/twilio"},
+        "recipients": [SMS_ONCALL],
+        "bearer_token_file": str(secrets_dir / "smsrelay_token"),
+        "heartbeat": {"url_file": str(secrets_dir / "heartbeat_url")},
+    })
+    start_child(stack, children, "sms-relay", exporter_argv("sms-relay", relay_config,
+                                                            ports["smsrelay"]),
+                logs, f"http://127.0.0.1:{ports['smsrelay']}/-/ready")
+
+    am_dir = run_dir / "alertmanager"
+    config = write_config(am_dir, standin_swaps(
+        secrets_dir, f"127.0.0.1:{ports['smsrelay']}", receivers_url,
+        f"127.0.0.1:{ports['smtp']}"))
+    am_url = f"http://127.0.0.1:{ports['alertmanager']}"
+    start_child(stack, children, "alertmanager", [
+        ALERTMANAGER, f"--config.file={config}", f"--storage.path={am_dir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
+        f"--web.external-url={am_url}",
+        "--cluster.listen-address=",  # one instance: no gossip port, no settle wait
+    ], logs, am_url + "/-/ready",
+        # Go trusts the SMTP stand-in's self-signed certificate (STARTTLS) through this.
+        env={"SSL_CERT_FILE": str(cert)})
+
+
+def start_host_probes(stack: contextlib.ExitStack, children: list[Child], logs: Path,
+                      ports: dict[str, int]) -> None:
+    say("starting node_exporter and blackbox_exporter ...")
+    start_child(stack, children, "node-exporter", [
+        NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{ports['node']}",
+        "--collector.disable-defaults", *(f"--collector.{name}" for name in NODE_COLLECTORS),
+    ], logs, f"http://127.0.0.1:{ports['node']}/metrics")
+    start_child(stack, children, "blackbox-exporter", [
+        BLACKBOX_EXPORTER, f"--config.file={BLACKBOX_CONFIG}",
+        f"--web.listen-address=127.0.0.1:{ports['blackbox']}",
+    ], logs, f"http://127.0.0.1:{ports['blackbox']}/metrics")
+
+
+def backfill_history(run_dir: Path, app_url: str, app_instance: str, since: float) -> None:
+    """The synthetic week before now, written into Prometheus' storage before it starts."""
+    say(f"backfilling a SYNTHETIC {HISTORY_DAYS:.0f}-day history of the app's request "
+        "counters ...")
+    with urllib.request.urlopen(app_url + "/metrics", timeout=10) as response:
+        snapshot = history.parse_snapshot(response.read().decode())
+    now = time.time()
+    rate_now = snapshot.total / max(1.0, now - since)
+    openmetrics = run_dir / "history.om"
+    history.write_history(openmetrics, snapshot, {"job": JOBS["app"], "instance": app_instance},
+                          rate_now, now, days=HISTORY_DAYS)
+    try:
+        history.create_blocks(openmetrics, run_dir / "prometheus", days=HISTORY_DAYS)
+    except subprocess.CalledProcessError as exc:
+        raise StartupError(f"promtool could not backfill the history: {exc.stderr}") from None
+    finally:
+        openmetrics.unlink()
+
+
+def prime_error_series(app_url: str) -> None:
+    """One deliberate 5xx before Prometheus' first scrape (and after the history's
+    snapshot): the app's 5xx series exist from the start, so error ratios read 0 instead
+    of nothing, and no error-rate alert fires for it (Prometheus never sees it increase)."""
+    def faults(knobs: dict[str, float]) -> None:
+        request = urllib.request.Request(app_url + "/-/faults", data=json.dumps(knobs).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+    faults({"error_rate": 1.0})
+    try:
+        with contextlib.suppress(urllib.error.HTTPError):
+            urllib.request.urlopen(app_url + "/api/customers", timeout=10).close()
+    finally:
+        faults({"error_rate": 0.0})
+
+
+def start(stack: contextlib.ExitStack, run_dir: Path) -> Demo:
+    prepare_run_dir(run_dir)
+    logs = run_dir / "logs"
+    logs.mkdir()
+    python = sys.executable
+
+    postgres = start_postgres(stack, run_dir)
     monitor_dsn = f"postgresql://saasmon@127.0.0.1:{postgres.port}/postgres"
+    standby = start_standby(stack, run_dir, postgres)
 
     say("starting Redis ...")
     # A memory limit makes used/max memory a meaningful share; LRU keeps writes working.
@@ -292,56 +474,79 @@ def start(stack: contextlib.ExitStack, run_dir: Path) -> Demo:
     # Runs before the servers stop (the stack unwinds last-in first-out).
     stack.callback(stop_all, children)
     ports = {name: free_port() for name in (
-        "postgres", "redis", "cron", "integrations", "business", "webvitals", "app",
-        "statuspage", "prometheus")}
+        "postgres", "postgres-standby", "redis", "cron", "integrations", "business",
+        "webvitals", "app", "statuspage", "prometheus", "alertmanager", "receivers", "smtp",
+        "smsrelay", "node", "blackbox")}
     app_url = f"http://127.0.0.1:{ports['app']}"
 
-    say("starting the reference app ...")
+    say("starting the reference app, its cron runner and load generator ...")
     start_child(stack, children, "refapp", [
         python, "-m", "refapp", "--listen", f"127.0.0.1:{ports['app']}",
         "--dsn", postgres.dsn, "--redis-url", redis_server.url], logs, app_url + "/health/live")
-
-    say("starting a status-page stand-in ...")
-    pages = run_dir / "statuspage"
-    (pages / "api" / "v2").mkdir(parents=True)
-    (pages / "api" / "v2" / "summary.json").write_text(json.dumps(STATUS_PAGE))
-    start_child(stack, children, "statuspage", [
-        python, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(pages),
-        str(ports["statuspage"])], logs, f"http://127.0.0.1:{ports['statuspage']}/api/v2/summary.json")
-
-    say("starting exporters ...")
-    configs: dict[str, dict[str, Any]] = {
-        "postgres": {"dsn": monitor_dsn, "interval_seconds": 5, "timeout_seconds": 5, "top_n": 20},
-        "redis": {"targets": [{"name": "demo", "url": redis_server.url}],
-                  "interval_seconds": 5, "timeout_seconds": 5,
-                  "key_patterns": [{"pattern": "library:item:*"}]},
-        "cron": {"dsn": monitor_dsn, "interval_seconds": 5},
-        "integrations": {
-            "dsn": monitor_dsn, "interval_seconds": 5, "builtin_targets": False,
-            "targets": {"app": {"url": app_url, "module": "app_health"},
-                        "vendor": {"url": f"http://127.0.0.1:{ports['statuspage']}",
-                                   "module": "statuspage"}}},
-        "business": {"dsn": monitor_dsn},
-        "webvitals": {"allowed_origins": [app_url], "routes": WEBVITALS_ROUTES},
-    }
-    for kind, config in configs.items():
-        path = run_dir / f"{kind}-exporter.yml"
-        write_yaml(path, config)
-        start_child(stack, children, f"{kind}-exporter",
-                    exporter_argv(kind, path, ports[kind]), logs, None)
-    for child, kind in zip(children[-len(configs):], configs, strict=True):
-        wait_ready(child, f"http://127.0.0.1:{ports[kind]}/-/ready")
-
-    say("starting the cron runner and the load generator ...")
+    # Started early so the app has served a mix of requests when the history is shaped
+    # on it; the first Web Vitals beacons fail until the webvitals exporter is up.
+    load_started = time.time()
     # One simulated minute per real second: the 18-job schedule of dirt-free-crm (its five
     # named jobs) runs within the demo's first minutes instead of over a day.
     start_child(stack, children, "cronrunner", [
         python, "-m", "refapp.cronrunner", "--dsn", postgres.dsn, "--speed", "60",
         "--backfill-hours", "24", "--faults-url", app_url + "/-/faults"], logs, None)
     start_child(stack, children, "load", [
-        python, "-m", "refapp.load", "--url", app_url, "--rps", "5", "--duration", "86400",
-        "--ws-clients", "2",
+        python, "-m", "refapp.load", "--url", app_url, "--rps", str(LOAD_RPS),
+        "--duration", "86400", "--ws-clients", "2",
         "--webvitals-url", f"http://127.0.0.1:{ports['webvitals']}/beacon"], logs, None)
+
+    say("starting a status-page and object-storage stand-in ...")
+    pages = run_dir / "statuspage"
+    (pages / "api" / "v2").mkdir(parents=True)
+    (pages / "api" / "v2" / "summary.json").write_text(json.dumps(STATUS_PAGE))
+    (pages / "object-storage").mkdir()
+    (pages / "object-storage" / "healthz").write_text("ok\n")
+    start_child(stack, children, "statuspage", [
+        python, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(pages),
+        str(ports["statuspage"])], logs, f"http://127.0.0.1:{ports['statuspage']}/api/v2/summary.json")
+
+    say("starting exporters ...")
+    statuspage_url = f"http://127.0.0.1:{ports['statuspage']}"
+    configs: dict[str, dict[str, Any]] = {
+        "postgres": {"dsn": monitor_dsn, "interval_seconds": 5, "timeout_seconds": 5, "top_n": 20},
+        # The same exporter for the standby: a second instance of the postgres job.
+        "postgres-standby": {
+            "dsn": f"postgresql://saasmon@127.0.0.1:{standby.port}/postgres",
+            "interval_seconds": 5, "timeout_seconds": 5, "top_n": 20},
+        "redis": {"targets": [{"name": "demo", "url": redis_server.url}],
+                  "interval_seconds": 5, "timeout_seconds": 5,
+                  "key_patterns": [{"pattern": "library:item:*"}]},
+        "cron": {"dsn": monitor_dsn, "interval_seconds": 5,
+                 "jobs": [*(job.model_dump() for job in default_jobs()), *HEARTBEAT_JOBS]},
+        "integrations": {
+            "dsn": monitor_dsn, "interval_seconds": 5, "builtin_targets": False,
+            "targets": {"app": {"url": app_url, "module": "app_health"},
+                        "vendor": {"url": statuspage_url, "module": "statuspage"},
+                        # A deliberate fault: this vendor's status page is gone (404), so
+                        # the probe-failure panels have a failing target to show.
+                        "retired-vendor": {"url": statuspage_url + "/retired",
+                                           "module": "statuspage"}}},
+        "business": {"dsn": monitor_dsn},
+        "webvitals": {"allowed_origins": [app_url], "routes": WEBVITALS_ROUTES},
+    }
+    for name, config in configs.items():
+        path = run_dir / f"{name}-exporter.yml"
+        write_yaml(path, config)
+        kind = name.removesuffix("-standby")
+        start_child(stack, children, f"{name}-exporter",
+                    exporter_argv(kind, path, ports[name]), logs, None)
+    for child, name in zip(children[-len(configs):], configs, strict=True):
+        wait_ready(child, f"http://127.0.0.1:{ports[name]}/-/ready")
+    for job in HEARTBEAT_JOBS:
+        ping = f"http://127.0.0.1:{ports['cron']}/ping/{job['name']}"
+        if not http_ok(ping):
+            raise StartupError(f"the cron exporter refused the heartbeat {ping}")
+
+    start_host_probes(stack, children, logs, ports)
+    start_alerting(stack, children, run_dir, ports)
+    backfill_history(run_dir, app_url, f"127.0.0.1:{ports['app']}", load_started)
+    prime_error_series(app_url)
 
     say("starting Prometheus ...")
     prom_config = run_dir / "prometheus.yml"
@@ -351,6 +556,9 @@ def start(stack: contextlib.ExitStack, run_dir: Path) -> Demo:
         PROMETHEUS, f"--config.file={prom_config}",
         f"--storage.tsdb.path={run_dir / 'prometheus'}",
         f"--web.listen-address=127.0.0.1:{prom_port}",
+        # The first evaluation may run before the notifier knows the Alertmanager: its
+        # alerts are dropped and sent again only after this delay (default 1m).
+        f"--rules.alert.resend-delay={SCRAPE_INTERVAL}",
         # The console templates live in /etc/prometheus on Debian; without these flags the
         # UI's /consoles links point nowhere. Harmless when the directories are missing.
         "--web.console.templates=/etc/prometheus/consoles",
@@ -358,11 +566,18 @@ def start(stack: contextlib.ExitStack, run_dir: Path) -> Demo:
     ], logs, f"http://127.0.0.1:{prom_port}/-/ready")
 
     prom_url = f"http://127.0.0.1:{prom_port}"
+    receivers_url = f"http://127.0.0.1:{ports['receivers']}"
     urls = {
         "reference app": app_url + "/",
         "app health": app_url + "/health",
         "app metrics": app_url + "/metrics",
-        **{f"{kind} exporter": f"http://127.0.0.1:{ports[kind]}/metrics" for kind in configs},
+        **{f"{name.replace('-', ' ')} exporter": f"http://127.0.0.1:{ports[name]}/metrics"
+           for name in configs},
+        "sms relay": f"http://127.0.0.1:{ports['smsrelay']}/metrics",
+        "node exporter": f"http://127.0.0.1:{ports['node']}/metrics",
+        "blackbox exporter": f"http://127.0.0.1:{ports['blackbox']}/metrics",
+        "storage probe": (f"http://127.0.0.1:{ports['blackbox']}/probe?module=http_2xx&target="
+                          + urllib.parse.quote(storage_url(ports), safe="")),
         "app probe": f"http://127.0.0.1:{ports['integrations']}/probe?target=app",
         "prometheus": f"{prom_url}/",
         "targets": f"{prom_url}/targets",
@@ -371,14 +586,22 @@ def start(stack: contextlib.ExitStack, run_dir: Path) -> Demo:
         "query up": graph_url(prom_url, "up"),
         "query p95": graph_url(prom_url, "job:http_request_duration_seconds:p95_5m"),
         "query dau": graph_url(prom_url, "business_daily_active_users"),
+        "query week over week": graph_url(
+            prom_url, f'sum(rate(http_requests_total{{job="{JOBS["app"]}"}}[5m])) / '
+                      f'sum(rate(http_requests_total{{job="{JOBS["app"]}"}}[5m] offset 1w))',
+            "8d"),
+        "alertmanager": f"http://127.0.0.1:{ports['alertmanager']}/",
+        "notifications": receivers_url + "/received",
+        "smtp": f"smtp://127.0.0.1:{ports['smtp']}",
         "postgres": postgres.dsn,
+        "postgres standby": standby.dsn,
         "redis": redis_server.url,
     }
     return Demo(postgres, redis_server, children, urls)
 
 
-def graph_url(prom_url: str, expr: str) -> str:
-    query = urllib.parse.urlencode({"g0.expr": expr, "g0.tab": "0", "g0.range_input": "15m"})
+def graph_url(prom_url: str, expr: str, range_input: str = "15m") -> str:
+    query = urllib.parse.urlencode({"g0.expr": expr, "g0.tab": "0", "g0.range_input": range_input})
     return f"{prom_url}/graph?{query}"
 
 
@@ -389,6 +612,16 @@ def print_urls(demo: Demo, run_dir: Path) -> None:
     for label, url in demo.urls.items():
         say(f"  {label:<{width}}  {url}")
     say(f"Prometheus scrapes every {SCRAPE_INTERVAL}: the first samples need up to that long.")
+    say("Alerts go Prometheus -> Alertmanager (shipped routing and templates) -> stand-in "
+        "receivers: see them at 'notifications' (JSON) or one JSON line each in "
+        f"{run_dir / 'logs' / 'receivers.log'}; the Watchdog pings the heartbeat stand-in "
+        "every minute through the SMS relay.")
+    say(f"The {HISTORY_DAYS:.0f} days before the start of http_requests_total and "
+        "http_request_duration_seconds_* are SYNTHETIC (refapp/history.py): a made-up daily "
+        "shape, so `offset 1w` queries have a last week; everything after the start is live.")
+    say("Dashboards: in any Grafana, add a Prometheus datasource with URL "
+        f"{demo.urls['prometheus'].rstrip('/')} and import {REPO / 'dashboards' / 'generated'}/*.json "
+        f"(or point grafana/provisioning's datasource URL at it and mount the JSON files).")
     say("Press Ctrl-C to stop.")
     say()
 
@@ -534,9 +767,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     run_dir: Path = args.run_dir.resolve()
-    if not Path(PROMETHEUS).exists():
-        print(f"{PROMETHEUS} not found (apt-get install prometheus, or `make deps`)",
-              file=sys.stderr)
+    missing = [f"{path} (apt-get install {package})" for path, package in BINARIES.items()
+               if not Path(path).exists()]
+    if missing:
+        print(f"not found: {', '.join(missing)}; or run `make deps`", file=sys.stderr)
         return 1
     install_sync_handlers()
     status = 0

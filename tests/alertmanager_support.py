@@ -1,22 +1,17 @@
 """Loopback stand-ins for the services Alertmanager and the SMS relay talk to, a real
 Alertmanager process, and the shipped config with only secrets and addresses swapped.
 
-Stand-ins (each records what it receives): Slack incoming webhooks, the PagerDuty Events
-API v2, an SMTP server with STARTTLS and AUTH (aiosmtpd), the Twilio Messages API and a
-dead man's switch ping endpoint. The HTTP ones share one event loop in a daemon thread, so
-a test can block on subprocesses while they answer.
+The stand-ins and the config swap are the shipped ones (refapp/receivers.py,
+refapp/standin_alertmanager.py); here each HTTP stand-in gets a server of its own at the
+root path, and they share one event loop in a daemon thread, so a test can block on
+subprocesses while they answer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import email
-import email.policy
 import json
 import os
-import shutil
-import ssl
 import subprocess
 import threading
 import time
@@ -25,26 +20,49 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from exporters.devservers import free_port
+from refapp.receivers import (
+    Behaviour,
+    Endpoint,
+    Heartbeat,
+    Mail,
+    Notification,
+    PagerDuty,
+    Received,
+    ReceiverServer,
+    Recorder,
+    Slack,
+    SmtpStandIn,
+    Twilio,
+    make_certificate,
+)
+from refapp.standin_alertmanager import (
+    REPO,
+    SECRET_NAMES,
+    SECRETS_PREFIX,
+    SHIPPED_CONFIG,
+    TEMPLATES,
+    Swap,
+    shipped_swaps,
+    substitute,
+)
+from refapp.standin_alertmanager import write_config as write_test_config
 
-REPO = Path(__file__).resolve().parent.parent
-SHIPPED_CONFIG = REPO / "alertmanager" / "alertmanager.yml"
-TEMPLATES = REPO / "alertmanager" / "templates"
+__all__ = [
+    "ALERTMANAGER", "AMTOOL", "REPO", "SECRETS_PREFIX", "SECRET_NAMES", "SHIPPED_CONFIG",
+    "TEMPLATES", "TWILIO_SID", "Alertmanager", "Behaviour", "HeartbeatStandIn", "LoopThread",
+    "Mail", "PagerDutyStandIn", "Received", "SlackStandIn", "SmtpStandIn", "StandIn", "StandIns",
+    "Swap", "TwilioStandIn", "alert", "amtool", "make_certificate", "rendered", "shipped_swaps",
+    "substitute", "wait_for", "webhook_payload", "write_test_config",
+]
+
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 AMTOOL = "/usr/bin/amtool"
-SECRETS_PREFIX = "/etc/alertmanager/secrets/"
-SECRET_NAMES = ("slack_critical_alerts_url", "slack_alerts_url", "slack_monitoring_url",
-                "slack_user_feedback_url",
-                "slack_production_alerts_url", "pagerduty_routing_key", "smtp_password",
-                "smsrelay_token")
 TWILIO_SID = "AC" + "0123456789abcdef" * 2
 T = TypeVar("T")
 
@@ -60,48 +78,6 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float = 60,
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout}s")
         time.sleep(interval)
-
-
-# -- the shipped config, with secrets and addresses swapped -------------------------------
-@dataclass(frozen=True)
-class Swap:
-    old: str
-    new: str
-    count: int  # occurrences in the shipped file; a different number means it changed shape
-
-
-def substitute(text: str, swaps: list[Swap]) -> str:
-    for swap in swaps:
-        found = text.count(swap.old)
-        if found != swap.count:
-            raise AssertionError(
-                f"alertmanager/alertmanager.yml changed shape: {swap.old!r} occurs {found} "
-                f"times, the tests expect {swap.count}; update tests/alertmanager_support.py")
-        text = text.replace(swap.old, swap.new)
-    if "/etc/alertmanager" in text:
-        raise AssertionError("a path under /etc/alertmanager was not substituted")
-    return text
-
-
-def shipped_swaps(secrets_dir: Path, relay: str, pagerduty_url: str, smtp: str) -> list[Swap]:
-    """Only secret-file paths and service addresses; routing, inhibition, timings and
-    templates stay exactly as shipped."""
-    return [
-        # The secret files, the token file used by both webhooks, and the header comment.
-        Swap(SECRETS_PREFIX, f"{secrets_dir}/", len(SECRET_NAMES) + 2),
-        Swap("127.0.0.1:9636", relay, 2),
-        Swap("https://events.pagerduty.com/v2/enqueue", pagerduty_url, 1),
-        Swap("smtp.example.com:587", smtp, 1),
-    ]
-
-
-def write_test_config(directory: Path, swaps: list[Swap]) -> Path:
-    """The shipped config under `directory`, templates beside it (the path is relative)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(TEMPLATES, directory / "templates", dirs_exist_ok=True)
-    path = directory / "alertmanager.yml"
-    path.write_text(substitute(SHIPPED_CONFIG.read_text(), swaps))
-    return path
 
 
 # -- HTTP stand-ins -------------------------------------------------------------------------
@@ -121,97 +97,105 @@ class LoopThread:
         self.thread.join(10)
 
 
-@dataclass(frozen=True)
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
+class _Answer(Endpoint):
+    """Mounts a stand-in's endpoint through StandIn.answer, so a subclass may override it."""
 
-    def json(self) -> Any:
-        return json.loads(self.body)
+    def __init__(self, stand_in: StandIn) -> None:
+        self.stand_in = stand_in
+        self.name = stand_in.endpoint.name
 
-    def form(self) -> dict[str, str]:
-        return dict(urllib.parse.parse_qsl(self.body.decode()))
+    async def answer(self, received: Received, subpath: str) -> web.StreamResponse:
+        return await self.stand_in.answer(received)
+
+    def describe(self, received: Received, subpath: str) -> Notification:
+        return self.stand_in.endpoint.describe(received, subpath)
 
 
 class StandIn:
-    """A loopback HTTP server that records every request; subclasses choose the answer."""
+    """A loopback HTTP server with one shipped endpoint at its root, recording every request."""
 
-    def __init__(self, loop: LoopThread) -> None:
+    def __init__(self, loop: LoopThread, endpoint: Endpoint | None = None) -> None:
         self.loop = loop
         self.port = free_port()
-        self._received: list[Received] = []
-        self._lock = threading.Lock()
-        self._runner: web.AppRunner | None = None
+        self.endpoint = endpoint if endpoint is not None else Endpoint()
+        self.recorder = Recorder()
+        self.server = ReceiverServer({"": _Answer(self)}, self.recorder)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> StandIn:
-        self.loop.run(self._start())
+        self.loop.run(self.server.start("127.0.0.1", self.port))
         return self
 
-    async def _start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
     def stop(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            self.loop.run(runner.cleanup())
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        received = Received(request.method, request.path, dict(request.headers),
-                            await request.read())
-        with self._lock:
-            self._received.append(received)
-        return await self.answer(received)
+        self.loop.run(self.server.stop())
 
     async def answer(self, received: Received) -> web.StreamResponse:
-        return web.Response(text="ok")
+        return await self.endpoint.answer(received, received.path)
 
     @property
     def received(self) -> list[Received]:
-        with self._lock:
-            return list(self._received)
+        return [item for item in self.recorder.items() if isinstance(item, Received)]
 
 
 class SlackStandIn(StandIn):
     """Incoming webhooks: one URL path per channel, answered `ok` like Slack does."""
+
+    def __init__(self, loop: LoopThread) -> None:
+        super().__init__(loop, Slack())
 
     def posts(self, path: str | None = None) -> list[dict[str, Any]]:
         return [r.json() for r in self.received if path is None or r.path == path]
 
 
 class PagerDutyStandIn(StandIn):
-    async def answer(self, received: Received) -> web.StreamResponse:
-        event = received.json()
-        return web.json_response({"status": "success", "message": "Event processed",
-                                  "dedup_key": event.get("dedup_key")}, status=202)
+    def __init__(self, loop: LoopThread) -> None:
+        super().__init__(loop, PagerDuty())
 
     def events(self) -> list[dict[str, Any]]:
         return [r.json() for r in self.received if r.path == "/v2/enqueue"]
 
 
-Behaviour = int | str  # an HTTP status to answer, "hang", or "ok" (201 with a message)
-
-
 class TwilioStandIn(StandIn):
-    """The Messages API: checks HTTP basic auth, answers per a scripted list of behaviours
-    (first request takes the first item; when the list runs out, it accepts)."""
+    """The Messages API for one SID and auth token; `script` and `retry_after` script its
+    answers (see refapp.receivers.Twilio)."""
+
+    endpoint: Twilio
 
     def __init__(self, loop: LoopThread, auth_token: str, sid: str = TWILIO_SID) -> None:
-        super().__init__(loop)
-        self.sid = sid
-        self.auth_token = auth_token
-        self.script: list[Behaviour] = []
-        self.retry_after: str | None = None
-        self._release = asyncio.Event()
+        super().__init__(loop, Twilio(sid, auth_token))
+
+    @property
+    def sid(self) -> str:
+        assert self.endpoint.sid is not None
+        return self.endpoint.sid
+
+    @property
+    def auth_token(self) -> str:
+        assert self.endpoint.auth_token is not None
+        return self.endpoint.auth_token
+
+    @auth_token.setter
+    def auth_token(self, value: str) -> None:
+        self.endpoint.auth_token = value
+
+    @property
+    def script(self) -> list[Behaviour]:
+        return self.endpoint.script
+
+    @script.setter
+    def script(self, value: list[Behaviour]) -> None:
+        self.endpoint.script = value
+
+    @property
+    def retry_after(self) -> str | None:
+        return self.endpoint.retry_after
+
+    @retry_after.setter
+    def retry_after(self, value: str | None) -> None:
+        self.endpoint.retry_after = value
 
     @property
     def messages_path(self) -> str:
@@ -219,28 +203,7 @@ class TwilioStandIn(StandIn):
 
     def release(self) -> None:
         """End every hanging request (they then answer 503)."""
-        self.loop.loop.call_soon_threadsafe(self._release.set)
-
-    async def answer(self, received: Received) -> web.StreamResponse:
-        expected = "Basic " + base64.b64encode(f"{self.sid}:{self.auth_token}".encode()).decode()
-        if received.path != self.messages_path:
-            return web.json_response({"code": 20404, "message": "not found"}, status=404)
-        if received.headers.get("Authorization") != expected:
-            return web.json_response({"code": 20003, "message": "Authenticate"}, status=401)
-        behaviour: Behaviour = self.script.pop(0) if self.script else "ok"
-        if behaviour == "hang":
-            await self._release.wait()
-            behaviour = 503
-        if behaviour == "ok":
-            form = received.form()
-            return web.json_response({"sid": "SM" + "0" * 32, "status": "queued",
-                                      "to": form.get("To"), "body": form.get("Body")},
-                                     status=201)
-        assert isinstance(behaviour, int)
-        headers = {"Retry-After": self.retry_after} if self.retry_after else {}
-        return web.json_response({"code": 21211 if behaviour == 400 else 20500,
-                                  "message": f"scripted {behaviour}", "status": behaviour},
-                                 status=behaviour, headers=headers)
+        self.loop.loop.call_soon_threadsafe(self.endpoint.release)
 
     def messages(self) -> list[dict[str, str]]:
         return [r.form() for r in self.received if r.path == self.messages_path]
@@ -249,85 +212,8 @@ class TwilioStandIn(StandIn):
 class HeartbeatStandIn(StandIn):
     """A dead man's switch: any request to its ping URL is a ping."""
 
-
-# -- SMTP stand-in ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Mail:
-    mail_from: str
-    rcpt_tos: list[str]
-    message: EmailMessage
-    login: str
-    password: str
-
-    def html(self) -> str:
-        part = self.message.get_body(preferencelist=("html",))
-        assert part is not None, "no HTML part"
-        return str(part.get_content())
-
-    def text(self) -> str:
-        part = self.message.get_body(preferencelist=("plain",))
-        assert part is not None, "no text part"
-        return str(part.get_content())
-
-
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (cert, key): the SMTP stand-in's STARTTLS,
-    trusted by Alertmanager through SSL_CERT_FILE."""
-    cert, key = directory / "smtp-cert.pem", directory / "smtp-key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:TRUE",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=30)
-    return cert, key
-
-
-class SmtpStandIn:
-    """aiosmtpd with STARTTLS required and AUTH offered only after it, as a submission
-    server does; records each message with the login and password it was sent with."""
-
-    def __init__(self, cert: Path, key: Path) -> None:
-        self.port = free_port()
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(cert, key)
-        self._lock = threading.Lock()
-        self._mails: list[Mail] = []
-        self._auth: dict[int, tuple[str, str]] = {}
-        self.controller = Controller(
-            self, hostname="127.0.0.1", port=self.port, tls_context=context,
-            require_starttls=True, auth_require_tls=True, authenticator=self._authenticate,
-            # Alertmanager's LOGIN expects the "Username:" challenge most servers send, not
-            # aiosmtpd's "User Name"; PLAIN, which every submission server offers, is used.
-            auth_exclude_mechanism=["LOGIN"])
-
-    def start(self) -> SmtpStandIn:
-        self.controller.start()
-        return self
-
-    def stop(self) -> None:
-        self.controller.stop()
-
-    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope,
-                      mechanism: str, auth_data: Any) -> AuthResult:
-        if isinstance(auth_data, LoginPassword):
-            self._auth[id(session)] = (auth_data.login.decode(), auth_data.password.decode())
-            return AuthResult(success=True)
-        return AuthResult(success=False, handled=False)
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        content = envelope.content if isinstance(envelope.content, bytes) else b""
-        message = email.message_from_bytes(content, policy=email.policy.default)
-        login, password = self._auth.get(id(session), ("", ""))
-        with self._lock:
-            self._mails.append(Mail(str(envelope.mail_from), list(envelope.rcpt_tos),
-                                    message, login, password))
-        return "250 OK"
-
-    @property
-    def mails(self) -> list[Mail]:
-        with self._lock:
-            return list(self._mails)
+    def __init__(self, loop: LoopThread) -> None:
+        super().__init__(loop, Heartbeat())
 
 
 # -- a real Alertmanager ----------------------------------------------------------------------

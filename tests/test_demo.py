@@ -1,9 +1,13 @@
-"""`make demo` end to end: real servers, the app, every exporter, a real Prometheus.
+"""`make demo` end to end: real servers, the app, every exporter, a real Prometheus alerting
+through a real Alertmanager to the stand-in receivers.
 
-The demo runs as a subprocess for a fixed --duration; while it runs, the test reads the
-URLs it prints and asks Prometheus (not the exporters) whether both jobs are up, so the
-whole path exporter -> scrape -> TSDB -> query is exercised. Afterwards nothing it started
-may survive: no process mentions its run directory and no port it printed still listens.
+The demo runs as a subprocess; while it runs, the test reads the URLs it prints and asks
+Prometheus (not the exporters) whether every job is up, so the whole path exporter -> scrape
+-> TSDB -> query is exercised; that the synthetic week of history is there; that the
+Watchdog went Prometheus -> Alertmanager -> SMS relay -> heartbeat stand-in; and that every
+panel target and `label_values` variable of every dashboards/generated/*.json board returns
+data. Then it presses Ctrl-C (SIGINT): afterwards nothing the demo started may survive: no
+process mentions its run directory and no port it printed still listens.
 """
 
 from __future__ import annotations
@@ -14,29 +18,50 @@ import os
 import queue
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-DURATION = 60  # seconds of steady state: covers Prometheus' first 15 s scrape of each job
+BOARDS = REPO / "dashboards" / "generated"
+# A safety net only: the test presses Ctrl-C as soon as its checks are done.
+DURATION = 240
 JOBS = {"saasmon-postgres", "saasmon-redis", "saasmon-cron", "saasmon-integrations",
         "saasmon-business", "saasmon-webvitals", "saasmon-app", "saasmon-app-probe",
-        "saasmon-integration-probe", "prometheus"}
-STARTUP_TIMEOUT = 60.0
+        "saasmon-integration-probe", "node", "blackbox-storage", "alertmanager",
+        "saasmon-sms-relay", "prometheus"}
+STARTUP_TIMEOUT = 90.0
+PANEL_DATA_TIMEOUT = 120.0  # the slowest panels need a few scrapes and cron runs
 URL_LINE = re.compile(r"^\s+(?P<label>[a-z_ ]+?)\s{2,}(?P<url>\S+://\S+)$")
+# boards.md: values of Grafana's built-in variables for the panel data check.
+BUILTINS = {"__rate_interval": "1m", "__interval": "15s", "__range": "1h",
+            "__interval_ms": "15000", "__range_s": "3600", "__range_ms": "3600000"}
+VARIABLE = re.compile(r"\$\{(?P<braced>\w+)(?::\w+)?\}|\$(?P<plain>\w+)")
+LABEL_VALUES = re.compile(r"^\s*label_values\((?:(?P<selector>.*),\s*)?(?P<label>\w+)\s*\)\s*$",
+                          re.DOTALL)
+CHECK_WINDOW = 300  # seconds of "the last minutes" each range query covers
+# Series the machine itself may lack, with the query that tells whether it has them: a
+# panel reading one is excused (with a warning) only when that query finds nothing here.
+# Link utilisation needs a NIC that reports its speed; containers' veth devices report -1.
+MACHINE_DEPENDENT = {
+    "node_network_utilisation": 'node_network_speed_bytes{job="node",device!="lo"} > 0',
+}
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(480)
 
 
 @pytest.fixture
@@ -108,6 +133,141 @@ def wait_for_query(prom: str, expr: str, check: Any, timeout: float) -> list[dic
     raise AssertionError(f"{expr}: condition not met within {timeout:.0f}s, last result {result}")
 
 
+def get_json(url: str, params: list[tuple[str, str]] | None = None) -> Any:
+    query = "?" + urllib.parse.urlencode(params) if params else ""
+    with urllib.request.urlopen(url + query, timeout=10) as response:
+        return json.load(response)
+
+
+# -- panel data check (boards.md) ---------------------------------------------------------------
+def variable_values(board: dict[str, Any]) -> dict[str, str]:
+    """What each template variable stands for in the check: All (the variable's allValue,
+    else `.*`) for multi/All variables, else the current value."""
+    values = dict(BUILTINS)
+    for variable in board.get("templating", {}).get("list", []):
+        if variable.get("type") == "datasource":
+            continue
+        if variable.get("includeAll") or variable.get("multi"):
+            values[variable["name"]] = variable.get("allValue") or ".*"
+        else:
+            current = variable.get("current", {}).get("value")
+            values[variable["name"]] = str(current[0] if isinstance(current, list) else current)
+    return values
+
+
+def expand(expr: str, values: dict[str, str]) -> str:
+    def one(match: re.Match[str]) -> str:
+        name = match["braced"] or match["plain"]
+        return values.get(name, match[0])
+
+    return VARIABLE.sub(one, expr)
+
+
+def panels(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for panel in items:
+        yield panel
+        yield from panels(panel.get("panels", []))  # a collapsed row holds its panels
+
+
+@dataclass(frozen=True)
+class Check:
+    board: str
+    panel: str
+    ref_id: str
+    expr: str
+    kind: str  # "panel" or "variable"
+
+    def __str__(self) -> str:
+        return f"{self.board} / {self.panel} / {self.ref_id}: {self.expr}"
+
+
+def board_checks(path: Path) -> list[Check]:
+    board = json.loads(path.read_text())
+    values = variable_values(board)
+    checks = []
+    for variable in board.get("templating", {}).get("list", []):
+        query = variable.get("query")
+        text = query.get("query", "") if isinstance(query, dict) else query
+        if variable.get("type") == "query" and isinstance(text, str) and "label_values" in text:
+            checks.append(Check(path.name, f"variable {variable['name']}", "-",
+                                expand(text, values), "variable"))
+    for panel in panels(board.get("panels", [])):
+        title = f"panel {panel.get('id')} {panel.get('title', '')!r}"
+        for target in panel.get("targets", []):
+            if target.get("expr"):
+                checks.append(Check(path.name, title, str(target.get("refId", "?")),
+                                    expand(target["expr"], values), "panel"))
+    return checks
+
+
+def has_data(prom: str, check: Check) -> bool:
+    """A range query over the last minutes returns a series with a sample; a label_values
+    query finds a value."""
+    end = time.time()
+    start = end - CHECK_WINDOW
+    if check.kind == "variable":
+        match = LABEL_VALUES.match(check.expr)
+        assert match is not None, f"not a label_values query: {check}"
+        if match["selector"] is None:
+            body = get_json(f"{prom}/api/v1/label/{match['label']}/values",
+                            [("start", f"{start:.0f}"), ("end", f"{end:.0f}")])
+            return bool(body["data"])
+        body = get_json(f"{prom}/api/v1/series", [
+            ("match[]", match["selector"]), ("start", f"{start:.0f}"), ("end", f"{end:.0f}")])
+        return any(match["label"] in series for series in body["data"])
+    body = get_json(f"{prom}/api/v1/query_range", [
+        ("query", check.expr), ("start", f"{start:.0f}"), ("end", f"{end:.0f}"), ("step", "15")])
+    return any(series["values"] for series in body["data"]["result"])
+
+
+def failing(prom: str, checks: list[Check]) -> list[tuple[Check, str]]:
+    found = []
+    for check in checks:
+        try:
+            if not has_data(prom, check):
+                found.append((check, "no data"))
+        except urllib.error.HTTPError as error:  # a query Prometheus refuses
+            found.append((check, f"HTTP {error.code}: {error.read().decode(errors='replace')}"))
+    return found
+
+
+def excused(prom: str, check: Check, why: str) -> bool:
+    """The check reads a series this machine cannot have (MACHINE_DEPENDENT); warns."""
+    for series, precondition in MACHINE_DEPENDENT.items():
+        if why == "no data" and series in check.expr and not query(prom, precondition):
+            warnings.warn(f"{check}: no data, this machine has no {precondition}", stacklevel=1)
+            return True
+    return False
+
+
+def check_panel_data(prom: str, boards: list[Path], timeout: float) -> None:
+    """Every check passes before the timeout; re-asking only the failing ones, since some
+    series appear only after a few scrapes. Fails listing every one still without data.
+    Called once every job is up, so the machine-dependence preconditions can be trusted."""
+    checks = [check for path in boards for check in board_checks(path)]
+    deadline = time.monotonic() + timeout
+    while True:
+        failed = [(c, why) for c, why in failing(prom, checks) if not excused(prom, c, why)]
+        if not failed or time.monotonic() > deadline:
+            break
+        checks = [check for check, _ in failed]
+        time.sleep(5)
+    assert not failed, f"{len(failed)} queries without data:\n" + "\n".join(
+        f"  {check} ({why})" for check, why in failed)
+
+
+def wait_for_json(url: str, params: list[tuple[str, str]], timeout: float) -> list[Any]:
+    deadline = time.monotonic() + timeout
+    found: list[Any] = []
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            found = get_json(url, params)
+            if found:
+                return found
+        time.sleep(1)
+    raise AssertionError(f"{url} {params}: nothing within {timeout:.0f}s")
+
+
 def ports_of(urls: dict[str, str]) -> list[int]:
     ports = []
     for url in urls.values():
@@ -151,7 +311,9 @@ def stop(proc: subprocess.Popen[str]) -> None:
             proc.wait()
 
 
-def test_demo_runs_and_cleans_up(run_dir: Path) -> None:
+def test_demo_runs_alerts_fills_every_panel_and_cleans_up(run_dir: Path) -> None:
+    boards = sorted(BOARDS.glob("*.json"))
+    assert boards, f"no boards in {BOARDS}: render them (make rules)"
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "scripts" / "demo.py"), "--duration", str(DURATION),
          "--run-dir", str(run_dir)],
@@ -166,8 +328,10 @@ def test_demo_runs_and_cleans_up(run_dir: Path) -> None:
     try:
         urls = wait_for_urls(lines, output)
         for label in ("postgres exporter", "redis exporter", "cron exporter", "integrations exporter",
-                      "business exporter", "webvitals exporter", "reference app", "prometheus",
-                      "postgres", "redis"):
+                      "business exporter", "webvitals exporter", "sms relay", "node exporter",
+                      "blackbox exporter", "postgres standby exporter", "reference app",
+                      "prometheus", "alertmanager", "notifications", "smtp", "postgres",
+                      "postgres standby", "redis"):
             assert label in urls, f"{label!r} missing from the printed URLs: {urls}"
         prom = urls["prometheus"].rstrip("/")
         # Every check below must finish while the demo still runs.
@@ -175,6 +339,15 @@ def test_demo_runs_and_cleans_up(run_dir: Path) -> None:
 
         def left() -> float:
             return max(1.0, ends - time.monotonic())
+
+        # The synthetic history is in the TSDB before the first scrape: last week has the
+        # app's request rate (1 m windows work: 15 s samples there), and it spans 8 days.
+        app = urllib.parse.urlsplit(urls["reference app"]).netloc
+        last_week = query(prom, f'sum(rate(http_requests_total{{job="saasmon-app",'
+                                f'instance="{app}"}}[1m] offset 1w)) > 0')
+        assert last_week, "no synthetic history a week ago"
+        assert query(prom, 'count_over_time(http_request_duration_seconds_count'
+                           '{job="saasmon-app"}[1h] offset 191h) > 0'), "history under 8 days"
 
         # Every job scraped successfully, seen through Prometheus itself.
         up = wait_for_query(
@@ -190,15 +363,27 @@ def test_demo_runs_and_cleans_up(run_dir: Path) -> None:
         # Live data from the app-side pieces: generated KPIs, app traffic, the app's health.
         for expr in ("business_daily_active_users > 0", "http_requests_total > 0",
                      'probe_success{job="saasmon-app-probe"} == 1',
-                     'cron_jobs_registered == 5', "webvitals_beacons_accepted_total > 0"):
+                     'probe_success{job="blackbox-storage"} == 1',
+                     'cron_jobs_registered == 7', "webvitals_beacons_accepted_total > 0"):
             wait_for_query(prom, expr, lambda r: bool(r), timeout=left())
-        # The generated rules are loaded: Watchdog fires.
+
+        # The Watchdog fires in Prometheus, is held by the real Alertmanager and reaches the
+        # heartbeat stand-in through the SMS relay's /heartbeat.
         wait_for_query(prom, 'ALERTS{alertname="Watchdog",alertstate="firing"}',
                        lambda r: bool(r), timeout=left())
+        am = urls["alertmanager"].rstrip("/")
+        # Prometheus sends it after the evaluation that made it fire: wait for the delivery.
+        watchdog = wait_for_json(am + "/api/v2/alerts", [("filter", 'alertname="Watchdog"')],
+                                 timeout=30)
+        assert [a["status"]["state"] for a in watchdog] == ["active"], watchdog
+        pings = wait_for_json(urls["notifications"], [("receiver", "heartbeat")], timeout=left())
+        assert pings[0]["path"] == "/heartbeat" and pings[0]["method"] == "GET", pings
 
-        # The rest of the duration, then shutdown: every child gets SIGTERM at once and
-        # 10 s, then the servers stop.
-        status = proc.wait(timeout=left() + 60)
+        check_panel_data(prom, boards, timeout=min(PANEL_DATA_TIMEOUT, left()))
+
+        # Ctrl-C: every child gets SIGTERM at once and 10 s, then the servers stop.
+        proc.send_signal(signal.SIGINT)
+        status = proc.wait(timeout=60)
     except Exception as exc:
         # Whatever failed, the demo's own output (complete once it stopped) explains it.
         stop(proc)

@@ -59,7 +59,7 @@ b.dashboard([
           "Top 10 routes by mean duration over the dashboard's time range, with the requests over the 5 s bucket edge; means of 2 s and more are red (tpt-erp § Analytics & Reporting › Performance Analytics (identifyBottlenecks)).",
           [
             g.tableTarget('topk(10, sum by (route) (increase(http_request_duration_seconds_sum{%(s)s}[$__range])) / sum by (route) (increase(http_request_duration_seconds_count{%(s)s}[$__range])))' % { s: sel }, '{{route}}'),
-            g.tableTarget('sum by (route) (increase(http_request_duration_seconds_count{%(s)s}[$__range])) - sum by (route) (increase(http_request_duration_seconds_bucket{%(s)s,le="5"}[$__range]))' % { s: sel }, '{{route}}'),
+            g.tableTarget('sum by (route) (increase(http_request_duration_seconds_count{%(s)s}[$__range])) - sum by (route) (increase(http_request_duration_seconds_bucket{%(s)s,le="5.0"}[$__range]))' % { s: sel }, '{{route}}'),
           ], 's', w=24, h=8,
           columns={ 'Value #A': 'mean duration', 'Value #B': 'requests over 5 s' },
           thresholds=g.thresholds([{ color: 'green', value: null }, { color: 'red', value: 2 }]))
