@@ -6,30 +6,19 @@ import argparse
 import logging
 import os
 import sys
-from typing import Any, NoReturn
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import REGISTRY
 
 from exporters.runtime.logs import SecretRegistry, setup_logging
 from refapp.app import AppConfig, create_app
+from refapp.cli import OneLineParser, parse_listen
 from refapp.faults import HEALTH_STATES, FaultError, Faults
 
 log = logging.getLogger("refapp")
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """Usage errors as one line and exit 2, like every saasmon config error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message}\n")
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"must be HOST:PORT, got {value!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def parser() -> OneLineParser:

@@ -13,7 +13,6 @@ made in the last hours, so a cron exporter has a history at once.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -28,13 +27,14 @@ import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any
 
 import asyncpg
 from cronsim import CronSim, CronSimError
 
 from exporters.runtime.logs import SecretRegistry, log_fields, setup_logging
 from refapp.app import migrate
+from refapp.cli import OneLineParser
 
 log = logging.getLogger("refapp.cron")
 
@@ -315,10 +315,6 @@ async def amain(settings: Settings) -> int:
         await asyncio.wait_for(pool.close(), 10)
     return 0
 
-
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message}\n")
 
 
 def parser() -> OneLineParser:

@@ -11,7 +11,6 @@ one-line JSON summary.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -20,11 +19,12 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any
 
 import aiohttp
 from yarl import URL
 
+from refapp.cli import OneLineParser
 from refapp.cronrunner import DEFAULT_JOBS
 
 # Relative weights of the API calls in the mix.
@@ -310,10 +310,6 @@ class Load:
             await asyncio.gather(*jobs)
         return self.stats.summary()
 
-
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message}\n")
 
 
 def options_from(argv: list[str] | None) -> Options:

@@ -38,11 +38,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from refapp.cli import OneLineParser, parse_listen
 
 # "[FIRING:2] CRITICAL ApiErrorRateHigh" (alertmanager/templates: saasmon.title), the start
 # of Slack titles and email subjects.
@@ -438,16 +440,6 @@ class SmtpStandIn:
 
 
 # -- command line --------------------------------------------------------------------------------
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message}\n")
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"must be HOST:PORT, got {value!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
