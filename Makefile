@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEB_PACKAGES := python3-venv openssl procps postgresql postgresql-contrib redis-server prometheus prometheus-alertmanager jsonnet prometheus-node-exporter prometheus-blackbox-exporter
 BENCH_PACKAGES := prometheus-postgres-exporter prometheus-redis-exporter
 
-.PHONY: test lint unit demo bench bench-business bench-webvitals deps venv clean rules
+.PHONY: test lint unit demo bench bench-business bench-webvitals bench-drills deps venv clean rules
 
 deps:  # apt must come before the venv: python3-venv is among the packages
 	@scripts/apt-install.sh $(DEB_PACKAGES)
@@ -46,6 +46,9 @@ bench-business: deps venv $(QE_VENV)/.installed
 
 bench-webvitals: deps venv
 	$(PY) bench/webvitals_bench.py
+
+bench-drills: deps venv  # time to page of every fault drill -> bench/TIME_TO_PAGE.md
+	$(PY) bench/time_to_page.py --out bench/TIME_TO_PAGE.md
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache

@@ -52,6 +52,7 @@ from refapp.standin_alertmanager import (
     substitute,
 )
 from refapp.standin_alertmanager import write_config as write_test_config
+from tests.processes import read_log, stop_process
 
 __all__ = [
     "ALERTMANAGER", "AMTOOL", "REPO", "SECRETS_PREFIX", "SECRET_NAMES", "SHIPPED_CONFIG",
@@ -272,16 +273,10 @@ class Alertmanager:
         return found
 
     def log(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
+        return read_log(self.log_path)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 def alert(alertname: str, severity: str, annotations: dict[str, str] | None = None, /,

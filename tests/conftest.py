@@ -20,6 +20,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporters.devservers import PostgresServer, RedisServer, free_port
+from tests.processes import read_log, stop_process
 
 SAASMON = [sys.executable, "-m", "exporters"]
 
@@ -176,16 +177,10 @@ class Exporter:
         raise AssertionError(f"{check} not reached within {timeout}s; last scrape: {shown}")
 
     def log(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
+        return read_log(self.log_path)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 @pytest.fixture
