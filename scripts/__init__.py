@@ -1,0 +1,1 @@
+"""Developer scripts (`make demo`); a package so tests can import the demo's pieces."""
