@@ -73,18 +73,6 @@ class Queries:
         self.after = f"SELECT {_COLUMNS} FROM {t} WHERE id > $1 ORDER BY id LIMIT $2"
 
 
-class CronPool(ReadOnlyPool):
-    def __init__(self, config: CronConfig) -> None:
-        self.config = config
-        dsn = config.dsn_value
-        assert dsn is not None, "built only when a dsn is configured"
-        super().__init__(
-            dsn, application_name="saasmon_cron_exporter",
-            max_size=config.pool_max_size, statement_timeout=config.timeout_seconds,
-            connect_timeout=config.timeout_seconds, command_timeout=config.timeout_seconds,
-            idle_lifetime=max(60.0, 4 * config.interval_seconds))
-
-
 def _status(raw: str) -> str:
     # The reference schema allows running|success|failed; any other word a custom table
     # uses for an ended run (error, timeout, ...) is a failure.
@@ -99,7 +87,7 @@ def _duration(row: Any) -> float | None:
 class TableCollector(Collector):
     name = "table"
 
-    def __init__(self, config: CronConfig, pool: CronPool) -> None:
+    def __init__(self, config: CronConfig, pool: ReadOnlyPool) -> None:
         super().__init__(config.target, config.interval_seconds, config.timeout_seconds)
         self.config = config
         self.connections = pool

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from prometheus_client.core import Metric
 
-from exporters.cron.collectors import CronPool, TableCollector
+from exporters.cron.collectors import TableCollector
 from exporters.cron.config import CronConfig, Job
 from exporters.cron.heartbeat import HeartbeatHandler, HeartbeatStore
 from exporters.cron.schedule import Schedule
@@ -21,6 +21,7 @@ from exporters.cron.state import FINISHED, JobState
 from exporters.runtime.collector import Collector
 from exporters.runtime.exporter import ExporterKind, Instance, Route
 from exporters.runtime.families import counter, gauge
+from exporters.runtime.pgpool import ReadOnlyPool, collector_pool
 
 LABEL = "cron_job"  # not "job": Prometheus would rename it to exported_job
 
@@ -34,11 +35,13 @@ class CronInstance(Instance):
         self.pings = HeartbeatHandler(
             heartbeats, [j.name for j in config.jobs_from("heartbeat")],
             [j.name for j in config.jobs_from("table")], config.token_value)
-        self.pool: CronPool | None = None
+        self.pool: ReadOnlyPool | None = None
         self.table: TableCollector | None = None
         self.collectors: list[Collector] = []
         if config.dsn_value:
-            self.pool = CronPool(config)
+            self.pool = collector_pool(
+                config.required_dsn, "saasmon_cron_exporter", max_size=config.pool_max_size,
+                timeout=config.timeout_seconds, interval=config.interval_seconds)
             self.table = TableCollector(config, self.pool)
             self.collectors.append(self.table)
 

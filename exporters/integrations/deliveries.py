@@ -39,18 +39,6 @@ WEBHOOK_STATUSES = ("processed", "failed")
 EXTRA_STATUSES = 4
 
 
-class ConnectionPool(ReadOnlyPool):
-    def __init__(self, config: IntegrationsConfig) -> None:
-        self.config = config
-        dsn = config.dsn_value
-        assert dsn is not None, "built only when a dsn is configured"
-        super().__init__(
-            dsn, application_name="saasmon_integrations",
-            max_size=config.pool_max_size, statement_timeout=config.timeout_seconds,
-            connect_timeout=config.timeout_seconds, command_timeout=config.timeout_seconds,
-            idle_lifetime=max(60.0, 4 * config.interval_seconds))
-
-
 def clean(value: object) -> str:
     """A label value from data: trimmed, lower case, bounded; missing is "unknown"."""
     text = " ".join(str(value).split()).lower()[:VALUE_CHARS] if value is not None else ""
@@ -93,7 +81,7 @@ class TableCollector(Collector):
     # $1 = window seconds, $2 = limit; returns the label columns to pre-create series for.
     seed_sql: str
 
-    def __init__(self, pool: ConnectionPool, config: IntegrationsConfig) -> None:
+    def __init__(self, pool: ReadOnlyPool, config: IntegrationsConfig) -> None:
         override = config.collectors.get(self.table)  # type: ignore[call-overload]
         interval, timeout = config.interval_seconds, config.timeout_seconds
         if override is not None:
@@ -174,7 +162,7 @@ WHERE status = 'failed' AND created_at > now() - make_interval(secs => $1)
 GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT $2
 """
 
-    def __init__(self, pool: ConnectionPool, config: IntegrationsConfig) -> None:
+    def __init__(self, pool: ReadOnlyPool, config: IntegrationsConfig) -> None:
         super().__init__(pool, config)
         self.statuses = LabelCap(EXTRA_STATUSES, PAYMENT_STATUSES)
         self.reasons = LabelCap(config.top_n_reasons)
@@ -227,7 +215,7 @@ WHERE created_at > now() - make_interval(secs => $1)
 GROUP BY 1, 2 ORDER BY count(*) DESC, 1, 2 LIMIT $2
 """
 
-    def __init__(self, pool: ConnectionPool, config: IntegrationsConfig) -> None:
+    def __init__(self, pool: ReadOnlyPool, config: IntegrationsConfig) -> None:
         super().__init__(pool, config)
         self.channels = LabelCap(EXTRA_STATUSES, CHANNELS)
         self.providers = LabelCap(config.top_n_providers)
@@ -274,7 +262,7 @@ WHERE received_at > now() - make_interval(secs => $1)
 GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT $2
 """
 
-    def __init__(self, pool: ConnectionPool, config: IntegrationsConfig) -> None:
+    def __init__(self, pool: ReadOnlyPool, config: IntegrationsConfig) -> None:
         super().__init__(pool, config)
         self.providers = LabelCap(config.top_n_providers)
         self.statuses = LabelCap(EXTRA_STATUSES, WEBHOOK_STATUSES)

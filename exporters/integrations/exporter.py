@@ -12,12 +12,13 @@ from prometheus_client.core import Metric
 
 from exporters.integrations import status as st
 from exporters.integrations.config import IntegrationsConfig, ModuleConfig, TargetConfig
-from exporters.integrations.deliveries import ALL, ConnectionPool
+from exporters.integrations.deliveries import ALL
 from exporters.integrations.probes import Outcome, Prober, families, target_url
 from exporters.runtime.collector import Collector
 from exporters.runtime.exporter import ExporterKind, Instance, Route
 from exporters.runtime.families import counter
 from exporters.runtime.logs import SecretRegistry, log_fields
+from exporters.runtime.pgpool import ReadOnlyPool, collector_pool
 from exporters.runtime.server import render, scrape_deadline
 
 log = logging.getLogger("saasmon.integrations")
@@ -34,10 +35,12 @@ class IntegrationsInstance(Instance):
         self.modules = config.all_modules()
         self.targets = config.all_targets()
         self.prober = Prober()
-        self.pool: ConnectionPool | None = None
+        self.pool: ReadOnlyPool | None = None
         self.collectors: list[Collector] = []
         if config.dsn is not None:
-            self.pool = ConnectionPool(config)
+            self.pool = collector_pool(
+                config.required_dsn, "saasmon_integrations", max_size=config.pool_max_size,
+                timeout=config.timeout_seconds, interval=config.interval_seconds)
             self.collectors = [
                 cls(self.pool, config) for cls in ALL
                 if config.collectors.get(cls.table) is None  # type: ignore[call-overload]

@@ -20,20 +20,8 @@ log = logging.getLogger("saasmon.postgres")
 FINGERPRINT_CHARS = 60
 
 
-class ConnectionPool(ReadOnlyPool):
-    """One small pool shared by every collector of the exporter."""
-
-    def __init__(self, config: PostgresConfig) -> None:
-        self.config = config
-        super().__init__(
-            config.required_dsn, application_name="saasmon_exporter",
-            max_size=config.pool_max_size, statement_timeout=config.timeout_seconds,
-            connect_timeout=config.timeout_seconds, command_timeout=config.timeout_seconds,
-            idle_lifetime=max(60.0, 4 * config.interval_seconds))
-
-
 class PostgresCollector(Collector):
-    def __init__(self, pool: ConnectionPool, config: PostgresConfig) -> None:
+    def __init__(self, pool: ReadOnlyPool, config: PostgresConfig) -> None:
         override = config.collectors.get(self.name)  # type: ignore[call-overload]
         interval = config.interval_seconds
         timeout = config.timeout_seconds

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from exporters.postgres.collectors import ALL, ConnectionPool
+from exporters.postgres.collectors import ALL
 from exporters.postgres.config import PostgresConfig
 from exporters.runtime.exporter import ExporterKind, Instance
+from exporters.runtime.pgpool import collector_pool
 
 
 class PostgresInstance(Instance):
     def __init__(self, config: PostgresConfig) -> None:
-        self.pool = ConnectionPool(config)
+        self.pool = collector_pool(
+            config.required_dsn, "saasmon_exporter", max_size=config.pool_max_size,
+            timeout=config.timeout_seconds, interval=config.interval_seconds)
         self.collectors = [
             cls(self.pool, config) for cls in ALL
             if config.collectors.get(cls.name) is None  # type: ignore[call-overload]

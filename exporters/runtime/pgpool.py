@@ -79,3 +79,15 @@ class ReadOnlyPool:
         if self._pool is not None:
             self._pool.terminate()
             self._pool = None
+
+
+def collector_pool(dsn: str, application_name: str, *, max_size: int, timeout: float,
+                   interval: float) -> ReadOnlyPool:
+    """The pool of an exporter whose collectors share one timeout and round interval.
+
+    The server cancels whatever outlives the timeout; an idle connection is closed after
+    four rounds (at least a minute), so slow rounds do not hold a slot between them.
+    """
+    return ReadOnlyPool(dsn, application_name=application_name, max_size=max_size,
+                        statement_timeout=timeout, connect_timeout=timeout,
+                        command_timeout=timeout, idle_lifetime=max(60.0, 4 * interval))
