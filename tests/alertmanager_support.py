@@ -52,7 +52,7 @@ from refapp.standin_alertmanager import (
     substitute,
 )
 from refapp.standin_alertmanager import write_config as write_test_config
-from tests.processes import read_log, stop_process
+from tests.processes import read_log, ready, stop_process
 
 __all__ = [
     "ALERTMANAGER", "AMTOOL", "REPO", "SECRETS_PREFIX", "SECRET_NAMES", "SHIPPED_CONFIG",
@@ -239,22 +239,18 @@ class Alertmanager:
         storage.mkdir(parents=True, exist_ok=True)
         argv = [ALERTMANAGER, f"--config.file={self.config}", f"--storage.path={storage}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
-                f"--web.external-url={self.url}",
-                "--cluster.listen-address=",  # no HA gossip, no settle wait
-                "--log.level=debug"]
+                f"--web.external-url={self.url}", *self.cluster_flags(), "--log.level=debug"]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
                                      stderr=self.log_path.open("wb"),
                                      env={**os.environ, **self.env})
         wait_for("alertmanager ready", self._ready, timeout=30)
         return self
 
+    def cluster_flags(self) -> list[str]:
+        return ["--cluster.listen-address="]  # no HA gossip, no settle wait
+
     def _ready(self) -> bool:
-        assert self.proc is not None and self.proc.poll() is None, self.log()
-        try:
-            with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
+        return ready(self.proc, self.url, self.log_path)
 
     def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
         request = urllib.request.Request(

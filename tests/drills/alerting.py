@@ -24,7 +24,7 @@ from alert_rules.generator.catalog import load_catalog
 from alert_rules.generator.scaled import seconds, write_scaled
 from exporters.devservers import free_port
 from tests.alertmanager_support import AMTOOL, wait_for
-from tests.processes import read_log, stop_process
+from tests.processes import read_log, ready, stop_process
 
 PROMETHEUS = "/usr/bin/prometheus"
 TIMER = re.compile(r"^(?P<lead>\s*(?:group_wait|group_interval|repeat_interval):\s*)"
@@ -131,12 +131,7 @@ class Prometheus:
         return self
 
     def _ready(self) -> bool:
-        assert self.proc is not None and self.proc.poll() is None, self.log()
-        try:
-            with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
+        return ready(self.proc, self.url, self.log_path)
 
     def api(self, path: str, **params: str) -> Any:
         url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -36,7 +35,7 @@ import yaml
 
 from exporters.devservers import PostgresServer, free_port
 from refapp.receivers import Mail
-from tests.alertmanager_support import ALERTMANAGER, Alertmanager, wait_for
+from tests.alertmanager_support import Alertmanager, wait_for
 from tests.conftest import Exporter, parse
 from tests.drills.alerting import Prometheus, amtool_receivers, routes, scale_timers
 from tests.drills.catalog import mixin_jobs
@@ -60,25 +59,15 @@ class Peer(Alertmanager):
     cluster_port: int = field(default_factory=free_port)
     peers: list[int] = field(default_factory=list)
 
-    def start(self) -> Peer:
-        storage = self.workdir / f"am-data-{self.port}"
-        storage.mkdir(parents=True, exist_ok=True)
+    def cluster_flags(self) -> list[str]:
         cluster = f"127.0.0.1:{self.cluster_port}"
-        argv = [ALERTMANAGER, f"--config.file={self.config}", f"--storage.path={storage}",
-                f"--web.listen-address=127.0.0.1:{self.port}", f"--web.external-url={self.url}",
-                f"--cluster.listen-address={cluster}", f"--cluster.advertise-address={cluster}",
+        return [f"--cluster.listen-address={cluster}", f"--cluster.advertise-address={cluster}",
                 *(f"--cluster.peer=127.0.0.1:{p}" for p in self.peers),
                 f"--cluster.peer-timeout={PEER_TIMEOUT_S}s",
                 f"--cluster.gossip-interval={GOSSIP_INTERVAL}",
                 "--cluster.pushpull-interval=1s",
                 # The first peer starts before the second listens: retry the join soon.
-                "--cluster.reconnect-interval=1s",
-                "--log.level=debug"]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
-                                     stderr=self.log_path.open("wb"),
-                                     env={**os.environ, **self.env})
-        wait_for("alertmanager ready", self._ready, timeout=30)
-        return self
+                "--cluster.reconnect-interval=1s"]
 
     def kill(self) -> None:
         """kill -9: no goodbye to the cluster, nothing flushed."""
