@@ -102,3 +102,50 @@ def test_env_secret_replaces_the_file_form(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "envhost:5432/app" in result.stdout
     assert SECRET not in result.stdout + result.stderr
+
+
+# Hostile files (issue 15 item 5): each must be refused before any key is looked at, by
+# every exporter, as one line naming the problem; never a traceback from the parser.
+ALL_KINDS = ["postgres", "redis", "cron", "integrations", "business", "webvitals", "sms-relay"]
+HOSTILE: dict[str, tuple[bytes, str]] = {
+    "binary": (bytes(range(256)) * 4, "config.file: "),
+    "invalid-utf8": (b"dsn: postgresql://u:pw@h/db\nnote: caf\xe9\n", "config.file: not UTF-8"),
+    "deep-list": (b"a: " + b"[" * 100_000 + b"]" * 100_000 + b"\n", "config.file: nested"),
+    "deep-map": (b"a: " + b"{a: " * 100_000 + b"1" + b"}" * 100_000 + b"\n",
+                 "config.file: nested"),
+    "huge-int": (b"interval_seconds: " + b"9" * 5000 + b"\n", "config.file: an integer"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_hostile_config_file_exits_2_with_one_line(kind: str, case: str,
+                                                   tmp_path: Path) -> None:
+    data, expected = HOSTILE[case]
+    path = tmp_path / "config.yml"
+    path.write_bytes(data)
+    result = run_cli(kind, "--config.check", "--config.file", str(path))
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith(f"saasmon {kind}: {expected}"), lines[0]
+    assert len(lines[0]) < 200  # the file's content is never echoed
+
+
+@pytest.mark.parametrize("case", ["invalid-utf8", "deep-list", "huge-int"])
+def test_hostile_pack_and_web_config_files_exit_2_with_one_line(case: str,
+                                                                tmp_path: Path) -> None:
+    data, expected = HOSTILE[case]
+    hostile = tmp_path / "hostile.yml"
+    hostile.write_bytes(data)
+    config = tmp_path / "business.yml"
+    config.write_text(f"dsn: postgresql://u:{SECRET}@127.0.0.1:5/db\npack_file: {hostile}\n")
+    pack = run_cli("business", "--config.check", "--config.file", str(config))
+    web = run_cli("redis", "--config.check", "--web.config.file", str(hostile),
+                  env={"SAASMON_REDIS_TARGETS": "[]"})
+    for kind, result, key in (("business", pack, "pack_file"), ("redis", web, "web.config.file")):
+        assert result.returncode == 2, result.stderr[-2000:]
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr[-2000:]
+        assert lines[0].startswith(f"saasmon {kind}: {expected.replace('config.file', key)}"), \
+            lines[0]

@@ -11,10 +11,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from exporters.runtime.config import ConfigError
+from exporters.runtime.config import ConfigError, read_yaml
 
 DEFAULT_PACK = Path(__file__).with_name("default_pack.yaml")
 
@@ -66,14 +65,10 @@ def load_pack(path: Path, namespace: str) -> Pack:
     """Read and validate a pack; every problem is one ConfigError line."""
     where = f"(pack {path})"
     try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"pack_file: cannot read {str(path)!r}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise ConfigError(f"pack: invalid YAML{line}: {problem} {where}") from None
+        raw = read_yaml(str(path), "pack_file")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} {where}" if "cannot read" not in str(exc) else str(exc)) \
+            from None
     if not isinstance(raw, dict):
         raise ConfigError(f"pack: must be a mapping with a `queries` list {where}")
     try:

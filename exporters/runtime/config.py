@@ -26,9 +26,11 @@ class StrictModel(BaseModel):
 
 def read_secret_file(path: str, key: str) -> SecretStr:
     try:
-        return SecretStr(Path(path).read_text().strip())
+        return SecretStr(Path(path).read_bytes().decode("utf-8").strip())
     except OSError as exc:
         raise ConfigError(f"{key}: cannot read file {path!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{key}: file {path!r} is not UTF-8") from None
 
 
 class DsnConfig(StrictModel):
@@ -97,20 +99,57 @@ def env_overrides(exporter: str, model: type[BaseModel]) -> dict[str, str]:
     return found
 
 
+# Deeper than any real config; checked after parsing so nothing downstream recurses on it.
+MAX_DEPTH = 32
+
+
+def _depth(node: Any) -> int:
+    """Nesting depth of parsed YAML, iteratively (a recursive walk is what we guard against)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break
+        children = item.values() if isinstance(item, dict) else item \
+            if isinstance(item, list) else ()
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def read_yaml(path: str, key: str) -> Any:
+    """Parse a YAML file; every problem is one ConfigError naming `key` and never quoting the
+    file: a half-edited config holds secrets (a rotated password) the masker cannot know."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {path!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{key}: not UTF-8 (invalid byte at offset {exc.start})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise ConfigError(f"{key}: invalid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{key}: nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:
+        # The YAML constructors call int() and datetime(): a 5,000-digit number or a 13th
+        # month end here; the message carries no file content.
+        if "digits" in str(exc):
+            raise ConfigError(f"{key}: an integer has too many digits") from None
+        raise ConfigError(f"{key}: invalid value: {exc}") from None
+    if _depth(raw) > MAX_DEPTH:
+        raise ConfigError(f"{key}: nested deeper than {MAX_DEPTH} levels")
+    return raw
+
+
 def load_config(model: type[ModelT], path: str | None, exporter: str) -> ModelT:
     raw: Any = {}
     if path:
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise ConfigError(f"config.file: cannot read {path!r}: {exc.strerror}") from None
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or "syntax error"
-            raise ConfigError(f"config.file: invalid YAML{where}: {problem}") from None
+        raw = read_yaml(path, "config.file")
         if raw is None:
             raw = {}
         if not isinstance(raw, dict):

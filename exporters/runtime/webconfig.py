@@ -8,10 +8,9 @@ import ssl
 from typing import Literal
 
 import bcrypt
-import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from exporters.runtime.config import ConfigError, StrictModel, _first_error
+from exporters.runtime.config import ConfigError, StrictModel, _first_error, read_yaml
 
 ClientAuth = Literal[
     "NoClientCert", "RequestClientCert", "RequireAnyClientCert",
@@ -48,13 +47,7 @@ class WebConfig(StrictModel):
 def load_web_config(path: str | None) -> WebConfig:
     if not path:
         return WebConfig()
-    try:
-        with open(path) as handle:
-            raw = yaml.safe_load(handle) or {}
-    except OSError as exc:
-        raise ConfigError(f"web.config.file: cannot read {path!r}: {exc.strerror}") from None
-    except yaml.YAMLError:
-        raise ConfigError("web.config.file: invalid YAML") from None
+    raw = read_yaml(path, "web.config.file") or {}
     try:
         config = WebConfig.model_validate(raw)
     except ValidationError as exc:
