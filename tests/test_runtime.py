@@ -136,3 +136,23 @@ def test_log_lines_mask_secrets_that_json_would_escape() -> None:
     line = JsonFormatter("test").format(record)
     assert secret not in line
     assert "ss\\\\w" not in line and "p\\u00e4" not in line and "wörd" not in line
+
+
+def test_secret_looking_values_are_masked_even_when_never_registered() -> None:
+    """A rotated password is new to the registry: its shape must be enough to mask it."""
+    from exporters.runtime.logs import SecretRegistry
+
+    texts = [
+        "dsn: postgresql://app:N3w-r0tated@db.internal:5432/app",
+        "url: redis://:N3w-r0tated@cache:6379/0",
+        "password: N3w-r0tated",
+        'auth_token="N3w-r0tated"',
+        "SET my.api_key = N3w-r0tated",
+        "Authorization: Bearer N3w-r0tated",
+    ]
+    for text in texts:
+        masked = SecretRegistry.mask(text)
+        assert "N3w-r0tated" not in masked, masked
+    # Paths to secret files and plain prose stay readable.
+    kept = "auth_token_file: /run/secrets/twilio; password authentication failed for user"
+    assert SecretRegistry.mask(kept) == kept

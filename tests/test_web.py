@@ -310,3 +310,46 @@ def test_bad_env_override_exits_2_with_one_line_naming_the_key(
     result = start_failure("--config.file", str(conf),
                            env={"SAASMON_REDIS_INTERVAL_SECONDS": "abc"})
     assert_one_line_error(result, "interval_seconds")
+
+
+# -- hostile reloads (issue 15 items 1 and 4) ----------------------------------------
+
+ROTATED = "r0tated-N3w-Passw0rd"
+UNLOADABLE = {
+    "invalid-utf8": b"targets:\n  - name: main\n    url: redis://:" + ROTATED.encode()
+                    + b"@127.0.0.1:1/0\n# caf\xe9\n",
+    "deep-nesting": b"targets: " + b"[" * 100_000 + b"]" * 100_000 + b"\n",
+    "huge-integer": b"interval_seconds: " + b"7" * 5000 + b"\n",
+}
+
+
+def new_log_lines(exporter: Exporter, seen: int) -> list[str]:
+    return exporter.log().splitlines()[seen:]
+
+
+@pytest.mark.parametrize("case", sorted(UNLOADABLE))
+def test_unloadable_config_fails_the_reload_visibly_in_one_line(
+        case: str, redis_server: RedisServer, run_exporter: Run) -> None:
+    exporter = run_exporter("redis", config(redis_server))
+    assert reload_ok(exporter.scrape()) == 1
+    exporter.config_path.write_bytes(UNLOADABLE[case])
+
+    seen = len(exporter.log().splitlines())
+    status, body, _ = request(exporter.url + "/-/reload", method="POST")
+    assert status == 400, body
+    assert len(body.strip().splitlines()) == 1 and "config.file" in body, body
+    assert reload_ok(exporter.scrape()) == 0
+    assert len(new_log_lines(exporter, seen)) == 1, new_log_lines(exporter, seen)
+
+    seen = len(exporter.log().splitlines())
+    assert exporter.proc is not None
+    exporter.proc.send_signal(signal.SIGHUP)
+    exporter.wait_until("a second logged failure",
+                        lambda _: len(new_log_lines(exporter, seen)) >= 1)
+    lines = new_log_lines(exporter, seen)
+    assert len(lines) == 1 and "reload failed" in lines[0], lines
+    assert reload_ok(exporter.scrape()) == 0
+    # The running config still serves.
+    assert value(exporter.scrape(), "redis_up", target="main") == 1
+    assert "Traceback" not in exporter.log() and "never retrieved" not in exporter.log()
+    assert ROTATED not in exporter.log()

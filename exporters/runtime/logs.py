@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from typing import ClassVar
 from urllib.parse import unquote
 
 MASK = "<secret>"
+
+# Secrets by shape, for values the registry cannot know yet (a password rotated in a file
+# that failed to load): the password of a URL, and the value of a secret-named key.
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@'\"]*:)[^@\s/'\"]+(?=@)", re.I)
+_SECRET_VALUE = re.compile(
+    r"(\b[\w.-]*(?:password|passwd|secret|token|api_?key)\b['\"]?\s*[:=]\s*['\"]?"
+    r"|\bbearer\s+)[^\s'\",;&]+", re.I)
 
 
 class SecretRegistry:
@@ -31,7 +39,8 @@ class SecretRegistry:
         for secret in sorted(cls._secrets, key=len, reverse=True):
             if secret in text:
                 text = text.replace(secret, MASK)
-        return text
+        text = _URL_PASSWORD.sub(rf"\1{MASK}", text)
+        return _SECRET_VALUE.sub(rf"\1{MASK}", text)
 
 
 class JsonFormatter(logging.Formatter):

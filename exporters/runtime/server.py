@@ -76,19 +76,28 @@ class ExporterServer:
         if old_instance is not None:
             await old_instance.close()
 
-    async def reload(self) -> bool:
+    async def reload(self) -> str | None:
+        """Load and apply the config file; None on success, else the problem as one line.
+
+        Never raises: a SIGHUP reload runs as a task nobody awaits, and whatever escaped it
+        would be logged by asyncio as a multi-line traceback quoting the exception's args.
+        """
         async with self._reload_lock:
             try:
                 config = load_config(self.kind.config_model, self.config_path, self.kind.name)
+                await self.activate(config)
             except ConfigError as exc:
-                self.reload_ok = 0
-                log.error("reload failed, keeping the running config",
-                          extra=log_fields(error=SecretRegistry.mask(str(exc))))
-                return False
-            await self.activate(config)
-            self.reload_ok, self.reload_time = 1, time.time()
-            log.info("config reloaded")
-            return True
+                problem = str(exc)
+            except Exception as exc:  # a config that validates but cannot be applied
+                problem = f"cannot apply the config: {type(exc).__name__}"
+            else:
+                self.reload_ok, self.reload_time = 1, time.time()
+                log.info("config reloaded")
+                return None
+            self.reload_ok = 0
+            problem = " ".join(SecretRegistry.mask(problem).split())
+            log.error("reload failed, keeping the running config", extra=log_fields(error=problem))
+            return problem
 
     async def close(self) -> None:
         await self._reload_lock.acquire()  # let a running reload finish installing first
@@ -164,9 +173,11 @@ class ExporterServer:
         return web.Response(status=503, text="Not ready: first collection pending\n")
 
     async def reload_handler(self, _: web.Request) -> web.Response:
-        if await self.reload():
+        problem = await self.reload()
+        if problem is None:
             return web.Response(text="Reloaded\n")
-        return web.Response(status=500, text="Reload failed; running config kept\n")
+        # 400: the file is at fault, not the server; one line, as in the log.
+        return web.Response(status=400, text=f"reload failed, running config kept: {problem}\n")
 
     async def landing(self, _: web.Request) -> web.Response:
         path = self.telemetry_path
@@ -230,7 +241,7 @@ async def serve(server: ExporterServer, config: Any, address: str) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    reloads: set[asyncio.Task[bool]] = set()  # held so a running reload is not collected
+    reloads: set[asyncio.Task[str | None]] = set()  # held so a running reload is not collected
 
     def on_sighup() -> None:
         task = asyncio.ensure_future(server.reload())
