@@ -156,3 +156,70 @@ def test_secret_looking_values_are_masked_even_when_never_registered() -> None:
     # Paths to secret files and plain prose stay readable.
     kept = "auth_token_file: /run/secrets/twilio; password authentication failed for user"
     assert SecretRegistry.mask(kept) == kept
+
+
+class CountingAuth:
+    """BasicAuth whose bcrypt comparisons are counted, with the hash each one used."""
+
+    @staticmethod
+    def make(users: dict[str, str]) -> tuple[object, list[bytes]]:
+        from exporters.runtime.webconfig import BasicAuth
+
+        seen: list[bytes] = []
+
+        class Counted(BasicAuth):
+            def verify(self, password: bytes, hashed: bytes) -> bool:
+                seen.append(hashed)
+                return super().verify(password, hashed)
+
+        return Counted(users), seen
+
+
+def _hash(password: str) -> str:
+    import bcrypt
+
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+
+
+async def test_basic_auth_checks_off_the_loop_and_caches_good_credentials() -> None:
+    from exporters.runtime.webconfig import BasicAuth
+
+    auth, seen = CountingAuth.make({"prometheus": _hash("right")})
+    assert isinstance(auth, BasicAuth)
+    ticks = 0
+    checking = True
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while checking:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticking = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    before = ticks
+    assert not await auth.check("prometheus", "wrong")
+    # bcrypt ran in a thread: the loop kept turning while it worked.
+    assert ticks > before
+    checking = False
+    await ticking
+
+    assert await auth.check("prometheus", "right")
+    assert len(seen) == 2
+    for _ in range(5):
+        assert await auth.check("prometheus", "right")
+    assert len(seen) == 2  # cached: no bcrypt for a pair already verified
+    assert not await auth.check("prometheus", "right ")
+    assert len(seen) == 3  # a different password is checked again
+
+
+async def test_unknown_user_costs_a_bcrypt_comparison_like_a_known_one() -> None:
+    auth, seen = CountingAuth.make({"prometheus": _hash("right")})
+    from exporters.runtime.webconfig import BasicAuth
+
+    assert isinstance(auth, BasicAuth)
+    assert not await auth.check("nobody", "right")
+    assert not await auth.check("nobody", "right")
+    # Both refusals went through bcrypt, against a dummy hash of the users' cost.
+    assert len(seen) == 2 and seen[0] not in {h.encode() for h in auth.users.values()}
+    assert seen[0].startswith(b"$2b$04$")

@@ -113,7 +113,7 @@ class ExporterServer:
     ) -> web.StreamResponse:
         route = request.match_info.route.resource
         public = route is not None and route.canonical in self._public_paths
-        if self.auth is not None and not public and not self._authorized(request):
+        if self.auth is not None and not public and not await self._authorized(request):
             response: web.StreamResponse = web.Response(
                 status=401, text="Unauthorized\n",
                 headers={"WWW-Authenticate": 'Basic realm="saasmon"'})
@@ -123,7 +123,7 @@ class ExporterServer:
             response.headers.update(self.web_config.http_server_config.headers)
         return response
 
-    def _authorized(self, request: web.Request) -> bool:
+    async def _authorized(self, request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Basic "):
             return False
@@ -132,7 +132,7 @@ class ExporterServer:
         except (binascii.Error, UnicodeDecodeError):
             return False
         assert self.auth is not None
-        return self.auth.check(user, password)
+        return await self.auth.check(user, password)
 
     async def metrics(self, request: web.Request) -> web.Response:
         scheduler = self.scheduler

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import ssl
@@ -81,25 +82,56 @@ def ssl_context(tls: TLSServerConfig) -> ssl.SSLContext:
     return context
 
 
+# Remembered good credentials; past this many the memory is cleared, never grown.
+VERIFIED_CACHE_SIZE = 1024
+
+
 class BasicAuth:
-    """Checks credentials; bcrypt is slow on purpose, so verified pairs are remembered."""
+    """Checks credentials like the exporter-toolkit: bcrypt is slow on purpose (~60 ms), so
 
-    def __init__(self, users: dict[str, str]) -> None:
-        self.users = users
+    - it runs in a worker thread, never on the event loop that serves scrapes;
+    - at most `max_concurrent` checks run at once: a flood of bad passwords queues for a
+      slot instead of taking every core;
+    - successful (user, password, hash) results are cached, so an authorized scrape does
+      not pay bcrypt again and does not queue behind the flood;
+    - an unknown user is checked against a dummy hash of the same cost, so the answer
+      time does not tell which user names exist.
+    """
+
+    def __init__(self, users: dict[str, str], max_concurrent: int | None = None) -> None:
+        self.users = {user: hashed.replace("$2y$", "$2b$", 1) for user, hashed in users.items()}
         self._verified: set[bytes] = set()
+        # One core stays free for the event loop.
+        slots = max_concurrent or min(4, max(1, (os.cpu_count() or 2) - 1))
+        self._slots = asyncio.Semaphore(slots)
+        cost = max((_cost(h) for h in self.users.values()), default=10)
+        self._dummy = bcrypt.hashpw(b"saasmon-dummy", bcrypt.gensalt(rounds=cost))
 
-    def check(self, user: str, password: str) -> bool:
+    async def check(self, user: str, password: str) -> bool:
         hashed = self.users.get(user)
-        if hashed is None:
-            return False
         token = hashlib.sha256(f"{user}\0{password}\0{hashed}".encode()).digest()
-        if token in self._verified:
+        if hashed is not None and token in self._verified:
             return True
-        candidate = hashed.replace("$2y$", "$2b$", 1).encode()
-        try:
-            ok = bcrypt.checkpw(password.encode(), candidate)
-        except ValueError:
+        candidate = hashed.encode() if hashed is not None else self._dummy
+        async with self._slots:
+            ok = await asyncio.to_thread(self.verify, password.encode(), candidate)
+        if not ok or hashed is None:
             return False
-        if ok:
-            self._verified.add(token)
-        return ok
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified.add(token)
+        return True
+
+    def verify(self, password: bytes, hashed: bytes) -> bool:
+        """One bcrypt comparison (runs in a worker thread)."""
+        try:
+            return bcrypt.checkpw(password, hashed)
+        except ValueError:  # a malformed hash never matches
+            return False
+
+
+def _cost(hashed: str) -> int:
+    """The work factor of a `$2b$NN$...` hash (10 when it cannot be read)."""
+    parts = hashed.split("$")
+    return int(parts[2]) if len(parts) > 3 and parts[2].isdigit() and 4 <= int(parts[2]) <= 31 \
+        else 10
