@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-DEB_PACKAGES := python3-venv openssl procps postgresql postgresql-contrib redis-server prometheus prometheus-alertmanager jsonnet prometheus-node-exporter prometheus-blackbox-exporter
+DEB_PACKAGES := python3-venv openssl procps faketime postgresql postgresql-contrib redis-server prometheus prometheus-alertmanager jsonnet prometheus-node-exporter prometheus-blackbox-exporter
 BENCH_PACKAGES := prometheus-postgres-exporter prometheus-redis-exporter
 
 .PHONY: test lint unit demo bench bench-business bench-webvitals bench-drills deps venv clean rules

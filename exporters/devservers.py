@@ -55,6 +55,8 @@ class PostgresServer:
     port: int = field(default_factory=free_port)
     max_connections: int = 40
     user: str | None = None
+    # Extra environment of the server processes (a test runs one under libfaketime).
+    env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.bindir = postgres_bindir()
@@ -119,7 +121,7 @@ class PostgresServer:
         _run_as(
             [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-w", "-t", "60",
              "-l", str(self.base / "postgres.log"), "start"],
-            self.user,
+            self.user, env={**os.environ, **self.env},
         )
 
     def stop(self, mode: str = "fast") -> None:

@@ -286,7 +286,9 @@ def test_default_registry_is_the_guides_five_jobs_and_output_passes_promtool(
     text = exporter.scrape_text()
     s = exporter.scrape()
     assert value(s, "cron_jobs_registered") == 5
-    assert value(s, "cron_jobs_expected") == 18
+    # Unset by default: 18 against the 5 shipped jobs would fire CronRegistryIncomplete
+    # for ever on the shipped registry.
+    assert not [n for (n, _) in s if n == "cron_jobs_expected"]
     schedules = {dict(ls)["cron_job"]: dict(ls)["schedule"] for (n, ls) in s
                  if n == "cron_job_info"}
     assert schedules == {"process-opportunity-offers": "0 8 * * *",

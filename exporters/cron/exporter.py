@@ -69,8 +69,9 @@ class CronInstance(Instance):
         now = time.time()
         jobs = self.config.jobs
         yield gauge("cron_jobs_registered", "Jobs in the registry.", len(jobs))
-        yield gauge("cron_jobs_expected", "Jobs the registry should hold (expected_jobs).",
-                    self.config.expected_jobs)
+        if self.config.expected_jobs is not None:
+            yield gauge("cron_jobs_expected", "Jobs the registry should hold (expected_jobs).",
+                        self.config.expected_jobs)
         yield gauge("cron_job_info", "A registered job; 1. Join on cron_job for severity.",
                     labels=(LABEL, "schedule", "timezone", "severity", "source"),
                     rows=[((j.name, j.schedule, j.timezone, j.severity, j.source or ""), 1)
@@ -174,6 +175,7 @@ class CronExporter(ExporterKind[CronConfig]):
             url = urlsplit(config.dsn_value)
             where = f"table {config.table} at {url.hostname}:{url.port or 5432}{url.path}"
         return (f"cron: config ok: {len(config.jobs)} job(s) ({table} table, {beats} heartbeat) "
-                f"of {config.expected_jobs} expected; {where}; heartbeat token "
+                f"of {config.expected_jobs if config.expected_jobs is not None else 'unstated'} "
+                f"expected; {where}; heartbeat token "
                 f"{'set' if config.token_value else 'not set'}; state file "
                 f"{config.state_file or 'none'}")

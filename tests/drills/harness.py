@@ -443,20 +443,30 @@ class Stack:
         intervals = [r.group_interval for r in self.routes({"severity": "critical"})]
         return 3600 * self.scale + 2 * max(intervals) + 10
 
-    async def wait_quiet(self, alertname: str, timeout: float | None = None) -> None:
-        """Until no `alertname` alert is pending or firing and every receiver that was told
-        it fires was told it resolved. A drill starts from there: Alertmanager does not
-        notify again about an alert it already reported firing (an earlier drill's, or a
-        side effect of one)."""
+    async def wait_quiet(self, alertname: str, timeout: float | None = None,
+                         labels: Mapping[str, str] | None = None) -> None:
+        """Until no `alertname` alert with `labels` (the drill's own series) is pending or
+        firing and every receiver that was told it fires was told it resolved. A drill
+        starts from there: Alertmanager does not notify again about an alert it already
+        reported firing (an earlier drill's, or a side effect of one). Another series of the
+        same alert (another cron job's failure) is not the drill's business."""
         timeout = timeout if timeout is not None else self.resolve_limit() + 60
         deadline = time.monotonic() + timeout
+        own = dict(labels or {})
         while True:
-            active = await self.query(f'ALERTS{{alertname="{alertname}"}}')
+            every = await self.query(f'ALERTS{{alertname="{alertname}"}}')
+            active = [a for a in every
+                      if all(a["metric"].get(k) == v for k, v in own.items())]
             last: dict[str, Delivery] = {}
             for d in self.deliveries():
                 if d.alertname == alertname and self.send_resolved(d.receiver):
                     last[d.receiver] = d
-            unresolved = sorted(r for r, d in last.items() if d.status == "firing")
+            # Notifications are per group (alertname, severity): while another series
+            # keeps the group firing it never resolves, and a new series of the drill
+            # joins it with a notification of its own at the next group interval.
+            foreign = len(every) > len(active)
+            unresolved = [] if foreign else sorted(
+                r for r, d in last.items() if d.status == "firing")
             if not active and not unresolved:
                 return
             if time.monotonic() > deadline:

@@ -115,7 +115,7 @@ async def run_drill(stack: Stack, drill: Drill) -> DrillRun:
 async def _phases(stack: Stack, drill: Drill, run: DrillRun) -> None:
     for exp in drill.expect:
         if exp.resolves:
-            await stack.wait_quiet(exp.alertname)
+            await stack.wait_quiet(exp.alertname, labels=stack.labels_of(exp))
     run.started = time.time()
     try:
         await drill.inject(stack)
