@@ -313,3 +313,27 @@ def test_scrapes_do_not_touch_the_database(postgres: PostgresServer, run_exporte
         "SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'"))
     # Only psql's own query and the first round may appear; 50 scrapes would add >= 50.
     assert after - commits < 10
+
+
+def test_utility_statement_literals_never_reach_the_query_label(
+        postgres: PostgresServer, run_exporter: Run) -> None:
+    """pg_stat_statements keeps utility statements verbatim: every string literal and
+    dollar-quoted body is masked, whatever key or statement it sits in (issue 15 item 6)."""
+    postgres.psql("CREATE TABLE t(id int)")
+    for statement in [
+        "SET my.api_key = 'sk_live_set1'",
+        "SET my.other = sk_live_bare2",
+        "DO $$ BEGIN PERFORM 'sk_live_do3'; END $$",
+        "DO $tag$ BEGIN RAISE NOTICE 'x'; PERFORM 1; END $tag$ -- sk_live_do4",
+        "COMMENT ON TABLE t IS 'sk_live_comment5'",
+        "COMMENT ON TABLE t IS E'it\\'s sk_live_escaped6'",
+    ]:
+        postgres.psql(statement)
+    exporter = run_exporter("postgres", config(monitor_dsn(postgres), top_n=200))
+    text = exporter.scrape_text()
+    queries = {dict(ls)["query"] for (n, ls), _ in wait_collected(exporter).items()
+               if n == "pg_stat_statements_calls_total"}
+    assert "SET my.api_key = ***" in queries, sorted(queries)
+    assert "COMMENT ON TABLE t IS ***" in queries, sorted(queries)
+    assert "DO ***" in queries, sorted(queries)
+    assert "sk_live" not in text, [q for q in queries if "sk_live" in q]

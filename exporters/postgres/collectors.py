@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import re
 from typing import Any
 
 import asyncpg
@@ -18,6 +19,26 @@ from exporters.runtime.pgpool import ReadOnlyPool, classify_pg_error
 
 log = logging.getLogger("saasmon.postgres")
 FINGERPRINT_CHARS = 60
+
+# pg_stat_statements replaces constants by $n only in plannable statements; utility ones
+# (SET, DO, COMMENT, CREATE ROLE ...) keep their text, literals and all. One left-to-right
+# pass, so a quote inside a dollar body or a `$$` inside a literal is read as PostgreSQL
+# does: string literals (E'' with backslash escapes, '' doubled quotes) and dollar-quoted
+# bodies become ***, comments go (an unterminated one runs to the end, as when cut).
+_LITERALS = re.compile(
+    r"""(?P<lit>[eE]'(?:[^'\\]|\\.|'')*'?|'(?:[^']|'')*'?"""
+    r"""|(?<![\w$])\$\$(?:.*?\$\$|.*)"""
+    r"""|(?<![\w$])\$(?P<tag>[A-Za-z_\x80-\uffff][\w\x80-\uffff]*)\$(?:.*?\$(?P=tag)\$|.*))"""
+    r"""|(?P<comment>--[^\n]*|/\*.*?(?:\*/|$))""", re.S)
+# SET accepts a bare word as its value (`SET my.key = sk_live_x`): the whole value goes.
+_SET_VALUE = re.compile(r"^((?:ALTER\b.*?\b)?SET\s+(?:SESSION\s+|LOCAL\s+)?[\w.\"]+"
+                        r"\s*(?:=|\bTO\b)\s*).+", re.I | re.S)
+
+
+def mask_statement(text: str) -> str:
+    """Statement text fit for a label: no literal, dollar body, comment or SET value."""
+    text = _LITERALS.sub(lambda m: "***" if m.group("lit") else " ", text)
+    return " ".join(_SET_VALUE.sub(r"\1***", text.strip()).split())
 
 
 class PostgresCollector(Collector):
@@ -140,7 +161,7 @@ class StatementsCollector(PostgresCollector):
             # Mask (the exporter's own secrets too) before cutting: a cut secret no longer
             # matches the mask.
             return [((r["datname"], r["queryid"],
-                      SecretRegistry.mask(r["query_text"])[:FINGERPRINT_CHARS]),
+                      SecretRegistry.mask(mask_statement(r["query_text"]))[:FINGERPRINT_CHARS]),
                      float(r[column] or 0)) for r in top]
 
         return [

@@ -51,13 +51,11 @@ HAS_STATEMENTS = "SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements
 
 # One row per (database, queryid): pg_stat_statements also splits by role and top level,
 # which would give duplicate label sets. Utility statements are not normalized (a
-# `CREATE ROLE .. PASSWORD 'x'` keeps its literal), so password literals are masked here,
-# before the text is cut to a bounded fingerprint label in Python.
-STATEMENTS_TOP = r"""
+# `CREATE ROLE .. PASSWORD 'x'` keeps its literal): collectors.mask_statement masks every
+# literal before the text is cut to a bounded fingerprint label.
+STATEMENTS_TOP = """
 SELECT coalesce(d.datname, '') AS datname, s.queryid::text AS queryid,
-       regexp_replace(regexp_replace(min(s.query),
-         '(password\s*[=:]?\s*)(''([^'']|'''')*''?|\S+)', '\1***', 'gi'),
-         '\s+', ' ', 'g') AS query_text,
+       min(s.query) AS query_text,
        sum(s.calls) AS calls, sum(s.total_exec_time) / 1000.0 AS total_seconds,
        sum(s.total_exec_time) / nullif(sum(s.calls), 0) / 1000.0 AS mean_seconds,
        sum(s.rows) AS rows

@@ -17,7 +17,8 @@ MASK = "<secret>"
 _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@'\"]*:)[^@\s/'\"]+(?=@)", re.I)
 _SECRET_VALUE = re.compile(
     r"(\b[\w.-]*(?:password|passwd|secret|token|api_?key)\b['\"]?\s*[:=]\s*['\"]?"
-    r"|\bbearer\s+)[^\s'\",;&]+", re.I)
+    # Not a placeholder: an already masked value or a statement's $1 stays as it is.
+    r"|\bbearer\s+)(?!\*\*\*|<secret>|\$\d)[^\s'\",;&]+", re.I)
 
 
 class SecretRegistry:
