@@ -337,3 +337,25 @@ def test_utility_statement_literals_never_reach_the_query_label(
     assert "COMMENT ON TABLE t IS ***" in queries, sorted(queries)
     assert "DO ***" in queries, sorted(queries)
     assert "sk_live" not in text, [q for q in queries if "sk_live" in q]
+
+
+def test_missing_database_is_down_for_every_database_exporter(
+        postgres: PostgresServer, run_exporter: Run) -> None:
+    """A DSN naming a database that does not exist never reaches its target: up 0 with a
+    connection reason, in each exporter that reads PostgreSQL (issue 15 item 8)."""
+    dsn = monitor_dsn(postgres).rsplit("/", 1)[0] + "/no_such_database"
+    cases = [("postgres", "pg", config(dsn)),
+             ("cron", "cron", {"dsn": dsn, "interval_seconds": 1, "timeout_seconds": 2}),
+             ("integrations", "integration", {"builtin_targets": False, "dsn": dsn,
+                                              "interval_seconds": 1, "timeout_seconds": 2}),
+             ("business", "business", {"dsn": dsn})]
+    for kind, ns, conf in cases:
+        exporter = run_exporter(kind, conf)
+        samples = exporter.scrape()
+        ups = [v for (n, _), v in samples.items() if n == f"{ns}_up"]
+        assert ups and all(v == 0 for v in ups), (kind, ups)
+        assert total(samples, f"{ns}_exporter_collector_errors_total", reason="query") == 0, kind
+        assert total(samples, f"{ns}_exporter_collector_errors_total",
+                     reason="connection") >= 1, kind
+        assert "no_such_database" in exporter.log(), kind
+        exporter.stop()

@@ -14,6 +14,9 @@ import asyncpg
 
 _AUTH_ERRORS = (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)
 _CONNECTION_ERRORS = (
+    # The server answered but the DSN's database is not there: the target is not reached,
+    # so it is down (reason connection), not a query failing in a database that is up.
+    asyncpg.InvalidCatalogNameError,
     asyncpg.ConnectionDoesNotExistError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
