@@ -488,6 +488,39 @@ def test_state_file_keeps_heartbeat_state_across_restarts(
     assert third.log().count("heartbeat state file unreadable") == 1
 
 
+def _state(last_success: str) -> str:
+    return ('{"version": 1, "jobs": {"backup": {"known_since": 1700000000, "last_start": '
+            f'1700000100, "last_success": {last_success}, "runs": {{"success": 1}}}}}}}}')
+
+
+HOSTILE_STATES = {
+    "deep": '{"version": 1, "jobs": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    "nan": _state("NaN"),
+    "huge": _state("1e308"),
+    "infinity": _state("Infinity"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_STATES))
+def test_hostile_state_file_is_moved_aside_and_the_exporter_starts_clean(
+        case: str, run_exporter: Run, workdir: Path) -> None:
+    state = workdir / "cron-state.json"
+    state.write_text(HOSTILE_STATES[case])
+    exporter = run_exporter("cron", {"state_file": str(state),
+                                     "jobs": [job("backup", "0 3 * * *")]})
+    samples = exporter.scrape()
+    assert not has(samples, "cron_job_last_success_timestamp_seconds", cron_job="backup")
+    assert value(samples, "cron_job_runs_total", cron_job="backup", status="success") == 0
+    assert exporter.log().count("heartbeat state file unreadable") == 1
+    assert "Traceback" not in exporter.log()
+    aside = workdir / "cron-state.json.bad"
+    assert aside.read_text() == HOSTILE_STATES[case]
+    # Started clean: a ping is recorded and persisted to a fresh, valid file.
+    assert ping(exporter, "/ping/backup") == 200
+    exporter.stop()
+    assert json.loads(state.read_text())["jobs"]["backup"]["runs"]["success"] == 1
+
+
 # -- config ---------------------------------------------------------------------------
 JOB = "jobs:\n  - name: a\n    schedule: '*/5 * * * *'\n"
 BAD_CONFIGS = [

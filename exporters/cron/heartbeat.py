@@ -97,15 +97,29 @@ class HeartbeatStore:
         if not path.exists():
             return {}
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_bytes(), parse_constant=_no_constant)
             if data.get("version") != STATE_VERSION:
                 raise ValueError(f"version {data.get('version')!r}")
             return {str(name): JobState.from_json(raw) for name, raw in data["jobs"].items()}
-        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            # A broken file must not stop the exporter: start afresh and say so once.
+        except (OSError, ValueError, TypeError, KeyError, AttributeError,
+                RecursionError) as exc:
+            # A broken file must not stop the exporter: start afresh and say so once. The
+            # file is kept aside for a look (the next flush would overwrite it).
+            aside = path.with_name(path.name + ".bad")
+            try:
+                os.replace(path, aside)
+            except OSError:
+                aside = path
+            error = "nested too deep" if isinstance(exc, RecursionError) \
+                else f"{type(exc).__name__}: {str(exc)[:200]}"
             log.warning("heartbeat state file unreadable, starting without it",
-                        extra=log_fields(path=str(path), error=f"{type(exc).__name__}: {exc}"))
+                        extra=log_fields(path=str(path), moved_to=str(aside), error=error))
             return {}
+
+
+def _no_constant(name: str) -> float:
+    """json accepts NaN and Infinity, which JSON itself does not: refuse them."""
+    raise ValueError(f"{name} is not a number")
 
 
 class HeartbeatHandler:

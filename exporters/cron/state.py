@@ -93,9 +93,11 @@ class JobState:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> JobState:
+        """Raises ValueError on anything a metric could not carry as a time: NaN, infinity
+        or 1e308 would be exported as is and break every alert comparing against them."""
         def num(key: str) -> float | None:
             v = data.get(key)
-            return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+            return None if v is None else seconds(v, key)
 
         known = num("known_since")
         if known is None:
@@ -103,13 +105,33 @@ class JobState:
         status = data.get("last_status")
         runs = data.get("runs") or {}
         opened = data.get("open_runs") or {}
+        if not isinstance(runs, dict) or not isinstance(opened, dict):
+            raise ValueError("runs and open_runs must be objects")
         return cls(
             known_since=known, last_start=num("last_start"), last_success=num("last_success"),
             last_failure=num("last_failure"), last_finish=num("last_finish"),
             last_status=status if status in FINISHED else None,
             last_duration=num("last_duration"),
-            consecutive_failures=max(0, int(data.get("consecutive_failures") or 0)),
-            runs={s: max(0, int(runs.get(s) or 0)) for s in FINISHED},
-            open_runs={str(k): float(v) for k, v in dict(opened).items()
-                       if isinstance(v, int | float)},
+            consecutive_failures=count(data.get("consecutive_failures"), "consecutive_failures"),
+            runs={s: count(runs.get(s), f"runs.{s}") for s in FINISHED},
+            open_runs={str(k): seconds(v, "open_runs") for k, v in opened.items()},
         )
+
+
+# Unix seconds a state file may hold: up to the year 2286 (durations are far smaller).
+MAX_SECONDS = 1e10
+
+
+def seconds(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not 0 <= value <= MAX_SECONDS:  # NaN fails every comparison
+        raise ValueError(f"{key}: not a time in seconds")
+    return float(value)
+
+
+def count(value: Any, key: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**53:
+        raise ValueError(f"{key}: not a count")
+    return value
