@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import http.server
 import json
 import subprocess
 import threading
@@ -120,8 +121,9 @@ def test_twilio_400_is_not_retried_and_counted_as_rejected(
     relay = run_exporter("sms-relay", relay_config(stand_ins, workdir, retries=3))
     stand_ins.twilio.script = [400]
     status, answer = post(relay, "/alert", webhook_payload())
-    # A retry cannot fix a rejected number: Alertmanager is told the group is done.
-    assert (status, answer["results"]) == (200, {"rejected": 1})
+    # A retry cannot fix a rejected number: a 4xx tells Alertmanager the page failed
+    # without making it retry (which would text the other recipients again and again).
+    assert (status, answer["results"]) == (422, {"rejected": 1})
     assert len(stand_ins.twilio.messages()) == 1
     samples = relay.scrape()
     assert value(samples, "smsrelay_messages_total", result="rejected") == 1
@@ -129,6 +131,74 @@ def test_twilio_400_is_not_retried_and_counted_as_rejected(
     assert value(samples, "smsrelay_twilio_up") == 1  # Twilio answered; the number was bad
     log = relay.log()
     assert '"result": "rejected"' in log and "...0001" in log and ALICE not in log
+
+
+def test_twilio_401_is_an_undelivered_page_alertmanager_retries(
+        stand_ins: StandIns, workdir: Path, run_exporter: Run) -> None:
+    relay = run_exporter("sms-relay", relay_config(stand_ins, workdir, retries=3))
+    stand_ins.twilio.script = [401]
+    status, answer = post(relay, "/alert", webhook_payload())
+    # Our credentials are wrong: nobody got the page, a fixed token lets a retry deliver.
+    assert (status, answer["results"]) == (502, {"rejected": 1})
+    assert len(stand_ins.twilio.messages()) == 1  # retrying at once cannot help
+    samples = relay.scrape()
+    assert value(samples, "smsrelay_twilio_up") == 0
+    assert value(samples, "smsrelay_webhook_requests_total",
+                 endpoint="alert", result="failed") == 1
+
+
+@pytest.fixture
+def redirector(stand_ins: StandIns) -> Iterator[str]:
+    """A loopback 'Twilio' that redirects every request to the real stand-in."""
+    target = stand_ins.twilio.url
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(307)
+            self.send_header("Location", target + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_redirects_are_not_followed_nor_counted_as_sent(
+        stand_ins: StandIns, workdir: Path, run_exporter: Run, redirector: str) -> None:
+    config = relay_config(stand_ins, workdir, retries=2)
+    config["twilio"]["api_url"] = redirector
+    relay = run_exporter("sms-relay", config)
+    status, answer = post(relay, "/alert", webhook_payload())
+    assert (status, answer["results"]) == (502, {"failed": 1})
+    assert stand_ins.twilio.messages() == []  # the credentials never went elsewhere
+    samples = relay.scrape()
+    assert value(samples, "smsrelay_messages_total", result="sent") == 0
+    assert value(samples, "smsrelay_twilio_requests_total", outcome="error") == 1
+
+
+def test_retry_after_beyond_the_deadline_is_not_waited_for(
+        stand_ins: StandIns, workdir: Path, run_exporter: Run) -> None:
+    relay = run_exporter("sms-relay", relay_config(stand_ins, workdir, retries=2))
+    stand_ins.twilio.script = [429, 429, 429]
+    stand_ins.twilio.retry_after = "3600"
+    # The client gives up long before an hour (or the old 2 x 60 s cap) would pass.
+    status, answer = post(relay, "/alert", webhook_payload(), timeout=20)
+    assert (status, answer["results"]) == (502, {"failed": 1})
+    assert len(stand_ins.twilio.messages()) == 1
+    stand_ins.twilio.script = [503, 503, 503, 503]
+    stand_ins.twilio.retry_after = None
+    # Every retry happens within the deadline; the last attempt is cut to what is left.
+    status, answer = post(relay, "/alert", webhook_payload(), timeout=20)
+    assert (status, answer["results"]) == (502, {"failed": 1})
+    assert len(stand_ins.twilio.messages()) == 4
 
 
 def test_5xx_until_retries_run_out_fails_and_asks_alertmanager_to_retry(
@@ -292,7 +362,7 @@ def test_secrets_never_appear_in_logs_metrics_or_config_check(
         extra_args=["--log.level", "debug"])
     stand_ins.twilio.auth_token = "a-different-token"  # Twilio answers 401: logged, counted
     status, answer = post(relay, "/alert", webhook_payload(), token=BEARER)
-    assert (status, answer["results"]) == (200, {"rejected": 1})
+    assert (status, answer["results"]) == (502, {"rejected": 1})  # undelivered: never 2xx
     assert post(relay, "/heartbeat", {}, token=BEARER)[0] == 502
     samples = relay.scrape()
     assert value(samples, "smsrelay_twilio_up") == 0  # credentials refused: SMS is down

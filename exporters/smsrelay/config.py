@@ -97,6 +97,10 @@ class SmsRelayConfig(StrictModel):
     max_length: int = Field(default=160, ge=20, le=1600)
     timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     retries: int = Field(default=2, ge=0, le=10)
+    # All of one webhook call (retries, backoff, Retry-After) ends within this: Alertmanager
+    # gives up on a notification after its group_interval, never less than 10 s, and a
+    # relay still retrying then only delays the next try.
+    deadline_seconds: float = Field(default=9.0, gt=0, le=300)
     backoff_seconds: float = Field(default=1.0, ge=0, le=60)
     max_concurrent_requests: int = Field(default=4, ge=1, le=50)
     heartbeat: HeartbeatConfig | None = None

@@ -33,8 +33,6 @@ log = logging.getLogger("saasmon.smsrelay")
 NS = "smsrelay"
 ENDPOINTS = ("alert", "heartbeat")
 WEBHOOK_RESULTS = ("ok", "failed", "unauthorized", "invalid")
-# A message that failed for a reason a retry can fix makes Alertmanager retry the group.
-RETRY_WORTHY = ("failed", "timeout")
 
 
 class RelayStats:
@@ -88,15 +86,19 @@ class SmsRelayInstance(Instance):
         text, cut = render(self.config.template, message, self.config.max_length)
         if cut:
             self.stats.twilio.truncated += 1
-        results = await asyncio.gather(*(self.twilio.send(to, text)
-                                         for to in self.config.recipients))
+        sent = await asyncio.gather(*(self.twilio.send(to, text)
+                                      for to in self.config.recipients))
+        results = [result for result, _ in sent]
         summary = {r: results.count(r) for r in sorted(set(results))}
-        retry = any(r in RETRY_WORTHY for r in results)
-        if retry or "rejected" in results:
-            log.warning("alert group not delivered to every recipient",
-                        extra=log_fields(group=message.group_labels.get("alertname", ""),
-                                         **summary))
-        return self._answer("alert", "failed" if retry else "ok", 502 if retry else 200,
+        if all(r == "sent" for r in results):
+            return self._answer("alert", "ok", 200, {"results": summary, "truncated": cut})
+        log.warning("alert group not delivered to every recipient",
+                    extra=log_fields(group=message.group_labels.get("alertname", ""),
+                                     **summary))
+        # Never a 2xx for an undelivered page. 502 makes Alertmanager retry; a 4xx fails
+        # the notification without retries that would text the other recipients again.
+        retry = any(later for _, later in sent)
+        return self._answer("alert", "failed", 502 if retry else 422,
                             {"results": summary, "truncated": cut})
 
     async def heartbeat(self, request: web.Request) -> web.Response:

@@ -20,7 +20,6 @@ OUTCOMES = ("2xx", "4xx", "429", "5xx", "timeout", "connection", "error")  # per
 RETRYABLE = frozenset({"5xx", "429", "connection"})
 # Twilio answers within a second normally; the last buckets catch a slow or hanging API.
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-RETRY_AFTER_CAP = 60.0
 API_PATH = "/2010-04-01/Accounts/{sid}/Messages.json"
 
 
@@ -54,6 +53,10 @@ class Attempt:
 def classify(status: int) -> str:
     if 200 <= status < 300:
         return "2xx"
+    if status < 400:
+        # Redirects are not followed (they would take the credentials elsewhere): the
+        # api_url is wrong, which no retry fixes.
+        return "error"
     if status == 429:
         return "429"
     if 400 <= status < 500:
@@ -93,18 +96,33 @@ class TwilioClient:
         if self._session is not None:
             await self._session.close()
 
-    async def send(self, to: str, body: str) -> str:
-        """Deliver one message; returns its result (one of RESULTS)."""
+    async def send(self, to: str, body: str) -> tuple[str, bool]:
+        """Deliver one message within the deadline; returns its result (one of RESULTS)
+        and whether a later try may deliver it (Alertmanager should retry)."""
+        deadline = time.monotonic() + self.config.deadline_seconds
         retries = self.config.retries
-        attempt = Attempt("error")
+        attempt = Attempt("timeout", detail="deadline passed waiting for a free slot")
         for number in range(retries + 1):
-            async with self._limit:
-                attempt = await self._attempt(to, body)
+            remaining = deadline - time.monotonic()
+            try:
+                await asyncio.wait_for(self._limit.acquire(), max(remaining, 0.001))
+            except TimeoutError:
+                break
+            try:
+                attempt = await self._attempt(to, body, deadline - time.monotonic())
+            finally:
+                self._limit.release()
             if attempt.outcome not in RETRYABLE or number == retries:
                 break
             delay = self.config.backoff_seconds * 2 ** number
             if attempt.retry_after is not None:
-                delay = max(delay, min(attempt.retry_after, RETRY_AFTER_CAP))
+                delay = max(delay, attempt.retry_after)
+            if time.monotonic() + delay >= deadline:
+                # Waiting would outlast Alertmanager's patience: fail now, it retries later.
+                log.info("twilio request failed, no time left to retry",
+                         extra=log_fields(outcome=attempt.outcome, status=attempt.status,
+                                          retry_in_seconds=round(delay, 3)))
+                break
             log.info("twilio request failed, retrying",
                      extra=log_fields(outcome=attempt.outcome, status=attempt.status,
                                       retry_in_seconds=round(delay, 3)))
@@ -116,19 +134,24 @@ class TwilioClient:
             log.warning("sms not sent", extra=log_fields(
                 result=result, outcome=attempt.outcome, status=attempt.status,
                 recipient=masked_number(to), detail=SecretRegistry.mask(attempt.detail)[:300]))
-        return result
+        # A rejected number stays rejected; rejected credentials are ours to fix.
+        later = result in ("failed", "timeout") or attempt.status in (401, 403)
+        return result, later
 
-    async def _attempt(self, to: str, body: str) -> Attempt:
+    async def _attempt(self, to: str, body: str, remaining: float) -> Attempt:
         form = {"To": to, "From": self.config.twilio.from_number, "Body": body}
         started = time.monotonic()
+        timeout = aiohttp.ClientTimeout(total=max(min(self.config.timeout_seconds, remaining),
+                                                  0.001))
         try:
-            async with self.session().post(self.url, data=form, auth=self.auth) as response:
+            async with self.session().post(self.url, data=form, auth=self.auth, timeout=timeout,
+                                           allow_redirects=False) as response:
                 text = await response.text()
                 attempt = Attempt(classify(response.status), response.status,
                                   _retry_after(response.headers.get("Retry-After")),
                                   _error_detail(response.status, text))
         except TimeoutError:
-            attempt = Attempt("timeout", detail=f"no answer within {self.config.timeout_seconds:g}s")
+            attempt = Attempt("timeout", detail=f"no answer within {timeout.total:g}s")
         except aiohttp.ClientConnectorError as exc:
             # Nothing reached Twilio: safe to retry, unlike a timeout after sending.
             attempt = Attempt("connection", detail=type(exc).__name__)
