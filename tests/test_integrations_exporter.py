@@ -12,7 +12,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -48,6 +48,7 @@ class Reply:
     body: bytes = b""
     delay: float = 0.0
     content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def json_reply(doc: object, status: int = 200) -> Reply:
@@ -86,7 +87,7 @@ class FakeInternet:
         if reply.delay:
             await asyncio.sleep(reply.delay)
         return web.Response(status=reply.status, body=reply.body,
-                            content_type=reply.content_type)
+                            content_type=reply.content_type, headers=reply.headers)
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -154,6 +155,11 @@ def internet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeInternet]
         "/slow": Reply(200, json.dumps(fixture("statuspage_status_maintenance.json")).encode(),
                        delay=30),
         "/private/summary.json": json_reply(fixture("statuspage_status_maintenance.json")),
+        "/moved": Reply(301, headers={"Location": "/resend/api/v2/summary.json"}),
+        # Same port, another host name: only the name differs, and that is enough.
+        "/away": Reply(302, headers={
+            "Location": f"http://localhost:{fake.port}/private/summary.json"}),
+        "/loop": Reply(307, headers={"Location": "/loop"}),
     })
     yield fake
     fake.stop()
@@ -192,6 +198,9 @@ def probe_config(fake: FakeInternet, **extra: Any) -> dict[str, Any]:
                         "bearer_token": TOKEN},
             "creds": {"url": f"http://probe:{URL_PASSWORD}@127.0.0.1:{fake.refused_port}/x",
                       "module": "statuspage"},
+            "moved": {"url": f"{base}/moved", "module": "statuspage"},
+            "away": {"url": f"{base}/away", "module": "statuspage", "bearer_token": TOKEN},
+            "loop": {"url": f"{base}/loop", "module": "statuspage"},
         },
         **extra,
     }
@@ -378,6 +387,20 @@ def test_tls_target_succeeds_when_the_module_trusts_its_ca(exporter: Exporter) -
     samples = probe(exporter, "tls_trusted")
     assert value(samples, "probe_success") == 1
     assert one_hot(samples, "probe_status", "status") == "partial_outage"
+
+
+def test_redirects_are_followed_on_the_configured_host_only(
+        exporter: Exporter, internet: FakeInternet) -> None:
+    samples = probe(exporter, "moved")
+    assert value(samples, "probe_success") == 1
+    assert one_hot(samples, "probe_status", "status") == "maintenance"
+    seen = len(internet.authorization)
+    for target in ("away", "loop"):
+        samples = probe(exporter, target)
+        assert value(samples, "probe_success") == 0, target
+        assert one_hot(samples, "probe_failure_reason", "reason") == "redirect", target
+    # The bearer token went to the configured host, never to the one redirected to.
+    assert internet.authorization[seen:] == [f"Bearer {TOKEN}"]
 
 
 def test_unknown_module_or_target_is_a_400_with_one_line(

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 from prometheus_client.core import GaugeMetricFamily, Metric
+from yarl import URL
 
 from exporters import __version__
 from exporters.integrations import status as st
@@ -26,6 +27,21 @@ MAX_REDIRECTS = 5
 
 class BodyTooLarge(Exception):
     pass
+
+
+class RedirectRefused(Exception):
+    """A redirect off the configured host, or more than MAX_REDIRECTS of them."""
+
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+def same_host(origin: str, url: str) -> bool:
+    """Whether a redirect stays on the probed host (and does not drop https): a probe
+    checks the vendor it names, and its bearer token must go nowhere else."""
+    a, b = urlsplit(origin), urlsplit(url)
+    return (a.hostname or "").lower() == (b.hostname or "").lower() \
+        and not (a.scheme == "https" and b.scheme != "https")
 
 
 @dataclass(frozen=True)
@@ -54,7 +70,9 @@ def classify(exc: BaseException) -> str:
         return "tls"
     if isinstance(exc, TimeoutError):
         return "timeout"
-    if isinstance(exc, aiohttp.TooManyRedirects | aiohttp.ClientResponseError):
+    if isinstance(exc, RedirectRefused):
+        return "redirect"
+    if isinstance(exc, aiohttp.ClientResponseError):
         return "http_status"
     return "connection"
 
@@ -96,17 +114,27 @@ class Prober:
         headers = dict(module.headers)
         if target is not None and target.bearer_token is not None:
             headers["Authorization"] = f"Bearer {target.bearer_token.get_secret_value()}"
-        async with self.session().request(
-                module.method, url, headers=headers, ssl=self._ssl(module),
-                allow_redirects=module.follow_redirects, max_redirects=MAX_REDIRECTS) as response:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.content.iter_chunked(64 * 1024):
-                size += len(chunk)
-                if size > module.max_body_bytes:
-                    raise BodyTooLarge(f"body larger than {module.max_body_bytes} bytes")
-                chunks.append(chunk)
-            return response.status, b"".join(chunks)
+        origin = url
+        # Redirects are followed here, not by the client, so each hop is checked first.
+        for _ in range(MAX_REDIRECTS + 1):
+            async with self.session().request(
+                    module.method, url, headers=headers, ssl=self._ssl(module),
+                    allow_redirects=False) as response:
+                location = response.headers.get("Location")
+                if module.follow_redirects and response.status in REDIRECTS and location:
+                    url = str(response.url.join(URL(location)))
+                    if not same_host(origin, url):
+                        raise RedirectRefused(f"redirect to another host: {urlsplit(url).hostname}")
+                    continue
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    size += len(chunk)
+                    if size > module.max_body_bytes:
+                        raise BodyTooLarge(f"body larger than {module.max_body_bytes} bytes")
+                    chunks.append(chunk)
+                return response.status, b"".join(chunks)
+        raise RedirectRefused(f"more than {MAX_REDIRECTS} redirects")
 
     async def probe(self, url: str, module: ModuleConfig, target: TargetConfig | None,
                     budget: float) -> tuple[Outcome, str]:
@@ -115,7 +143,8 @@ class Prober:
         try:
             async with asyncio.timeout(budget):
                 code, body = await self._fetch(url, module, target)
-        except (TimeoutError, aiohttp.ClientError, OSError, ValueError, BodyTooLarge) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError, BodyTooLarge,
+                RedirectRefused) as exc:
             # ValueError: a URL the client cannot use (bad IDNA host, bad port): no connection.
             reason = classify(exc)
             detail = f"no answer within {budget:.2f}s" if reason == "timeout" \

@@ -19,7 +19,8 @@ MAINTENANCE = "maintenance"
 STATUSES = (OPERATIONAL, DEGRADED, PARTIAL_OUTAGE, MAJOR_OUTAGE, MAINTENANCE)
 
 # Why a probe failed. Error text never becomes a label: only these values do.
-REASONS = ("none", "timeout", "connection", "tls", "http_status", "invalid_body", "unhealthy")
+REASONS = ("none", "timeout", "connection", "tls", "http_status", "invalid_body", "unhealthy",
+           "redirect")
 
 # Worst first when folding several statuses into one. Maintenance is planned work, so a real
 # outage anywhere outranks it.
