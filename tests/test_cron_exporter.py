@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import subprocess
 import tempfile
@@ -28,6 +29,7 @@ from tests.conftest import Exporter, Samples, run_cli, value
 Run = Callable[..., Exporter]
 SENTINEL = "S3ntinel-Cron-Passw0rd"
 TOKEN = "T0ken-For-Heartbeats-0123456789"
+MAX_TOKEN_FAILURES = 10  # exporters.cron.heartbeat.MAX_TOKEN_FAILURES
 READER = "cron_reader"
 
 
@@ -446,6 +448,56 @@ def test_heartbeats_need_the_token_count_unknown_jobs_and_survive_reload(
     assert ping(exporter, "/ping/extra", headers=BEARER) == 200
     exporter.stop()
     assert TOKEN not in exporter.log()
+
+
+def ping_from(exporter: Exporter, source: str, path: str) -> int:
+    """A GET from a chosen loopback address (all of 127/8 is this host on Linux)."""
+    conn = http.client.HTTPConnection("127.0.0.1", exporter.port, timeout=5,
+                                      source_address=(source, 0))
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_token_guessing_is_cut_off_per_client(run_exporter: Run, workdir: Path) -> None:
+    token_file = workdir / "token"
+    token_file.write_text(TOKEN + "\n")
+    exporter = run_exporter("cron", {"heartbeat_token_file": str(token_file),
+                                     "jobs": [job("backup", "0 3 * * *")]})
+    guesser, other = "127.0.0.2", "127.0.0.3"
+    answers = [ping_from(exporter, guesser, f"/ping/backup?token=guess-{i}")
+               for i in range(MAX_TOKEN_FAILURES + 3)]
+    assert answers == [401] * MAX_TOKEN_FAILURES + [429] * 3
+    # Locked out: even the right token is not checked, so guessing it teaches nothing.
+    assert ping_from(exporter, guesser, f"/ping/backup?token={TOKEN}") == 429
+    # Another client is not affected.
+    assert ping_from(exporter, other, f"/ping/backup?token={TOKEN}") == 200
+    s = exporter.scrape()
+    assert value(s, "cron_heartbeat_rejected_total", reason="unauthorized") \
+        == MAX_TOKEN_FAILURES
+    assert value(s, "cron_heartbeat_rejected_total", reason="rate_limited") == 4
+    assert value(s, "cron_job_runs_total", cron_job="backup", status="success") == 1
+
+
+def test_token_failure_limit_forgets_a_client_after_its_window() -> None:
+    from exporters.cron.heartbeat import FailureLimiter
+
+    now = [1000.0]
+    limiter = FailureLimiter(max_failures=3, window=60.0, max_clients=2,
+                             clock=lambda: now[0])
+    for _ in range(3):
+        assert not limiter.blocked("a")
+        limiter.failed("a")
+    assert limiter.blocked("a")
+    now[0] += 59.0
+    assert limiter.blocked("a")
+    now[0] += 2.0
+    assert not limiter.blocked("a")  # the window since its first failure has passed
+    for client in ("b", "c", "d"):  # bounded: old clients are forgotten, not kept forever
+        limiter.failed(client)
+    assert len(limiter) <= 2
 
 
 def test_pings_stay_public_when_metrics_need_basic_auth(run_exporter: Run, workdir: Path) -> None:

@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -21,7 +23,12 @@ from exporters.runtime.logs import log_fields
 
 log = logging.getLogger("saasmon.cron")
 
-REJECT_REASONS = ("unauthorized", "unknown_job", "not_heartbeat_job")
+REJECT_REASONS = ("unauthorized", "unknown_job", "not_heartbeat_job", "rate_limited")
+# Token guessing: a client with this many wrong tokens within the window is refused
+# (429, token not even compared) until the window since its first failure has passed.
+MAX_TOKEN_FAILURES = 10
+FAILURE_WINDOW_SECONDS = 60.0
+MAX_TRACKED_CLIENTS = 4096
 # A burst of pings writes the state file once, this long after the first of them.
 FLUSH_DELAY_SECONDS = 1.0
 STATE_VERSION = 1
@@ -34,6 +41,8 @@ class HeartbeatStore:
     def __init__(self) -> None:
         self.states: dict[str, JobState] = {}
         self.rejected = dict.fromkeys(REJECT_REASONS, 0)
+        # Kept across reloads with the store: a reload must not reset a guesser's count.
+        self.failures = FailureLimiter()
         self.path: Path | None = None
         self._dirty = False
         self._flush: asyncio.TimerHandle | None = None
@@ -122,6 +131,40 @@ def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number")
 
 
+class FailureLimiter:
+    """Failed token checks per client address in a fixed window, for a bounded set of
+    clients (the oldest is forgotten first: a flood of addresses cannot grow memory)."""
+
+    def __init__(self, max_failures: int = MAX_TOKEN_FAILURES,
+                 window: float = FAILURE_WINDOW_SECONDS,
+                 max_clients: int = MAX_TRACKED_CLIENTS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_failures, self.window, self.max_clients = max_failures, window, max_clients
+        self.clock = clock
+        self._failures: OrderedDict[str, tuple[float, int]] = OrderedDict()  # since, count
+
+    def __len__(self) -> int:
+        return len(self._failures)
+
+    def blocked(self, client: str) -> bool:
+        entry = self._failures.get(client)
+        if entry is None:
+            return False
+        if self.clock() - entry[0] >= self.window:
+            del self._failures[client]
+            return False
+        return entry[1] >= self.max_failures
+
+    def failed(self, client: str) -> None:
+        now = self.clock()
+        since, count = self._failures.pop(client, (now, 0))
+        if now - since >= self.window:
+            since, count = now, 0
+        self._failures[client] = (since, count + 1)
+        while len(self._failures) > self.max_clients:
+            self._failures.popitem(last=False)
+
+
 class HeartbeatHandler:
     """The HTTP side for one configured instance: token check, job lookup, record."""
 
@@ -143,7 +186,13 @@ class HeartbeatHandler:
         return any(matches)
 
     async def handle(self, request: web.Request, event: str) -> web.Response:
+        client = request.remote or "unknown"
+        if self.token is not None and self.store.failures.blocked(client):
+            self.store.rejected["rate_limited"] += 1
+            return web.Response(status=429, text="Too many failed tokens\n",
+                                headers={"Retry-After": str(int(FAILURE_WINDOW_SECONDS))})
         if not self._authorized(request):
+            self.store.failures.failed(client)
             self.store.rejected["unauthorized"] += 1
             return web.Response(status=401, text="Unauthorized\n",
                                 headers={"WWW-Authenticate": 'Bearer realm="saasmon"'})
