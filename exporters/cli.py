@@ -63,6 +63,14 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--web.config.file", dest="web_config", metavar="FILE",
                          default=_env(name, "web.config.file", None),
                          help="exporter-toolkit web config: TLS and basic auth")
+        sub.add_argument("--web.max-connections", dest="max_connections", metavar="N",
+                         type=int, default=_env(name, "web.max-connections", None),
+                         help="open connections served at once; more get a 503 "
+                              "(default: per exporter, see README)")
+        sub.add_argument("--web.header-timeout", dest="header_timeout", metavar="SECONDS",
+                         type=float, default=_env(name, "web.header-timeout", "60"),
+                         help="close a connection without a complete request after this "
+                              "long, idle keep-alive included (default %(default)s)")
         sub.add_argument("--config.file", dest="config", metavar="FILE",
                          default=_env(name, "config.file", None),
                          help=f"YAML config file (keys also settable as SAASMON_{name.upper()}_<KEY>)")
@@ -86,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.telemetry_path.startswith("/"):
             raise ConfigError("web.telemetry-path: must start with /")
         split_address(args.listen)
+        if args.max_connections is not None and args.max_connections < 1:
+            raise ConfigError("web.max-connections: must be at least 1")
+        if not args.header_timeout > 0:
+            raise ConfigError("web.header-timeout: must be more than 0")
         web_config = load_web_config(args.web_config)
         config = load_config(kind.config_model, args.config, kind.name)
         SecretRegistry.add(*kind.secrets(config))
@@ -95,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         print(kind.summary(config))
         return 0
-    server = ExporterServer(kind, args.config, args.telemetry_path, web_config)
+    server = ExporterServer(kind, args.config, args.telemetry_path, web_config,
+                            args.max_connections, args.header_timeout)
     try:
         asyncio.run(serve(server, config, args.listen))
     except OSError as exc:

@@ -12,6 +12,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -353,3 +354,39 @@ def test_unloadable_config_fails_the_reload_visibly_in_one_line(
     assert value(exporter.scrape(), "redis_up", target="main") == 1
     assert "Traceback" not in exporter.log() and "never retrieved" not in exporter.log()
     assert ROTATED not in exporter.log()
+
+
+# -- slow clients (issue 15 item 9) ----------------------------------------------------
+
+def test_a_client_that_never_finishes_its_headers_is_disconnected(
+        redis_server: RedisServer, run_exporter: Run) -> None:
+    exporter = run_exporter("redis", config(redis_server),
+                            extra_args=["--web.header-timeout", "1"])
+    with socket.create_connection(("127.0.0.1", exporter.port), timeout=30) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        # The server closes the connection (b""), long before this socket's own timeout.
+        assert sock.recv(1024) == b""
+    assert exporter.scrape()  # and keeps serving everyone else
+
+
+def test_connections_beyond_the_cap_get_a_503_until_slots_free_up(
+        redis_server: RedisServer, run_exporter: Run) -> None:
+    exporter = run_exporter("redis", config(redis_server),
+                            extra_args=["--web.max-connections", "4"])
+    idle = [socket.create_connection(("127.0.0.1", exporter.port), timeout=10)
+            for _ in range(4)]
+    try:
+        # Polled: the four are counted once the server has accepted them.
+        statuses = [request(exporter.url + "/metrics")[0]]
+        while statuses[-1] != 503 and len(statuses) < 50:
+            time.sleep(0.1)
+            statuses.append(request(exporter.url + "/metrics")[0])
+        assert statuses[-1] == 503, statuses
+    finally:
+        for sock in idle:
+            sock.close()
+    statuses = [request(exporter.url + "/metrics")[0]]
+    while statuses[-1] != 200 and len(statuses) < 50:  # slots free as handlers finish
+        time.sleep(0.1)
+        statuses.append(request(exporter.url + "/metrics")[0])
+    assert statuses[-1] == 200, statuses

@@ -48,6 +48,8 @@ class ExporterKind(abc.ABC, Generic[ConfigT]):
     default_address: str
     config_model: type[ConfigT]
     routes: ClassVar[tuple[Route, ...]] = ()
+    # Open connections served at once (--web.max-connections overrides); more get a 503.
+    max_connections: ClassVar[int] = 256
 
     @abc.abstractmethod
     def secrets(self, config: ConfigT) -> list[str]:

@@ -28,6 +28,21 @@ log = logging.getLogger("saasmon.server")
 # Leave Prometheus this much of its scrape timeout to receive and parse the answer.
 SCRAPE_DEADLINE_MARGIN = 0.5
 DEFAULT_SCRAPE_DEADLINE = 10.0
+# Seconds a connection may sit without a complete request (slow headers, or idle between
+# keep-alive requests) before it is closed: longer than common scrape intervals' gaps
+# would make Prometheus reconnect each time, much longer lets slow clients hold slots.
+DEFAULT_HEADER_TIMEOUT = 60.0
+BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 21\r\n"
+        b"\r\nToo many connections\n")
+
+
+class _Busy(asyncio.Protocol):
+    """What a connection beyond the cap gets: one 503, then closed."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(BUSY)
+        transport.close()
 
 
 class _Families:
@@ -46,8 +61,11 @@ def render(families: Iterable[Metric]) -> bytes:
 
 class ExporterServer:
     def __init__(self, kind: ExporterKind[Any], config_path: str | None, telemetry_path: str,
-                 web_config: WebConfig) -> None:
+                 web_config: WebConfig, max_connections: int | None = None,
+                 header_timeout: float = DEFAULT_HEADER_TIMEOUT) -> None:
         self.kind = kind
+        self.max_connections = max_connections or kind.max_connections
+        self.header_timeout = header_timeout
         self.config_path = config_path
         self.telemetry_path = telemetry_path
         self.web_config = web_config
@@ -230,11 +248,23 @@ def split_address(address: str) -> tuple[str | None, int]:
 async def serve(server: ExporterServer, config: Any, address: str) -> None:
     host, port = split_address(address)
     await server.activate(config)
-    runner = web.AppRunner(server.app(), handle_signals=False)
+    # aiohttp closes a connection whose request is incomplete when its keep-alive timer
+    # fires (it starts on connect and after each response): that is the header timeout.
+    runner = web.AppRunner(server.app(), handle_signals=False,
+                           keepalive_timeout=server.header_timeout)
     await runner.setup()
     tls = server.web_config.tls_server_config
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context(tls) if tls else None)
-    await site.start()
+    handlers = runner.server
+    assert handlers is not None
+
+    def protocol() -> asyncio.BaseProtocol:
+        # Slow or idle clients must not pile up without bound: past the cap, a 503.
+        if len(handlers.connections) >= server.max_connections:
+            return _Busy()
+        return handlers()
+
+    listener = await asyncio.get_running_loop().create_server(
+        protocol, host, port, ssl=ssl_context(tls) if tls else None, reuse_address=True)
     log.info("listening", extra=log_fields(address=address, tls=tls is not None,
                                            telemetry_path=server.telemetry_path))
     stop = asyncio.Event()
@@ -253,5 +283,6 @@ async def serve(server: ExporterServer, config: Any, address: str) -> None:
         await stop.wait()
     finally:
         log.info("shutting down")
+        listener.close()
         await runner.cleanup()
         await server.close()

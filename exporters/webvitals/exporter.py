@@ -183,6 +183,7 @@ class WebVitalsExporter(ExporterKind[WebVitalsConfig]):
     # Public: browsers send beacons without credentials the exporter could check.
     routes = (Route("POST", "/beacon", "beacon", public=True),
               Route("OPTIONS", "/beacon", "preflight", public=True))
+    max_connections = 1024  # every open browser tab may hold a keep-alive connection
 
     def __init__(self) -> None:
         self.state: WebVitalsState | None = None
