@@ -16,9 +16,10 @@ MASK = "<secret>"
 # that failed to load): the password of a URL, and the value of a secret-named key.
 _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@'\"]*:)[^@\s/'\"]+(?=@)", re.I)
 _SECRET_VALUE = re.compile(
-    r"(\b[\w.-]*(?:password|passwd|secret|token|api_?key)\b['\"]?\s*[:=]\s*['\"]?"
-    # Not a placeholder: an already masked value or a statement's $1 stays as it is.
-    r"|\bbearer\s+)(?!\*\*\*|<secret>|\$\d)[^\s'\",;&]+", re.I)
+    r"((?i:\b[\w.-]*(?:password|passwd|secret|token|api_?key)\b)['\"]?\s*[:=]\s*['\"]?"
+    # Left alone: an already masked value, a statement's $1, and prose such as a config
+    # error about a key (`targets.0.passwd: Extra inputs are not permitted`).
+    r"|(?i:\bbearer)\s+)(?!\*\*\*|<secret>|\$\d|[A-Z][a-z]+,? [a-z])[^\s'\",;&]+")
 
 
 class SecretRegistry:
