@@ -379,7 +379,8 @@ async def create_payment(request: web.Request) -> web.Response:
     user_id = _int(body, "user_id", required=False)
     st = state(request)
     failed = st.config.faults.payment_gate.hit()
-    reason = st.rng.choice(FAILURE_REASONS) if failed else None
+    forced = st.config.faults.payment_failure_reason
+    reason = (forced or st.rng.choice(FAILURE_REASONS)) if failed else None
     async with st.db.acquire() as conn, conn.transaction():
         if user_id is None:
             user_id = await conn.fetchval(

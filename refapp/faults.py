@@ -106,6 +106,9 @@ class Faults:
     slow_cron_job: str | None = None  # ditto: runs `slow_cron_seconds` longer
     slow_cron_seconds: float = 0.0
     payment_failure_rate: float = 0.0  # share of payments written as failed
+    # None: a failed payment is a customer's declined card (random decline code); else this
+    # failure_reason, e.g. a provider error such as "api_connection_error".
+    payment_failure_reason: str | None = None
     message_failure_rate: float = 0.0  # share of message deliveries written as failed
     ws_delay_seconds: float = 0.0  # delay of every realtime message before it is sent
     known_jobs: tuple[str, ...] = field(default=(), repr=False)
@@ -134,6 +137,7 @@ class Faults:
             "slow_cron_job": lambda k, v: _name(k, v, self.known_jobs),
             "slow_cron_seconds": _delay,
             "payment_failure_rate": _ratio,
+            "payment_failure_reason": lambda k, v: _name(k, v, None),
             "message_failure_rate": _ratio,
             "ws_delay_seconds": _delay,
         }

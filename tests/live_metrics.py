@@ -102,7 +102,8 @@ def live_metrics() -> Iterator[dict[str, str]]:
             ("postgres", {"dsn": standby.dsn, "interval_seconds": 1}),
             ("redis", {"targets": [{"name": "main", "url": redis.url}], "interval_seconds": 1,
                        "key_patterns": [{"pattern": "library:item:*"}]}),
-            ("cron", {"dsn": pg.dsn, "interval_seconds": 1}),
+            # expected_jobs is opt-in; set, it exports the gauge CronRegistryIncomplete reads.
+            ("cron", {"dsn": pg.dsn, "interval_seconds": 1, "expected_jobs": 18}),
             ("integrations", {"dsn": pg.dsn, "interval_seconds": 1, "builtin_targets": False,
                               "targets": {"vendor": {
                                   "url": f"http://127.0.0.1:{status_page.server_port}",

@@ -30,7 +30,7 @@ from tests.conftest import Exporter, Samples, parse, run_cli, total, value
 Run = Callable[..., Exporter]
 SECRET = "Biz-S3cret-Pw-91"
 # Knobs that push KPIs across the guides' alert levels in the drill database.
-DRILL = Knobs().replace(dau_scale=0.25, session_duration_seconds=200, churn_rate=0.3,
+DRILL = Knobs().replace(dau_scale=0.18, session_duration_seconds=200, churn_rate=0.3,
                         conversion_rate=0.02, match_accuracy=0.7, assistant_latency_seconds=7,
                         assistant_satisfaction=2.2, support_tickets_per_month=30,
                         task_completion_rate=0.6, library_adoption=0.5)

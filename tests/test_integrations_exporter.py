@@ -668,6 +668,10 @@ def test_database_counts_exact_failures_inserted_after_start(
         ("failed",): 7, ("refunded",): 1, ("succeeded",): 4}
     assert counted(samples, "integration_payment_failures_total") == {
         ("expired_card",): 1, ("card_declined",): 3, ("other",): 3}
+    # Declines are the customer's card, even folded into "other" (insufficient_funds); a
+    # failure without a reason is not known to be one, so it counts as an error (pages).
+    assert value(start, "integration_payment_errors_total") == 0
+    assert value(samples, "integration_payment_errors_total") == 1
     assert counted(samples, "integration_message_deliveries_total") == {
         ("sms", "twilio", "queued"): 0, ("sms", "twilio", "sent"): 0,
         ("sms", "twilio", "delivered"): 3, ("sms", "twilio", "failed"): 2,

@@ -89,13 +89,19 @@ def test_filling_beyond_maxmemory_evicts_and_reports_the_used_ratio(
     r.close()
 
 
-def test_unlimited_memory_reports_max_unset_and_no_ratio(
+def test_unlimited_memory_reports_max_unset_and_a_ratio_of_the_host_memory(
         redis_server: RedisServer, run_exporter: Run) -> None:
+    """Redis' default maxmemory 0: RedisMemoryHigh must not go dead (issue 13 k)."""
     exporter = run_exporter("redis", main_config(redis_server))
     samples = wait_collected(exporter)
     assert value(samples, "redis_memory_max_set", target="main") == 0
     assert value(samples, "redis_memory_max_bytes", target="main") == 0
-    assert not [n for n, _ in samples if n == "redis_memory_used_ratio"]
+    r = redis.Redis.from_url(redis_server.url)
+    memory = r.info("memory")
+    r.close()
+    ratio = value(samples, "redis_memory_used_ratio", target="main")
+    assert 0 < ratio < 1
+    assert ratio == pytest.approx(memory["used_memory"] / memory["total_system_memory"], rel=0.5)
 
 
 def test_extra_client_connections_raise_connected_clients_by_their_number(

@@ -278,6 +278,18 @@ async def test_payment_and_message_failure_knobs_write_failed_rows(
                               "error_code": "30003"}
 
 
+async def test_payment_failure_reason_knob_makes_provider_errors(dsn: str, redis_url: str) -> None:
+    """Declined cards are the default failure; a drill of the P0 alert needs the provider's."""
+    faults = Faults(payment_failure_rate=1.0, payment_failure_reason="api_connection_error")
+    async with running(config(dsn, redis_url, faults=faults)) as (client, _):
+        answer = await client.post("/api/payments", json={"amount_sar": 99})
+        assert (await answer.json())["failure_reason"] == "api_connection_error"
+        reset = await client.post("/-/faults", json={"payment_failure_reason": None})
+        assert reset.status == 200
+        declined = await client.post("/api/payments", json={"amount_sar": 99})
+        assert (await declined.json())["failure_reason"] in FAILURE_REASONS
+
+
 async def test_faults_endpoint_needs_the_token_and_names_the_bad_knob(
         dsn: str, redis_url: str) -> None:
     token = "drill-Token-7731"

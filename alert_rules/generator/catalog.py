@@ -117,7 +117,11 @@ class Slo(Strict):
     area: Literal[AREAS]  # type: ignore[valid-type]
     sources: list[str] = Field(min_length=1)
     labels: list[str]
-    error_ratio: str
+    errors: str
+    events: str
+    min_errors: float = Field(default=1, ge=0)
+    # One per burn-rate tier of the mixin's burnRateWindows; None: the tier's default.
+    severities: list[Literal["critical", "high", "medium", "low"]] | None = None
 
 
 class Rule(BaseModel):

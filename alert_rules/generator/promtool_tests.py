@@ -242,38 +242,48 @@ def slo_cases(rendered: dict[str, Any], index: dict[int, int], files: Files) -> 
         slo = group["name"].removeprefix("saasmon-slo-")
         candidates = []
         for alert in group["rules"]:
-            long_part, short_part = alert["expr"].split("\nand\n")
+            long_part, short_part, count_part = alert["expr"].split("\nand\n")
             long_rec, threshold = long_part.split("{")[0], float(long_part.rsplit(" ", 1)[1])
             short_rec = short_part.split("{")[0]
+            count_rec, least = count_part.split("{")[0], float(count_part.rsplit(" ", 1)[1])
             labels = {"slo": slo, "job": "saasmon-test"}
             if "instance=" in alert["annotations"]["description"]:
                 labels["instance"] = "host-1:9630"
             lk, sk = _series_key(long_rec, labels), _series_key(short_rec, labels)
+            ck = _series_key(count_rec, labels)
 
             def condition(series: dict[str, list[float]], index: int, lk: str = lk, sk: str = sk,
-                          threshold: float = threshold, labels: Labels = labels
-                          ) -> tuple[float, Labels] | None:
+                          ck: str = ck, threshold: float = threshold, least: float = least,
+                          labels: Labels = labels) -> tuple[float, Labels] | None:
                 a, b = _sample(series, lk, index), _sample(series, sk, index)
-                if a is not None and b is not None and a > threshold and b > threshold:
-                    return b, labels
+                n = _sample(series, ck, index)
+                if (a is not None and b is not None and n is not None and a > threshold
+                        and b > threshold and n >= least):
+                    return a, labels
                 return None
 
-            candidates.append((Candidate(alert, condition), lk, sk, threshold))
+            candidates.append((Candidate(alert, condition), lk, sk, ck, threshold, least))
         only = [c for c, *_ in candidates]
-        for candidate, lk, sk, threshold in candidates:
+        for candidate, lk, sk, ck, threshold, least in candidates:
             alert = candidate.alert
             hold, name = minutes(alert["for"]), alert["alert"]
             step = step_for(hold)
             steps = hold // step
             tag = f"#{index[id(alert)]} {name} {alert['labels']['severity']} {alert['labels']['long_window']}"
             high = threshold * 2
+            enough = [least] * (steps + 2)
             files.setdefault(("slo", step), []).extend([
-                _case(f"{tag}: fires", only, {lk: [high] * (steps + 2), sk: [high] * (steps + 2)},
-                      hold + step, name, step),
+                _case(f"{tag}: fires", only, {lk: [high] * (steps + 2), sk: [high] * (steps + 2),
+                                              ck: enough}, hold + step, name, step),
                 _case(f"{tag}: quiet when the short window is at the threshold", only,
-                      {lk: [high] * (steps + 2), sk: [threshold] * (steps + 2)}, hold + step, name, step),
+                      {lk: [high] * (steps + 2), sk: [threshold] * (steps + 2), ck: enough},
+                      hold + step, name, step),
+                _case(f"{tag}: quiet below the least error count", only,
+                      {lk: [high] * (steps + 2), sk: [high] * (steps + 2),
+                       ck: [least - 1] * (steps + 2)}, hold + step, name, step),
                 _case(f"{tag}: bad for less than for", only,
-                      {lk: [high] * steps + [0.0] * 2, sk: [high] * steps + [0.0] * 2}, hold, name, step),
+                      {lk: [high] * steps + [0.0] * 2, sk: [high] * steps + [0.0] * 2, ck: enough},
+                      hold, name, step),
             ])
 
 

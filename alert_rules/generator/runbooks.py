@@ -9,6 +9,12 @@ from alert_rules.generator.catalog import Catalog
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
 
+
+# The mixin's burnRateWindows (slo.libsonnet), in words, and their default severities.
+BURN_TIERS = ("14.4x over 1 h (page)", "6x over 6 h (page)", "3x over 1 d (ticket)",
+              "1x over 3 d (ticket)")
+DEFAULT_BURN_SEVERITIES = ("critical", "critical", "medium", "medium")
+
 def _fmt(value: float) -> str:
     return format(value, ".12g")
 
@@ -48,9 +54,11 @@ def runbooks(catalog: Catalog, rendered: dict[str, Any]) -> dict[str, str]:
             f"({_fmt(slo.objective * 100)}%) is losing its error budget too fast.", "",
             "## Meaning", "",
             "Multiwindow burn-rate alert: the error ratio over a long and a short window both "
-            "exceed a multiple of the budget (1 - objective). Critical (page): 14.4x over 1 h and "
-            "6x over 6 h. Medium (ticket): 3x over 1 d and 1x over 3 d. The `long_window` label "
-            "says which pair fired.", "",
+            "exceed a multiple of the budget (1 - objective), with at least "
+            f"{_fmt(slo.min_errors)} bad events in the long window. "
+            + " ".join(f"{sev.capitalize()}: {tier}." for sev, tier in zip(
+                slo.severities or DEFAULT_BURN_SEVERITIES, BURN_TIERS, strict=True))
+            + " The `long_window` label says which pair fired.", "",
             "## First checks", "",
             "1. Which errors consume the budget - the SLO dashboard and the underlying error alerts.",
             "2. A recent deploy? Roll back if the burn started with it.",

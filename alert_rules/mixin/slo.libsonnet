@@ -14,21 +14,40 @@ local fmt = import 'format.libsonnet';
 
   local cfg = $._config,
   local slos = cfg.catalog.slos,
-  local windows = std.set(std.flattenArrays([[w.long, w.short] for w in cfg.burnRateWindows])),
+  // 5m is always recorded: the dashboards add its increases up over 30 days.
+  local windows = std.set(['5m'] + std.flattenArrays([[w.long, w.short] for w in cfg.burnRateWindows])),
   local record(name, window) = 'slo:sli_error:ratio_rate%s' % window,
+  local errorsRecord(window) = 'slo:sli_errors:increase%s' % window,
+  local eventsRecord(window) = 'slo:sli_events:increase%s' % window,
+  local severityOf(slo, i) =
+    if slo.severities == null then cfg.burnRateWindows[i].severity else slo.severities[i],
 
   prometheusRules+:: {
     groups+: [
       {
         name: 'saasmon-slo-%s.rules' % name,
-        rules: [
-          {
-            record: record(name, w),
-            expr: std.format(slos[name].error_ratio, cfg.selectors { window: w }),
-            labels: { slo: name },
-          }
+        // Errors and events per window, then their ratio: weighted by events, so an idle
+        // window adds nothing (a mean of per-window ratios turned NaN on one 0/0).
+        rules: std.flattenArrays([
+          [
+            {
+              record: errorsRecord(w),
+              expr: std.format(slos[name].errors, cfg.selectors { window: w }),
+              labels: { slo: name },
+            },
+            {
+              record: eventsRecord(w),
+              expr: std.format(slos[name].events, cfg.selectors { window: w }),
+              labels: { slo: name },
+            },
+            {
+              record: record(name, w),
+              expr: '%s{slo="%s"} / %s{slo="%s"}' % [errorsRecord(w), name, eventsRecord(w), name],
+              labels: { slo: name },
+            },
+          ]
           for w in windows
-        ],
+        ]),
       }
       for name in std.objectFields(slos)
     ],
@@ -40,16 +59,19 @@ local fmt = import 'format.libsonnet';
         name: 'saasmon-slo-%s' % name,
         rules: [
           local slo = slos[name];
+          local w = cfg.burnRateWindows[i];
           local budget = 1 - slo.objective;
           local threshold = std.format('%.12g', w.factor * budget);
           {
             alert: slo.alert,
-            expr: '%s{slo="%s"} > %s\nand\n%s{slo="%s"} > %s' % [
+            // The third clause: at least min_errors bad events in the long window.
+            expr: '%s{slo="%s"} > %s\nand\n%s{slo="%s"} > %s\nand\n%s{slo="%s"} >= %s' % [
               record(name, w.long), name, threshold, record(name, w.short), name, threshold,
+              errorsRecord(w.long), name, std.format('%.12g', slo.min_errors),
             ],
             'for': fmt.scaleDuration(w['for'], cfg.timeScale),
             labels: {
-              severity: w.severity,
+              severity: severityOf(slo, i),
               area: slo.area,
               guide: slo.guide,
               guide_level: 'availability target %s' % fmt.threshold(slo.objective, 'ratio'),
@@ -59,13 +81,13 @@ local fmt = import 'format.libsonnet';
               summary: 'Error budget of the %s SLO (%s) is burning %gx too fast.' % [
                 name, fmt.threshold(slo.objective, 'ratio'), w.factor],
               description: std.join(' ', ['%s={{ $labels.%s }}' % [l, l] for l in slo.labels]) +
-                           ': errors over the last %s are %gx the budget of a %s objective; at this rate a 30-day budget lasts %s (%s).' % [
-                w.long, w.factor, fmt.threshold(slo.objective, 'ratio'),
+                           ': errors over the last %s ({{ $value | humanizePercentage }} of events, at least %s of them) are %gx the budget of a %s objective; at this rate a 30-day budget lasts %s (%s).' % [
+                w.long, std.format('%.12g', slo.min_errors), w.factor, fmt.threshold(slo.objective, 'ratio'),
                 fmt.threshold(30 * 86400 / w.factor, 'seconds'), std.join('; ', slo.sources)],
               runbook_url: cfg.runbookURLPattern % slo.alert,
             } + $.dashboardURL(cfg.dashboards.slo),
           }
-          for w in cfg.burnRateWindows
+          for i in std.range(0, std.length(cfg.burnRateWindows) - 1)
         ],
       }
       for name in std.objectFields(slos)

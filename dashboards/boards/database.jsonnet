@@ -30,10 +30,11 @@ b.dashboard([
                 g.target('max by (job, instance) (pg_settings_max_connections{%s})' % sel, 'max {{instance}}')],
                'short', w=8)
   + g.withOverrides([g.dashedSeries('^max .*', 'red', regex=true)]),
+  b.signal('pg_connections_left', 'Connections left to the app', w=4),
   g.timeseries('Connections by database and state',
                'Open connections per database and state (active, idle, idle in transaction ...) (estimate-library § Key Metrics to Track: database performance; no threshold stated).',
                [g.target('sum by (database, state) (pg_connections{%s})' % sel, '{{database}} {{state}}')],
-               'short', w=12, stack=true),
+               'short', w=8, stack=true),
   g.timeseries('Blocked sessions and waiting locks',
                'Sessions blocked by another session\'s lock and lock requests not granted.',
                [g.target('sum by (instance) (pg_blocked_sessions{%s})' % sel, 'blocked sessions {{instance}}'),

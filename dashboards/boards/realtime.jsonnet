@@ -12,7 +12,7 @@ b.dashboard([
   g.row('Now'),
   b.signal('realtime_socket_latency', 'Socket latency p95', type='stat', w=6, h=4),
   b.signal('realtime_message_delay', 'Message delay p95', type='stat', w=6, h=4),
-  b.signal('realtime_reconnections', 'Reconnections per second', type='stat', w=6, h=4),
+  b.signal('realtime_reconnections', 'Reconnections in the last hour', type='stat', w=6, h=4),
   g.stat('Open connections', 'Open realtime websocket connections (all app instances).',
          [g.target('sum by (job) (realtime_connections{%s})' % sel, '{{job}}')], 'short', w=6, h=4),
 
@@ -28,7 +28,7 @@ b.dashboard([
 
   g.row('Connections'),
   b.signal('realtime_reconnections', 'Reconnections', w=8,
-           description='nova-crm states 5 per hour; shown per second like the alert.'),
+           description="Reconnections over the last hour, the window of nova-crm's 5 per hour, as the alert counts them."),
   g.timeseries('Open connections by instance', 'Open websocket connections per app instance.',
                [g.target('sum by (instance) (realtime_connections{%s})' % sel, '{{instance}}')], 'short', w=8),
   g.timeseries('Messages by direction', 'Realtime messages per second, sent and received.',

@@ -16,8 +16,11 @@ local sel = b.sel();
 local num(x) = std.format('%.12g', x);
 local percent(x) = s.c.threshold(x, 'ratio');
 local errorRatio(name, window) = 'slo:sli_error:ratio_rate%s{slo="%s",%s}' % [window, name, sel];
-// Error ratio over 30 days: the mean of the 5-minute ratios (time-weighted).
-local errorRatio30d(name) = 'avg_over_time(%s[30d])' % errorRatio(name, '5m');
+// Error ratio over 30 days, weighted by events: the 5-minute error and event increases added
+// up (both counted once per evaluation, so the ratio stands). A mean of the 5-minute ratios
+// turned NaN on any idle window and weighted a quiet night like a busy day.
+local errorRatio30d(name) =
+  'sum_over_time(slo:sli_errors:increase5m{slo="%s",%s}[30d]) / sum_over_time(slo:sli_events:increase5m{slo="%s",%s}[30d])' % [name, sel, name, sel];
 
 local sloRow(name) =
   local slo = slos[name];
@@ -30,7 +33,7 @@ local sloRow(name) =
   [
     g.row('SLO %s: %s availability' % [name, percent(slo.objective)]),
     g.stat('Availability (30 d)',
-           'Share of good %s events over the last 30 days (mean of the 5-minute error ratios), red below the objective. %s' % [name, objective],
+           'Share of good %s events over the last 30 days (weighted by events), red below the objective. %s' % [name, objective],
            [g.target('1 - %s' % errorRatio30d(name), legend)], 'percentunit', w=6, h=6, thresholds=meets)
     + runbook,
     g.stat('Error budget left (30 d)',

@@ -133,6 +133,16 @@ DEFAULT_TARGETS: dict[str, TargetConfig] = {
 }
 
 
+DECLINE_REASONS = (
+    "card_declined", "insufficient_funds", "expired_card", "incorrect_cvc", "incorrect_number",
+    "incorrect_zip", "invalid_cvc", "invalid_expiry_month", "invalid_expiry_year",
+    "invalid_number", "lost_card", "stolen_card", "do_not_honor", "generic_decline",
+    "fraudulent", "pickup_card", "card_velocity_exceeded", "withdrawal_count_limit_exceeded",
+    "authentication_required", "card_not_supported", "currency_not_supported",
+    "transaction_not_allowed", "restricted_card", "security_violation", "not_permitted",
+)
+
+
 class IntegrationsConfig(DsnConfig):
     modules: dict[Name, ModuleConfig] = Field(default_factory=dict, max_length=50)
     targets: dict[Name, TargetConfig] = Field(default_factory=dict, max_length=200)
@@ -147,6 +157,10 @@ class IntegrationsConfig(DsnConfig):
     timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     pool_max_size: int = Field(default=2, ge=1, le=10)
     top_n_reasons: int = Field(default=10, ge=1, le=100)
+    # Failure reasons that are the customer's card, not an error of the provider or ours:
+    # they count in integration_payment_failures_total but not in
+    # integration_payment_errors_total, which PaymentFailures pages on. Stripe's decline codes.
+    decline_reasons: list[str] = Field(default_factory=lambda: list(DECLINE_REASONS), max_length=200)
     top_n_providers: int = Field(default=10, ge=1, le=100)
     # Rows read per table per round: a backlog is caught up over rounds, never in one query.
     batch_size: int = Field(default=50_000, ge=100, le=1_000_000)

@@ -168,6 +168,8 @@ GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT $2
         self.reasons = LabelCap(config.top_n_reasons)
         self.by_status: dict[tuple[str, ...], float] = {(s,): 0 for s in PAYMENT_STATUSES}
         self.by_reason: dict[tuple[str, ...], float] = {(OTHER,): 0}
+        self.declines = {clean(r) for r in config.decline_reasons}
+        self.errors = 0.0
 
     def seed_limit(self) -> int:
         return self.config.top_n_reasons
@@ -181,6 +183,9 @@ GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT $2
         _bump(self.by_status, (status,), row["n"])
         if status == "failed":
             _bump(self.by_reason, (self.reasons(row["failure_reason"]),), row["n"])
+            # Judged on the raw reason: a decline capped into "other" is still a decline.
+            if clean(row["failure_reason"]) not in self.declines:
+                self.errors += row["n"]
 
     def families(self) -> list[Metric]:
         return [
@@ -190,6 +195,9 @@ GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT $2
                     "Failed payments inserted since start, by failure_reason (top N, rest "
                     "\"other\", missing \"unknown\").",
                     labels=("reason",), rows=sorted(self.by_reason.items())),
+            counter("integration_payment_errors",
+                    "Failed payments inserted since start whose reason is not a customer-side "
+                    "decline (decline_reasons): the provider's errors or ours.", self.errors),
         ]
 
 

@@ -96,12 +96,16 @@ class InfoCollector(RedisCollector):
                 out.append(build(name, doc, labels=("target",), rows=[((t,), float(info[field]))]))
         maxmemory = float(info.get("maxmemory", 0))
         used = float(info.get("used_memory", 0))
-        # With no maxmemory the share is undefined: say so, so a memory alert is not dead.
+        # Redis' default maxmemory 0 means "up to the host's memory": the ratio is then taken
+        # against total_system_memory, so RedisMemoryHigh still sees a Redis about to be
+        # OOM-killed instead of going dead on the default setting.
+        limit = maxmemory if maxmemory > 0 else float(info.get("total_system_memory", 0))
         out.append(gauge("redis_memory_max_set", "Whether maxmemory is set (1) or 0 = unlimited.",
                          labels=("target",), rows=[((t,), 1 if maxmemory > 0 else 0)]))
-        if maxmemory > 0:
-            out.append(gauge("redis_memory_used_ratio", "used_memory / maxmemory.",
-                             labels=("target",), rows=[((t,), used / maxmemory)]))
+        if limit > 0:
+            out.append(gauge("redis_memory_used_ratio",
+                             "used_memory / maxmemory, or / total_system_memory when maxmemory "
+                             "is 0 (unlimited).", labels=("target",), rows=[((t,), used / limit)]))
         out.append(gauge("redis_ping_latency_seconds", "Round trip of a PING.",
                          labels=("target",), rows=[((t,), latency)]))
         out.append(gauge("redis_slowlog_length", "Entries in the slow log.",

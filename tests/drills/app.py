@@ -195,12 +195,13 @@ async def _payments(stack: Stack) -> None:
 
 
 async def _payments_failing(stack: Stack) -> None:
-    await stack.faults(payment_failure_rate=0.5)  # half the charges declined
+    # Half the charges fail with a provider error: declined cards alone page no one.
+    await stack.faults(payment_failure_rate=0.5, payment_failure_reason="api_connection_error")
     _spawn("payment-failures", _payments(stack))
 
 
 async def _payments_fixed(stack: Stack) -> None:
-    await stack.faults(payment_failure_rate=0.0)
+    await stack.faults(payment_failure_rate=0.0, payment_failure_reason=None)
     await _stop("payment-failures")
 
 

@@ -1,0 +1,168 @@
+"""Alerts on production-shaped data (issue 13 §2): idle gaps, no history, one bad sample,
+healthy runs that take their time, declined cards. Each scenario runs the generated rules
+through the real `promtool test rules`; each failed on the rules before its fix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tests.rule_scenarios import Scenario, run, series
+
+APP = {"job": "saasmon-app", "instance": "app:8080", "route": "/api/x", "method": "GET"}
+
+
+def counter(increments: Sequence[float], start: float = 0.0) -> str:
+    """promtool values of a counter that grows by each increment per interval, runs of the
+    same increment folded into `a+bxn`."""
+    parts, value, i = [f"{start:g}"], start, 0
+    while i < len(increments):
+        j = i
+        while j + 1 < len(increments) and increments[j + 1] == increments[i]:
+            j += 1
+        step, n = increments[i], j - i + 1
+        parts.append(f"{value + step:g}+{step:g}x{n - 1}" if n > 1 else f"{value + step:g}")
+        value += step * n
+        i = j + 1
+    return " ".join(parts)
+
+
+def gauge(values: Sequence[float]) -> str:
+    parts, i = [], 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and values[j + 1] == values[i]:
+            j += 1
+        parts.append(f"{values[i]:g}+0x{j - i}" if j > i else f"{values[i]:g}")
+        i = j + 1
+    return " ".join(parts)
+
+
+def requests(ok: Sequence[float], errors: Sequence[float]) -> list[dict[str, str]]:
+    return [series("http_requests_total", {**APP, "status": "200"}, counter(ok)),
+            series("http_requests_total", {**APP, "status": "500"}, counter(errors))]
+
+
+DAY = 1440  # minutes
+
+
+def test_availability_is_request_weighted_and_survives_an_idle_gap() -> None:
+    """a. One idle 5-minute window made the day's mean of ratios NaN (blind for 24 h); and a
+    quiet hour's errors weighed like a busy hour's."""
+    # 1 % errors all day at 10 req/s, with 10 idle minutes: availability 99 % < 99.5 %.
+    ok = [594.0] * 700 + [0.0] * 10 + [594.0] * 800
+    errors = [6.0] * 700 + [0.0] * 10 + [6.0] * 800
+    blind = Scenario("1 % errors with an idle gap", requests(ok, errors))
+    blind.fires(f"{DAY + 60}m", "ApiAvailabilityLow", "high")
+    # 23 h at 100 req/s without an error, one night hour at 1 req/min all failing: 60
+    # failures of 8.3 M requests are 99.999 % available.
+    ok = [6000.0] * (23 * 60) + [0.0] * 60 + [6000.0] * 120
+    errors = [0.0] * (23 * 60) + [1.0] * 60 + [0.0] * 120
+    weighted = Scenario("a failing quiet hour in a busy day", requests(ok, errors))
+    weighted.quiet(f"{DAY + 90}m", ["ApiAvailabilityLow"])
+    run([blind, weighted], areas=["api"])
+
+
+def test_one_failed_storage_probe_pages_no_one() -> None:
+    """b. A 99.99 % objective on a 15 s probe: one failed probe paged critical (burn rate) and
+    fired StorageAvailabilityLow."""
+    probe = {"job": "blackbox-storage", "instance": "s3"}
+    day = 4 * DAY  # samples at 15 s
+    blip = [1.0] * (day + 40) + [0.0] + [1.0] * 600
+    one = Scenario("one failed probe", [series("probe_success", probe, gauge(blip))], interval="15s")
+    for minutes in (2, 5, 16, 40, 100):
+        one.quiet(f"{DAY + 10 + minutes}m", ["StorageErrorBudgetBurn", "StorageAvailabilityLow"])
+    # A real outage: five minutes of failures pages.
+    outage = [1.0] * (day + 40) + [0.0] * 20 + [1.0] * 200
+    down = Scenario("five minutes down", [series("probe_success", probe, gauge(outage))],
+                    interval="15s")
+    down.fires(f"{DAY + 10 + 5}m", "StorageErrorBudgetBurn", "high")
+    run([one, down], areas=["storage", "slo-storage"])
+
+
+def test_traffic_surge_needs_a_baseline() -> None:
+    """c. Last week's quiet hour (rate 0) made the ratio +Inf: one request a minute paged."""
+    week = 7 * DAY
+    # Last week: 1 req/s, but silent from 2 h to 6 h; now, a week later, one request a minute.
+    ok = [60.0] * 120 + [0.0] * 240 + [60.0] * (week - 240) + [1.0] * 240
+    quiet = Scenario("a quiet hour last week", [
+        series("http_requests_total", {**APP, "status": "200"}, counter(ok))])
+    quiet.quiet(f"{week + 230}m", ["ApiTrafficSurge", "ApiTrafficDrop"])
+    # A new app: two hours of history and no last week at all.
+    fresh = Scenario("a brand-new app", [
+        series("http_requests_total", {**APP, "status": "200"},
+               "_x10080 " + counter([60.0] * 120))])
+    fresh.quiet(f"{week + 115}m", ["ApiTrafficSurge", "ApiTrafficDrop"])
+    # A real surge against a real baseline still pages.
+    surge_ok = [60.0] * week + [60.0] * 60 + [1200.0] * 60
+    surge = Scenario("20x last week", [
+        series("http_requests_total", {**APP, "status": "200"}, counter(surge_ok))])
+    surge.fires(f"{week + 115}m", "ApiTrafficSurge", "critical")
+    run([quiet, fresh, surge], areas=["api"])
+
+
+def test_reconnections_are_counted_per_hour() -> None:
+    """d. nova-crm's 5 per hour was a 5-minute rate: 4 in 10 minutes fired, 6 an hour
+    spread evenly never did."""
+    burst = [0.0] * 60 + [1.0, 0, 1.0, 0, 1.0, 0, 1.0] + [0.0] * 60
+    spread = ([0.0] * 9 + [1.0]) * 18
+    name = "realtime_reconnections_total"
+    labels = {"job": "saasmon-app", "instance": "app:8080"}
+    run([
+        Scenario("4 in 10 minutes", [series(name, labels, counter(burst))])
+        .quiet("75m", ["RealtimeReconnectionsHigh"]).quiet("80m", ["RealtimeReconnectionsHigh"]),
+        Scenario("6 an hour, spread", [series(name, labels, counter(spread))])
+        .fires("150m", "RealtimeReconnectionsHigh", "high"),
+    ])
+
+
+def test_a_healthy_slow_cron_run_is_not_a_missed_success() -> None:
+    """e. A */30 job whose healthy runs take 1 to 9 minutes: the last success is stamped at
+    the end of a run, so 38 minutes pass between a quick run and a slow one; the bare
+    30-minute period fired high."""
+    job = {"job": "saasmon-cron", "instance": "cron:9", "cron_job": "process-promotion-deliveries"}
+    # Runs start at :00 and :30; they take 1 minute, then 9, then 1 ...
+    done = sorted(start + (1 if (start // 30) % 2 == 0 else 9) for start in range(0, 240, 30))
+    ends = [max([d for d in done if d <= m], default=0) * 60 for m in range(240)]
+    healthy = [
+        series("cron_job_last_success_timestamp_seconds", job, gauge([float(e) for e in ends])),
+        series("cron_job_max_runtime_seconds", job, "600+0x240"),
+        series("cron_job_grace_seconds", job, "300+0x240"),
+    ]
+    ok = Scenario("runs of 8 minutes every 30", healthy)
+    for minute in range(40, 240, 7):
+        ok.quiet(f"{minute}m", ["CronJobNoRecentSuccess"])
+    # The job stops succeeding after 2 h: it fires once period + max runtime + grace passed.
+    stalled = [float(e) if m < 120 else float(ends[119]) for m, e in enumerate(ends)]
+    stopped = Scenario("no success after two hours", [
+        series("cron_job_last_success_timestamp_seconds", job, gauge(stalled)), *healthy[1:]])
+    stopped.fires("235m", "CronJobNoRecentSuccess", "high")
+    run([ok, stopped])
+
+
+def test_a_declined_card_pages_no_one() -> None:
+    """u. PaymentFailures (P0, "any Stripe error") paged on every declined card."""
+    labels = {"job": "saasmon-integrations", "instance": "int:9"}
+    steady = [0.0] * 30 + [1.0] + [0.0] * 30
+    declined = Scenario("a declined card", [
+        series("integration_payments_total", {**labels, "status": "failed"}, counter(steady)),
+        series("integration_payment_errors_total", labels, counter([0.0] * 61)),
+    ]).quiet("33m", ["PaymentFailures"]).quiet("40m", ["PaymentFailures"])
+    error = Scenario("a Stripe API error", [
+        series("integration_payments_total", {**labels, "status": "failed"}, counter(steady)),
+        series("integration_payment_errors_total", labels, counter(steady)),
+    ]).fires("33m", "PaymentFailures", "critical")
+    run([declined, error])
+
+
+def test_connection_ceiling_fires_when_the_app_has_no_slot_left() -> None:
+    """h. `connections >= 100` could never be reached: superuser slots are reserved."""
+    pg = {"job": "saasmon-postgres", "instance": "db:5432"}
+    settings = [series("pg_settings_max_connections", pg, "100+0x30"),
+                series("pg_settings_superuser_reserved_connections", pg, "3+0x30")]
+    full = Scenario("97 of 100 taken", [
+        *settings, series("pg_connections_used_ratio", pg, "0.5+0x10 0.97+0x20")])
+    full.fires("14m", "PostgresConnectionsExhausted", "critical")
+    room = Scenario("96 of 100 taken", [
+        *settings, series("pg_connections_used_ratio", pg, "0.96+0x30")])
+    room.quiet("20m", ["PostgresConnectionsExhausted"])
+    run([full, room])
