@@ -468,9 +468,15 @@ class Generator:
             if resolved is not None:
                 status = "closed" if done < self.now - 3 * DAY else "resolved"
             elif first is not None:
-                status = rng.choice(("in_progress", "waiting"))
+                # saas-ops-module: an agent's reply waits on the customer, the customer's
+                # reply makes it pending again.
+                status = rng.choice(("in_progress", "waiting_customer", "pending"))
             else:
                 status = "open"
+            if priority == "urgent" and resolved is None:
+                # Healthy data: no urgent ticket waits at "now" (an open one notifies the
+                # team, nova-crm § 2.1 notifyTeam), at whatever hour the data is made.
+                priority = "high"
             rows.append((i, self._random_user(rng, ts), rng.choice(TICKET_CATEGORIES), priority,
                          status, stamp(ts), stamp(first), stamp(resolved)))
         self.data["support_tickets"] = Table(

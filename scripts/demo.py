@@ -74,6 +74,8 @@ POSTGRES_JOB = "saasmon-postgres"
 REDIS_JOB = "saasmon-redis"
 # The other job names are the mixin's (alert_rules/mixin/config.libsonnet), so every
 # generated alert reads the demo's series.
+# The volume size the demo's PostgreSQL exporters are told (PostgreSQL cannot read it).
+DEMO_STORAGE_BYTES = 20 * 1024**3
 JOBS = {"cron": "saasmon-cron", "integrations": "saasmon-integrations",
         "business": "saasmon-business", "webvitals": "saasmon-webvitals", "app": "saasmon-app"}
 APP_PROBE_JOB = "saasmon-app-probe"
@@ -86,7 +88,8 @@ ALERTMANAGER_JOB = "alertmanager"
 BLACKBOX_CONFIG = REPO / "deploy" / "blackbox" / "blackbox.yml"
 # A handful of collectors: what the host alerts and the database board read, nothing more.
 NODE_COLLECTORS = ("cpu", "meminfo", "diskstats", "filesystem", "netdev", "netclass", "loadavg")
-LOAD_RPS = 5
+# Above nova-crm's ApiThroughputLow level (500 requests a minute): a healthy demo.
+LOAD_RPS = 12
 # estimate-library's two daily scripts reach the cron exporter as heartbeat jobs (its
 # catalog rules say how to register them); the demo pings each once at start, as if their
 # last run had just passed. The security scan runs at 02:00 (catalog); the optimisation's
@@ -493,7 +496,8 @@ def start(stack: contextlib.ExitStack, run_dir: Path) -> Demo:
         "--backfill-hours", "24", "--faults-url", app_url + "/-/faults"], logs, None)
     start_child(stack, children, "load", [
         python, "-m", "refapp.load", "--url", app_url, "--rps", str(LOAD_RPS),
-        "--duration", "86400", "--ws-clients", "2",
+        # Each client reconnects every 30 minutes: 4 an hour, under nova-crm's 5.
+        "--duration", "86400", "--ws-clients", "2", "--ws-reconnect-every", "1800",
         "--webvitals-url", f"http://127.0.0.1:{ports['webvitals']}/beacon"], logs, None)
 
     say("starting a status-page and object-storage stand-in ...")
@@ -509,11 +513,13 @@ def start(stack: contextlib.ExitStack, run_dir: Path) -> Demo:
     say("starting exporters ...")
     statuspage_url = f"http://127.0.0.1:{ports['statuspage']}"
     configs: dict[str, dict[str, Any]] = {
-        "postgres": {"dsn": monitor_dsn, "interval_seconds": 5, "timeout_seconds": 5, "top_n": 20},
+        "postgres": {"dsn": monitor_dsn, "interval_seconds": 5, "timeout_seconds": 5, "top_n": 20,
+                     "allocated_storage_bytes": DEMO_STORAGE_BYTES},
         # The same exporter for the standby: a second instance of the postgres job.
         "postgres-standby": {
             "dsn": f"postgresql://saasmon@127.0.0.1:{standby.port}/postgres",
-            "interval_seconds": 5, "timeout_seconds": 5, "top_n": 20},
+            "interval_seconds": 5, "timeout_seconds": 5, "top_n": 20,
+            "allocated_storage_bytes": DEMO_STORAGE_BYTES},
         "redis": {"targets": [{"name": "demo", "url": redis_server.url}],
                   "interval_seconds": 5, "timeout_seconds": 5,
                   "key_patterns": [{"pattern": "library:item:*"}]},
@@ -631,7 +637,8 @@ class Workload:
 
     PostgreSQL: a few reads and writes per second plus an occasional slow statement
     (pg_sleep) that stands out in the pg_stat_statements top-N. Redis: SET with TTLs and
-    GETs, and a cache-sized pre-fill so the share of maxmemory in use is visibly non-zero.
+    GETs that mostly hit (a healthy cache), and a cache-sized pre-fill so the share of
+    maxmemory in use is visibly non-zero.
     """
 
     def __init__(self, pg_dsn: str, redis_url: str) -> None:
@@ -686,12 +693,19 @@ class Workload:
                     for i in range(2000):
                         pipe.set(f"demo:cache:{i}", os.urandom(4096), ex=300 + i % 300)
                     await pipe.execute()
+            sessions: list[int] = []
             while True:
                 try:
-                    key = f"demo:session:{rng.randrange(1000)}"
-                    await client.set(key, os.urandom(512), ex=rng.randrange(10, 120))
-                    await client.get(f"demo:session:{rng.randrange(1000)}")
-                    await client.get(f"demo:cache:{rng.randrange(4000)}")  # about half miss
+                    session = rng.randrange(1000)
+                    await client.set(f"demo:session:{session}", os.urandom(512), ex=120)
+                    sessions = [*sessions[-49:], session]
+                    # A healthy cache (nova-crm: hit rate above 80 %): sessions are read back
+                    # while they live, and a cache miss is filled (cache-aside), so after
+                    # the warm-up almost every read hits.
+                    await client.get(f"demo:session:{rng.choice(sessions)}")
+                    key = f"demo:cache:{rng.randrange(2000)}"
+                    if await client.get(key) is None:
+                        await client.set(key, os.urandom(4096), ex=600)
                     await client.incr("demo:counter")
                 except asyncio.CancelledError:
                     raise

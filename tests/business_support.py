@@ -198,7 +198,7 @@ def expected(rows: Rows, now: float) -> dict[Key, float | None]:
     for priority in ("urgent", "high", "medium", "low"):
         put("business_support_open_tickets",
             sum(1 for t in rows["support_tickets"] if t["priority"] == priority
-                and t["status"] in ("open", "in_progress", "waiting")), priority=priority)
+                and t["status"] not in ("resolved", "closed")), priority=priority)
     tickets = _since(rows["support_tickets"], "created_at", month_ago)
     put("business_support_tickets_per_day", len(_since(tickets, "created_at", day_ago)))
     put("business_support_tickets_30d", len(tickets))

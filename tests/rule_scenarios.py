@@ -53,6 +53,8 @@ class Scenario:
     # (eval_time, alertname, expected alerts as [{"exp_labels": {...}}])
     checks: list[tuple[str, str, list[dict[str, Any]]]] = field(default_factory=list)
     firing: list[tuple[str, str, str]] = field(default_factory=list)
+    # (eval_time, PromQL, promtool exp_samples): anything else a scenario asserts.
+    exprs: list[tuple[str, str, list[dict[str, Any]]]] = field(default_factory=list)
 
     def quiet(self, at: str, alerts: Iterable[str]) -> Scenario:
         self.checks += [(at, a, []) for a in alerts]
@@ -73,9 +75,11 @@ class Scenario:
             # Rule evaluation writes ALERTS into the test's storage: counting them asks
             # "does it fire at this level" without restating every label and annotation.
             "promql_expr_test": [{
-                "expr": f'count(ALERTS{{alertname="{a}",severity="{sev}",alertstate="firing"}}) > 0',
+                "expr": f'group(ALERTS{{alertname="{a}",severity="{sev}",alertstate="firing"}})',
                 "eval_time": at, "exp_samples": [{"labels": "{}", "value": 1}]}
-                for at, a, sev in self.firing],
+                for at, a, sev in self.firing] + [
+                {"expr": expr, "eval_time": at, "exp_samples": exp}
+                for at, expr, exp in self.exprs],
         }
 
 

@@ -166,3 +166,82 @@ def test_connection_ceiling_fires_when_the_app_has_no_slot_left() -> None:
         *settings, series("pg_connections_used_ratio", pg, "0.96+0x30")])
     room.quiet("20m", ["PostgresConnectionsExhausted"])
     run([full, room])
+
+
+def test_postgres_down_and_its_budget_burn_share_the_labels_that_mute() -> None:
+    """q. DatabaseErrorBudgetBurn had no `target`, so PostgresDown (area, job, instance,
+    target: alertmanager.yml's Down rule) never muted it: two pages for one outage."""
+    labels = {"job": "saasmon-postgres", "instance": "db:9630", "target": "postgres"}
+    down = Scenario("the database goes down", [
+        series("pg_up", labels, "1+0x60 0+0x30")], interval="1m")
+    for alert in ("PostgresDown", "DatabaseErrorBudgetBurn"):
+        down.firing.append(("85m", alert, "critical"))
+    matchers = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    down.exprs.append((
+        "85m", f'group by (alertname, area) (ALERTS{{alertstate="firing",{matchers}}})',
+        [{"labels": f'{{alertname="{a}",area="database"}}', "value": 1}
+         for a in ("DatabaseErrorBudgetBurn", "PostgresDown")]))
+    run([down], areas=["database", "slo-database"])
+
+
+def test_cache_warm_items_are_judged_on_finished_scans_only() -> None:
+    """l. A SCAN cut short by its budget reports a lower bound: 40 of a million keys seen
+    is not "fewer than 100 warmed items"."""
+    labels = {"job": "saasmon-redis", "instance": "r:9", "target": "main",
+              "pattern": "library:item:*"}
+    partial = Scenario("scan cut short", [
+        series("redis_key_pattern_keys", labels, "40+0x60"),
+        series("redis_key_pattern_scan_complete", labels, "0+0x60")])
+    partial.quiet("50m", ["RedisCacheWarmItemsLow"])
+    complete = Scenario("a finished scan", [
+        series("redis_key_pattern_keys", labels, "40+0x60"),
+        series("redis_key_pattern_scan_complete", labels, "1+0x60")])
+    complete.fires("50m", "RedisCacheWarmItemsLow", "low")
+    run([partial, complete], areas=["redis"])
+
+
+def test_a_down_server_pages_tpt_erp_server_down_within_its_escalation() -> None:
+    """t. "server_down" was the mean request latency > 30 s: a down server sends no
+    requests, so it never fired. The probe fails instead, and pages inside 2 minutes."""
+    probe = {"job": "saasmon-app-probe", "instance": "https://app.example/health"}
+    requests_stop = [series("http_requests_total", {**APP, "status": "200"},
+                            counter([600.0] * 20 + [0.0] * 10)),
+                     series("probe_success", probe, "1+0x20 0+0x10")]
+    down = Scenario("the server stops answering", requests_stop)
+    down.exprs.append(("22m", 'group(ALERTS{alertname="AppEndpointDown",guide="tpt-erp",'
+                              'severity="critical",alertstate="firing"})',
+                       [{"labels": "{}", "value": 1}]))
+    run([down], areas=["api", "health"])
+
+
+def test_network_saturation_is_per_direction() -> None:
+    """j. rx + tx against a per-direction link speed overstated use up to 2x: a full-duplex
+    link half used each way read as 100 %."""
+    node = {"job": "node", "instance": "h:9100", "device": "eth0"}
+    speed = 125_000_000.0  # 1 Gbit/s
+    half = speed * 0.5 * 60
+    both_half = Scenario("half the link each way", [
+        series("node_network_receive_bytes_total", node, counter([half] * 30)),
+        series("node_network_transmit_bytes_total", node, counter([half] * 30)),
+        series("node_network_speed_bytes", node, f"{speed:g}+0x30")])
+    both_half.quiet("25m", ["HostNetworkSaturated"])
+    full_rx = Scenario("receive at 97 %", [
+        series("node_network_receive_bytes_total", node, counter([speed * 0.97 * 60] * 30)),
+        series("node_network_transmit_bytes_total", node, counter([half / 10] * 30)),
+        series("node_network_speed_bytes", node, f"{speed:g}+0x30")])
+    full_rx.fires("25m", "HostNetworkSaturated", "critical")
+    run([both_half, full_rx], areas=["host"])
+
+
+def test_storage_fill_reads_the_configured_volume_and_says_when_it_is_unset() -> None:
+    """n. The fill ratio divided by a 100 GiB constant: a 1 TiB volume paged at 80 GiB
+    and a 20 GiB one never did. Now the exporter's allocated_storage_bytes, and a bundle
+    alert while it is unset."""
+    pg = {"job": "saasmon-postgres", "instance": "db:9630"}
+    size = series("pg_database_size_bytes", {**pg, "database": "app"}, "19e9+0x90")
+    small = Scenario("a 20 GB volume at 95 %", [
+        size, series("pg_storage_allocated_bytes", pg, "20e9+0x90")])
+    small.fires("30m", "PostgresStorageHigh", "medium").quiet("30m", ["PostgresStorageLimitUnset"])
+    unset = Scenario("no volume size configured", [size])
+    unset.fires("80m", "PostgresStorageLimitUnset", "low").quiet("80m", ["PostgresStorageHigh"])
+    run([small, unset], areas=["database"])

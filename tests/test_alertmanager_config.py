@@ -191,7 +191,7 @@ def test_group_timings_honour_the_fifteen_minute_cooldown() -> None:
             assert route.get("group_interval", "15m") == "15m", route
     watchdog = by_severity['alertname="Watchdog"']
     assert (watchdog["group_wait"], watchdog["group_interval"], watchdog["repeat_interval"]) == (
-        "0s", "1m", "1m")
+        "0s", "1m", "30s")
     # tpt-erp's P2/P3 response times (30 min, 2 h) re-send its high and medium alerts sooner.
     for severity, interval in (("high", "30m"), ("medium", "2h")):
         tpt = [r for r in by_severity[f'severity="{severity}"']["routes"]

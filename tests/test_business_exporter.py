@@ -404,3 +404,20 @@ def test_frequent_queries_read_big_tables_through_their_time_indexes(
     for name, plan in found.items():
         for table in BIG_TABLES:
             assert f"Seq Scan on {table} " not in plan, f"{name}: {plan}"
+
+
+def test_open_tickets_count_every_unresolved_status(crm: PostgresServer, module_dir: Path,
+                                                     module_exporters: list[Exporter]) -> None:
+    """saas-ops-module's pending (the customer replied) and waiting_customer are open: the
+    pack listed open/in_progress/waiting and missed the ticket that most needs an answer."""
+    crm.psql("CREATE DATABASE tickets")
+    dsn = _dsn(crm, "tickets")
+    asyncio.run(generate_into(dsn, days=2, now=_now(), knobs=Knobs().replace(
+        support_tickets_per_month=0)))
+    crm.psql("INSERT INTO support_tickets (priority, status) VALUES ('urgent', 'pending'), "
+             "('urgent', 'waiting_customer'), ('urgent', 'resolved'), ('high', 'closed'), "
+             "('high', 'in_progress')", db="tickets")
+    exporter = _start(module_dir, {"dsn": dsn, "target": "tickets"}, module_exporters)
+    samples = exporter.wait_until("tickets counted", lambda s: value(
+        s, "business_support_open_tickets", priority="high") == 1)
+    assert value(samples, "business_support_open_tickets", priority="urgent") == 2

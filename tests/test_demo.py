@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 BOARDS = REPO / "dashboards" / "generated"
@@ -256,6 +257,65 @@ def check_panel_data(prom: str, boards: list[Path], timeout: float) -> None:
         f"  {check} ({why})" for check, why in failed)
 
 
+ALERT_RULES = REPO / "alert_rules" / "generated" / "saasmon-alerts.yaml"
+RECORDING_RULES = REPO / "alert_rules" / "generated" / "saasmon-rules.yaml"
+SELECTOR = re.compile(r'(?<![\w:])(?P<name>[a-zA-Z_:][\w:]*)\{(?P<matchers>[^{}]*)\}')
+EQUALITY = re.compile(r'(?P<label>\w+)\s*=\s*"(?P<value>[^"]*)"')
+# Matchers the demo cannot match by design, each with why (a user's own series match them).
+UNMATCHED_BY_DESIGN = {
+    # Only a NIC that reports a speed has it (see MACHINE_DEPENDENT).
+    ("node_network_speed_bytes", "job", "node"): MACHINE_DEPENDENT["node_network_utilisation"],
+}
+
+
+def equality_matchers(expr: str) -> set[tuple[str, str, str]]:
+    """(metric, label, value) of every `label="value"` matcher on a named selector."""
+    found = set()
+    for selector in SELECTOR.finditer(re.sub(r'"[^"]*"', lambda m: m[0].replace("{", "(")
+                                             .replace("}", ")"), expr)):
+        if selector["name"] in ("by", "without", "on", "ignoring", "group_left", "group_right"):
+            continue
+        for matcher in EQUALITY.finditer(selector["matchers"]):
+            if selector["matchers"][matcher.end("label"):].lstrip().startswith("="):
+                found.add((selector["name"], matcher["label"], matcher["value"]))
+    return found
+
+
+def unmatched_matchers(prom: str, boards: list[Path]) -> list[str]:
+    """Every equality matcher of every rule and panel query that matches no series of the
+    demo over the last minutes (the le="5" class of bug: a rule that can never fire)."""
+    exprs = [r["expr"] for path in (ALERT_RULES, RECORDING_RULES)
+             for g in yaml.safe_load(path.read_text())["groups"] for r in g["rules"]]
+    exprs += [c.expr for path in boards for c in board_checks(path) if c.kind == "panel"]
+    recorded = {r["record"] for g in yaml.safe_load(RECORDING_RULES.read_text())["groups"]
+                for r in g["rules"]}
+    missing = []
+    for name, label, value in sorted({m for e in exprs for m in equality_matchers(e)}):
+        if (name, label, value) in UNMATCHED_BY_DESIGN and not query(
+                prom, UNMATCHED_BY_DESIGN[(name, label, value)]):
+            continue
+        kind = "recording rule" if name in recorded else "metric"
+        if not query(prom, f'count(last_over_time({name}{{{label}="{value}"}}[10m]))'):
+            missing.append(f'{kind} {name}{{{label}="{value}"}}')
+    return missing
+
+
+def standing_conditions(prom: str) -> list[str]:
+    """Every alert rule whose condition holds now in the demo (firing, pending, or about to
+    be: the expression alone, before its `for`), Watchdog aside. A healthy stack has none:
+    waiting out each `for` would take the test 30 minutes to see the same thing."""
+    found = []
+    for group in yaml.safe_load(ALERT_RULES.read_text())["groups"]:
+        for rule in group["rules"]:
+            if rule["alert"] == "Watchdog":
+                continue
+            for series in query(prom, rule["expr"]):
+                labels = {k: v for k, v in series["metric"].items() if k != "__name__"}
+                found.append(f"{rule['alert']} ({rule['labels']['severity']}, "
+                             f"{rule['labels'].get('guide', '')}) {labels} = {series['value'][1]}")
+    return found
+
+
 def wait_for_json(url: str, params: list[tuple[str, str]], timeout: float) -> list[Any]:
     deadline = time.monotonic() + timeout
     found: list[Any] = []
@@ -380,6 +440,18 @@ def test_demo_runs_alerts_fills_every_panel_and_cleans_up(run_dir: Path) -> None
         assert pings[0]["path"] == "/heartbeat" and pings[0]["method"] == "GET", pings
 
         check_panel_data(prom, boards, timeout=min(PANEL_DATA_TIMEOUT, left()))
+
+        # A healthy stack pages no one (issue 13 §5): no alert condition holds, and no
+        # receiver but the heartbeat heard anything.
+        standing = standing_conditions(prom)
+        assert not standing, "alert conditions hold on the healthy demo:\n  " + "\n  ".join(
+            standing)
+        heard = {item.get("receiver") for item in get_json(urls["notifications"], [])}
+        assert heard <= {"heartbeat"}, f"the healthy demo notified {sorted(heard)}"
+        # Every label matcher matches something (issue 13 §4).
+        unmatched = unmatched_matchers(prom, boards)
+        assert not unmatched, "matchers that match no series in the demo:\n  " + "\n  ".join(
+            unmatched)
 
         # Ctrl-C: every child gets SIGTERM at once and 10 s, then the servers stop.
         proc.send_signal(signal.SIGINT)

@@ -67,6 +67,18 @@ def test_open_connections_are_counted_by_state(postgres: PostgresServer, run_exp
         loop.close()
 
 
+def test_allocated_storage_is_exported_only_when_configured(
+        postgres: PostgresServer, run_exporter: Run) -> None:
+    """PostgreSQL cannot read its volume's size: the fill ratio needs the setting, and the
+    rules read its absence (PostgresStorageLimitUnset) instead of a 100 GiB constant."""
+    unset = wait_collected(run_exporter("postgres", config(monitor_dsn(postgres))))
+    assert not [n for (n, _) in unset if n == "pg_storage_allocated_bytes"]
+    assert total(unset, "pg_database_size_bytes") > 0
+    configured = run_exporter("postgres", config(monitor_dsn(postgres),
+                                                 allocated_storage_bytes=5 * 1024**3))
+    assert value(wait_collected(configured), "pg_storage_allocated_bytes") == 5 * 1024**3
+
+
 def test_forced_deadlock_adds_exactly_one(postgres: PostgresServer, run_exporter: Run) -> None:
     postgres.psql("CREATE TABLE d(id int PRIMARY KEY, v int); INSERT INTO d VALUES (1,0),(2,0)")
     exporter = run_exporter("postgres", config(monitor_dsn(postgres)))

@@ -40,13 +40,13 @@
       smsRelaySelector: 'job="%s"' % $._config.jobs.smsRelay,
       alertmanagerSelector: 'job="%s"' % $._config.jobs.alertmanager,
       prometheusSelector: 'job="%s"' % $._config.jobs.prometheus,
-      // Not from a guide: the allocated storage of the database volume, to compute its
-      // fill ratio (tpt-erp states the ratio, not the size). 100 GiB by default.
-      postgresAllocatedStorageBytes: '%d' % (100 * 1024 * 1024 * 1024),
       // Not from a guide: the least request rate (per second) last week must have had for
       // ApiTrafficSurge/ApiTrafficDrop to compare against it. Below it (a quiet hour, a new
       // app with no last week) a ratio is noise or +Inf. 0.1/s = 30 requests in 5 minutes.
       trafficBaselineMinRate: '0.1',
+      // Not from a guide: the link speed (bytes/s) of NICs that report none (virtual ones
+      // report no node_network_speed_bytes, or -1); 0 leaves them out of HostNetworkSaturated.
+      hostNetworkLinkSpeedBytes: '0',
       // estimate-library § cache warming: the key pattern of warmed library items.
       cacheWarmPattern: 'library:item:*',
     },

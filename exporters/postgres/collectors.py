@@ -127,6 +127,10 @@ class DatabaseCollector(PostgresCollector):
                     labels=("database",), rows=col("temp_bytes")),
             gauge("pg_database_size_bytes", "Database size.", labels=("database",),
                   rows=col("size_bytes")),
+            *([gauge("pg_storage_allocated_bytes",
+                     "Storage allocated to the databases (allocated_storage_bytes).",
+                     float(self.config.allocated_storage_bytes))]
+              if self.config.allocated_storage_bytes else []),
             gauge("pg_database_xid_age", "Transactions since datfrozenxid (wraparound age).",
                   labels=("database",), rows=col("xid_age")),
             gauge("pg_database_xid_wraparound_ratio",

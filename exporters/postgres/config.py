@@ -30,6 +30,10 @@ class PostgresConfig(DsnConfig):
     slow_query_thresholds_seconds: list[float] = Field(
         default=[0.1, 1.0, 5.0, 30.0], min_length=1, max_length=10)
     collectors: dict[CollectorName, CollectorOverride] = Field(default_factory=dict)
+    # The size of the volume the databases live on (PostgreSQL cannot tell it): exported as
+    # pg_storage_allocated_bytes for PostgresStorageHigh. Unset, PostgresStorageLimitUnset
+    # says the storage alert is blind.
+    allocated_storage_bytes: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _thresholds(self) -> PostgresConfig:

@@ -113,7 +113,9 @@ CREATE TABLE IF NOT EXISTS support_tickets (
     priority          text        NOT NULL DEFAULT 'medium'
                       CHECK (priority IN ('low', 'medium', 'high', 'urgent')),
     status            text        NOT NULL DEFAULT 'open'
-                      CHECK (status IN ('open', 'in_progress', 'waiting', 'resolved', 'closed')),
+                      -- saas-ops-module § Support Ticket Schema's statuses ('waiting': older rows).
+                      CHECK (status IN ('open', 'pending', 'in_progress', 'waiting',
+                                        'waiting_customer', 'resolved', 'closed')),
     created_at        timestamptz NOT NULL DEFAULT now(),
     first_response_at timestamptz,
     resolved_at       timestamptz

@@ -3,8 +3,9 @@
 
 -- Open tickets by priority run every minute: without this partial index that query reads
 -- every ticket ever filed (saas-ops-module § Support System).
-CREATE INDEX IF NOT EXISTS support_tickets_open_priority
-    ON support_tickets (priority) WHERE status IN ('open', 'in_progress', 'waiting');
+-- (A new name: the earlier index listed open statuses, missing pending and waiting_customer.)
+CREATE INDEX IF NOT EXISTS support_tickets_unresolved_priority
+    ON support_tickets (priority) WHERE status NOT IN ('resolved', 'closed');
 
 -- Conversion joins recent sign-ups to their subscriptions: index the foreign key.
 CREATE INDEX IF NOT EXISTS subscriptions_user_id ON subscriptions (user_id);

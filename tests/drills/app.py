@@ -138,16 +138,26 @@ def _error_drill(name: str, ratio: float, rps: float, severity: str,
                  text: tuple[str, ...] = ()) -> Drill:
     """`ratio` of all the app's requests answered 500 (dirt-free-crm's P2/P1/P0 ladder)."""
 
+    async def aim(stack: Stack) -> None:
+        # Drills running beside this one change the app's traffic mix (their requests are
+        # in the ratio's denominator): re-aim every window, or the ratio drifts below the
+        # level and the lower one is notified again (a flaky "ladder did not inhibit").
+        while True:
+            share = await _gated_share(stack)
+            await stack.faults(error_rate=min(1.0, ratio / share))
+            await asyncio.sleep(_rate_window(stack))
+
     async def inject(stack: Stack) -> None:
         _spawn(name, _reads(stack, rps))
         # Let the load fill a rate window, then aim the knob at the ratio over ALL requests.
         await asyncio.sleep(_rate_window(stack) + 2 * stack.scrape_interval)
         share = await _gated_share(stack)
         await stack.faults(error_rate=min(1.0, ratio / share))
+        _spawn(name, aim(stack))
 
     async def remove(stack: Stack) -> None:
-        await stack.faults(error_rate=0.0)
         await _stop(name)
+        await stack.faults(error_rate=0.0)
 
     return Drill(name, inject, remove,
                  (expected("ApiErrorRateHigh", severity, guide="dirt-free-crm", text=text),),

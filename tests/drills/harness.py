@@ -457,16 +457,17 @@ class Stack:
             every = await self.query(f'ALERTS{{alertname="{alertname}"}}')
             active = [a for a in every
                       if all(a["metric"].get(k) == v for k, v in own.items())]
-            last: dict[str, Delivery] = {}
+            last: dict[tuple[str, str], Delivery] = {}
             for d in self.deliveries():
                 if d.alertname == alertname and self.send_resolved(d.receiver):
-                    last[d.receiver] = d
+                    last[(d.receiver, d.severity)] = d
             # Notifications are per group (alertname, severity): while another series
-            # keeps the group firing it never resolves, and a new series of the drill
-            # joins it with a notification of its own at the next group interval.
-            foreign = len(every) > len(active)
-            unresolved = [] if foreign else sorted(
-                r for r, d in last.items() if d.status == "firing")
+            # keeps its group firing that group never resolves, and a new series of the
+            # drill joins it with a notification of its own at the next group interval.
+            # Every other group must have told its receivers it resolved.
+            foreign = {a["metric"].get("severity", "") for a in every if a not in active}
+            unresolved = sorted({r for (r, severity), d in last.items()
+                                 if d.status == "firing" and severity not in foreign})
             if not active and not unresolved:
                 return
             if time.monotonic() > deadline:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import statistics
 import time
 from collections.abc import Awaitable, Callable
 
@@ -430,6 +431,12 @@ def _watchdog_drill() -> Drill:
         gaps = [b - a for a, b in itertools.pairwise(pings)]
         assert max(gaps) <= allowed, (
             f"heartbeat gap of {max(gaps):.1f}s (allowed {allowed:.1f}s) over {len(pings)} pings")
+        # Every group interval (a minute unscaled), as README and the demo promise: with the
+        # repeat equal to the tick it came every second tick.
+        typical = statistics.median(gaps)
+        assert typical <= 1.5 * route.group_interval, (
+            f"heartbeat every {typical:.2f}s, not every group interval "
+            f"({route.group_interval:.2f}s)")
 
     return Drill("watchdog-heartbeat", _nothing, _nothing, (watchdog,), exclusive=True,
                  check=always)
