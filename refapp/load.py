@@ -41,6 +41,8 @@ VITALS: dict[str, tuple[float, float]] = {
     "FCP": (1800, 3000), "LCP": (2500, 4000), "FID": (100, 300), "INP": (200, 500),
     "CLS": (0.1, 0.25), "TTFB": (600, 1500),
 }
+# Share of ticket requests with a session: about one accepted ticket a month at 12 req/s.
+TICKET_ACCEPTED = 2e-6
 PAGES = ("/", "/customers", "/customers/[id]", "/properties", "/smart-matches", "/assistant")
 NAVIGATION_TYPES = ("navigate", "navigate", "navigate", "reload", "back-forward", "prerender")
 MAX_DURATION = 7 * 24 * 3600.0
@@ -61,11 +63,13 @@ def rating(name: str, value: float) -> str:
 
 
 def vitals_batch(rng: random.Random, serial: int) -> list[dict[str, Any]]:
-    """One page view's beacons: every metric once, mostly good with a poor tail."""
+    """One page view's beacons: every metric once, mostly good with a poor tail. The p75 is
+    0.68 of nova-crm's "good": under the strictest guide's level too (LCP 2.0 s of
+    estimate-library, FCP 1.5 s of tpt-erp), so a healthy load pages no one."""
     page, navigation = rng.choice(PAGES), rng.choice(NAVIGATION_TYPES)
     batch = []
     for name, (good, _) in VITALS.items():
-        value = good * rng.lognormvariate(-0.45, 0.55)
+        value = good * rng.lognormvariate(-0.75, 0.55)
         value = round(value, 4) if name == "CLS" else round(value, 1)
         batch.append({"name": name, "value": value, "rating": rating(name, value),
                       "delta": value, "id": f"v4-{serial}-{rng.randrange(10**12)}",
@@ -121,6 +125,7 @@ class Load:
         self.sessions: list[int] = []
         self.users: list[int] = []
         self.customers: list[int] = []
+        self.open_tasks: list[int] = []  # sessions with a task started and not completed
         self.serial = 0
 
     # -- the API mix -----------------------------------------------------------------
@@ -156,17 +161,29 @@ class Load:
         if action == "event":
             if session is None:
                 return "GET", "/health/live", None
-            return "POST", "/api/events", {"session_id": session, "kind": rng.choice(
-                ("page_view", "page_view", "action", "library_use", "task_started",
-                 "task_completed"))}
+            kind = rng.choice(("page_view", "page_view", "action", "library_use",
+                               "task_started", "task_completed"))
+            # A task is completed in the session that started it (estimate-library and
+            # tpt-erp want 95 % of started tasks completed): the oldest open one.
+            if kind == "task_completed" and self.open_tasks:
+                session = self.open_tasks.pop(0)
+            elif kind == "task_completed":
+                kind = "task_started"
+            if kind == "task_started":
+                self.open_tasks = [*self.open_tasks[-49:], session]
+            return "POST", "/api/events", {"session_id": session, "kind": kind}
         if action == "health":
             return "GET", "/health", None
         if action == "ticket":
             # Mostly signed-in, valid tickets; some without a session (401) or with an
             # unknown priority (400), as real forms get.
-            priority = rng.choice(("low", "medium", "medium", "high", "urgent", "asap"))
+            # No "urgent": an open urgent ticket notifies the team (nova-crm § 2.1), and the
+            # load has no agent to answer it; the drills file their own. A ticket is rare
+            # (estimate-library: fewer than 5 user-reported issues a month): most of these
+            # requests are refused forms (no session: 401; an unknown priority: 400).
+            priority = rng.choice(("low", "medium", "medium", "high", "high", "asap"))
             return "POST", "/api/support/tickets", {
-                "session_id": session if rng.random() < 0.85 else None,
+                "session_id": session if rng.random() < TICKET_ACCEPTED else None,
                 "category": rng.choice(("question", "bug", "billing")), "priority": priority}
         return "POST", "/api/login", {"email": f"user{rng.randrange(200)}@example.test"}
 

@@ -1,7 +1,7 @@
 """`make demo`: the reference app, its load and every exporter, scraped by a real Prometheus
 that alerts through a real Alertmanager to stand-in receivers.
 
-Pieces: private PostgreSQL (reference schema plus two weeks of generated data) and Redis;
+Pieces: private PostgreSQL (reference schema plus 45 days of generated data) and Redis;
 the reference CRM app with a load generator (HTTP, websockets, Web Vitals beacons) and a
 cron runner writing cron_job_logs on an accelerated clock; the postgres, redis, cron,
 integrations (app health and a local status-page stand-in), business and webvitals
@@ -74,6 +74,9 @@ POSTGRES_JOB = "saasmon-postgres"
 REDIS_JOB = "saasmon-redis"
 # The other job names are the mixin's (alert_rules/mixin/config.libsonnet), so every
 # generated alert reads the demo's series.
+WARM_LIBRARY_ITEMS = 150
+# Providers the generated data receives webhooks from; the demo's workload keeps them coming.
+WEBHOOK_PROVIDERS = ("stripe", "twilio", "resend")
 # The volume size the demo's PostgreSQL exporters are told (PostgreSQL cannot read it).
 DEMO_STORAGE_BYTES = 20 * 1024**3
 JOBS = {"cron": "saasmon-cron", "integrations": "saasmon-integrations",
@@ -330,9 +333,10 @@ def start_postgres(stack: contextlib.ExitStack, run_dir: Path) -> PostgresServer
         # the app-side exporters), as recommended for production.
         "CREATE ROLE saasmon LOGIN; GRANT pg_monitor TO saasmon;"
     )
-    say("loading the reference schema and two weeks of generated data ...")
+    # 45 days (datagen's default): day-30 retention and churn need 38 days of sign-ups.
+    say("loading the reference schema and 45 days of generated data ...")
     postgres.psql(schema_sql())
-    subprocess.run([sys.executable, "-m", "refapp.datagen", "--dsn", postgres.dsn, "--days", "14"],
+    subprocess.run([sys.executable, "-m", "refapp.datagen", "--dsn", postgres.dsn, "--days", "45"],
                    check=True, capture_output=True, text=True, cwd=REPO)
     postgres.psql("GRANT SELECT ON ALL TABLES IN SCHEMA public TO saasmon;")
     return postgres
@@ -522,9 +526,14 @@ def start(stack: contextlib.ExitStack, run_dir: Path) -> Demo:
             "allocated_storage_bytes": DEMO_STORAGE_BYTES},
         "redis": {"targets": [{"name": "demo", "url": redis_server.url}],
                   "interval_seconds": 5, "timeout_seconds": 5,
-                  "key_patterns": [{"pattern": "library:item:*"}]},
+                  "key_patterns": [{"pattern": "library:item:*"}],
+                  # The workload warms the items after the exporter's first scan.
+                  "key_patterns_interval_seconds": 30},
+        # expected_jobs: the demo's app runs exactly these jobs, so its registry is complete
+        # (CronRegistryIncomplete and its panels have a count to compare with).
         "cron": {"dsn": monitor_dsn, "interval_seconds": 5,
-                 "jobs": [*(job.model_dump() for job in default_jobs()), *HEARTBEAT_JOBS]},
+                 "jobs": [*(job.model_dump() for job in default_jobs()), *HEARTBEAT_JOBS],
+                 "expected_jobs": len(default_jobs()) + len(HEARTBEAT_JOBS)},
         "integrations": {
             "dsn": monitor_dsn, "interval_seconds": 5, "builtin_targets": False,
             "targets": {"app": {"url": app_url, "module": "app_health"},
@@ -671,7 +680,15 @@ class Workload:
                     customer, rng.randrange(100, 10000) / 100)
                 await conn.fetchval("SELECT count(*) FROM demo_orders WHERE amount > $1", 50)
                 if tick % 20 == 0:
-                    await conn.execute("SELECT pg_sleep(0.15)")
+                    # Stands out in the top-N by mean, under nova-crm's 100 ms slow level.
+                    await conn.execute("SELECT pg_sleep(0.05)")
+                if tick % 60 == 0:
+                    # The app's providers call its webhooks (dirt-free-crm § Integration
+                    # Health: webhooks received): one each about every 15 s.
+                    await conn.executemany(
+                        "INSERT INTO webhook_events (provider, event_type, status) "
+                        "VALUES ($1, 'demo.event', 'processed')",
+                        [(p,) for p in WEBHOOK_PROVIDERS])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -692,6 +709,10 @@ class Workload:
                 async with client.pipeline(transaction=False) as pipe:
                     for i in range(2000):
                         pipe.set(f"demo:cache:{i}", os.urandom(4096), ex=300 + i % 300)
+                    # estimate-library's cache warming: its popular library items (at
+                    # least 100 warm, RedisCacheWarmItemsLow).
+                    for i in range(WARM_LIBRARY_ITEMS):
+                        pipe.set(f"library:item:{i}", os.urandom(256))
                     await pipe.execute()
             sessions: list[int] = []
             while True:
@@ -706,6 +727,7 @@ class Workload:
                     key = f"demo:cache:{rng.randrange(2000)}"
                     if await client.get(key) is None:
                         await client.set(key, os.urandom(4096), ex=600)
+                    await client.get(f"library:item:{rng.randrange(WARM_LIBRARY_ITEMS)}")
                     await client.incr("demo:counter")
                 except asyncio.CancelledError:
                     raise

@@ -245,3 +245,39 @@ def test_storage_fill_reads_the_configured_volume_and_says_when_it_is_unset() ->
     unset = Scenario("no volume size configured", [size])
     unset.fires("80m", "PostgresStorageLimitUnset", "low").quiet("80m", ["PostgresStorageHigh"])
     run([small, unset], areas=["database"])
+
+
+def test_unused_indexes_are_judged_on_primaries_only() -> None:
+    """A standby's index statistics count only its own scans: every index looked unused
+    there (18 on the demo's standby)."""
+    def node(instance: str, replica: int) -> list[dict[str, str]]:
+        labels = {"job": "saasmon-postgres", "instance": instance}
+        return [series("pg_unused_indexes", labels, "4+0x1500"),
+                series("pg_replication_is_replica", labels, f"{replica}+0x1500")]
+    scenario = Scenario("a primary and its standby", [*node("primary:9630", 0),
+                                                      *node("standby:9630", 1)])
+    scenario.exprs.append(("1450m", 'count by (instance) (ALERTS{alertname="PostgresUnusedIndexes",'
+                                    'alertstate="firing"})',
+                           [{"labels": '{instance="primary:9630"}', "value": 1}]))
+    run([scenario], areas=["database"])
+
+
+def test_slow_queries_are_judged_on_recent_executions() -> None:
+    """g. The mean since the statistics' reset: a one-off slow load kept the 100 ms level
+    firing for ever, and a fixed statement never cleared."""
+    labels = {"job": "saasmon-postgres", "instance": "db:9630", "database": "app",
+              "queryid": "1", "query": "SELECT ..."}
+    # A 40 s data load once (mean 40 s for ever after), then 10 fast calls a minute.
+    calls = series("pg_stat_statements_calls_total", labels, counter([1.0] + [10.0] * 60))
+    spent = series("pg_stat_statements_exec_seconds_total", labels,
+                   counter([40.0] + [0.1] * 60))
+    mean = series("pg_stat_statements_mean_exec_seconds", labels, "40+0x61")
+    quiet = Scenario("a one-off slow load, then fast calls", [calls, spent, mean])
+    quiet.quiet("20m", ["PostgresSlowQueries"]).quiet("50m", ["PostgresSlowQueries"])
+    # A statement that is slow now (2 s a call) pages, and clears once it is fixed.
+    slow_calls = series("pg_stat_statements_calls_total", labels, counter([5.0] * 60))
+    slow_spent = series("pg_stat_statements_exec_seconds_total", labels,
+                        counter([10.0] * 20 + [0.05] * 40))
+    slow = Scenario("slow, then fixed", [slow_calls, slow_spent])
+    slow.fires("15m", "PostgresSlowQueries", "medium").quiet("40m", ["PostgresSlowQueries"])
+    run([quiet, slow], areas=["database"])

@@ -40,7 +40,15 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 BOARDS = REPO / "dashboards" / "generated"
 # A safety net only: the test presses Ctrl-C as soon as its checks are done.
-DURATION = 240
+DURATION = 600
+# The healthy-stack check waits until every 5-minute window holds live samples only.
+SETTLED_AFTER = 330.0
+# Longer `for`s cannot fire within the 30 minutes the issue asks about; the business, AI,
+# support and cron ones are judged at every hour by tests/test_any_hour.py instead.
+LONGEST_FOR = 30 * 60
+# The host alerts judge the machine the demo runs on (a 2-core CI box running the whole
+# stack and the test), not the demo's data.
+MACHINE_AREAS = {"host"}
 JOBS = {"saasmon-postgres", "saasmon-redis", "saasmon-cron", "saasmon-integrations",
         "saasmon-business", "saasmon-webvitals", "saasmon-app", "saasmon-app-probe",
         "saasmon-integration-probe", "node", "blackbox-storage", "alertmanager",
@@ -62,7 +70,7 @@ MACHINE_DEPENDENT = {
     "node_network_utilisation": 'node_network_speed_bytes{job="node",device!="lo"} > 0',
 }
 
-pytestmark = pytest.mark.timeout(480)
+pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture
@@ -300,6 +308,11 @@ def unmatched_matchers(prom: str, boards: list[Path]) -> list[str]:
     return missing
 
 
+def seconds_of(duration: str) -> float:
+    return sum(float(n) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[u]
+               for n, u in re.findall(r"(\d+)([smhd])", duration))
+
+
 def standing_conditions(prom: str) -> list[str]:
     """Every alert rule whose condition holds now in the demo (firing, pending, or about to
     be: the expression alone, before its `for`), Watchdog aside. A healthy stack has none:
@@ -307,7 +320,8 @@ def standing_conditions(prom: str) -> list[str]:
     found = []
     for group in yaml.safe_load(ALERT_RULES.read_text())["groups"]:
         for rule in group["rules"]:
-            if rule["alert"] == "Watchdog":
+            if (rule["alert"] == "Watchdog" or rule["labels"].get("area") in MACHINE_AREAS
+                    or seconds_of(rule.get("for", "0s")) > LONGEST_FOR):
                 continue
             for series in query(prom, rule["expr"]):
                 labels = {k: v for k, v in series["metric"].items() if k != "__name__"}
@@ -394,6 +408,7 @@ def test_demo_runs_alerts_fills_every_panel_and_cleans_up(run_dir: Path) -> None
                       "postgres standby", "redis"):
             assert label in urls, f"{label!r} missing from the printed URLs: {urls}"
         prom = urls["prometheus"].rstrip("/")
+        prom_started = time.monotonic()
         # Every check below must finish while the demo still runs.
         ends = time.monotonic() + DURATION - 3
 
@@ -443,6 +458,7 @@ def test_demo_runs_alerts_fills_every_panel_and_cleans_up(run_dir: Path) -> None
 
         # A healthy stack pages no one (issue 13 §5): no alert condition holds, and no
         # receiver but the heartbeat heard anything.
+        time.sleep(max(0.0, prom_started + SETTLED_AFTER - time.monotonic()))
         standing = standing_conditions(prom)
         assert not standing, "alert conditions hold on the healthy demo:\n  " + "\n  ".join(
             standing)
