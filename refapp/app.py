@@ -175,6 +175,17 @@ def state(request: web.Request) -> State:
     return request.app[STATE]
 
 
+# -- the frontend ------------------------------------------------------------------------
+FRONTEND_PAGE = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                 "<title>Reference CRM</title></head><body><h1>Reference CRM</h1>"
+                 "<p>The API is under /api.</p></body></html>")
+
+
+async def frontend_page(_: web.Request) -> web.Response:
+    """The app's page: what a frontend smoke test (nova-crm § 5.1) and its probe fetch."""
+    return web.Response(text=FRONTEND_PAGE, content_type="text/html")
+
+
 # -- users, sessions, events -------------------------------------------------------------
 async def login(request: web.Request) -> web.Response:
     body = await _body(request)
@@ -528,6 +539,7 @@ def create_app(config: AppConfig, registry: CollectorRegistry | None = None) -> 
     add_faults_routes(app, config.faults, config.faults_token)
 
     r = app.router
+    r.add_get("/", frontend_page)
     r.add_post("/api/login", login)
     r.add_post("/api/logout", logout)
     r.add_post("/api/events", record_event)

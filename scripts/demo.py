@@ -268,7 +268,8 @@ def prometheus_config(ports: dict[str, int]) -> dict[str, Any]:
                 f"127.0.0.1:{ports['postgres']}", f"127.0.0.1:{ports['postgres-standby']}"]}]},
             _static(REDIS_JOB, ports["redis"]),
             *(_static(job, ports[kind]) for kind, job in JOBS.items()),
-            _probe(APP_PROBE_JOB, ports["integrations"], ["app"], "app_health"),
+            # Each named target with its own module: the API health JSON and the HTML page.
+            _probe(APP_PROBE_JOB, ports["integrations"], ["app", "frontend"], None),
             _probe(INTEGRATION_PROBE_JOB, ports["integrations"], ["vendor", "retired-vendor"],
                    None),
             _static(NODE_JOB, ports["node"]),
@@ -338,7 +339,9 @@ def start_postgres(stack: contextlib.ExitStack, run_dir: Path) -> PostgresServer
     postgres.psql(schema_sql())
     subprocess.run([sys.executable, "-m", "refapp.datagen", "--dsn", postgres.dsn, "--days", "45"],
                    check=True, capture_output=True, text=True, cwd=REPO)
-    postgres.psql("GRANT SELECT ON ALL TABLES IN SCHEMA public TO saasmon;")
+    # The bulk load is no application traffic: its statements would count as slow ones.
+    postgres.psql("GRANT SELECT ON ALL TABLES IN SCHEMA public TO saasmon;"
+                  "SELECT pg_stat_statements_reset();")
     return postgres
 
 
@@ -537,6 +540,8 @@ def start(stack: contextlib.ExitStack, run_dir: Path) -> Demo:
         "integrations": {
             "dsn": monitor_dsn, "interval_seconds": 5, "builtin_targets": False,
             "targets": {"app": {"url": app_url, "module": "app_health"},
+                        # nova-crm § 5.1's smoke test of the frontend URL: a page, not JSON.
+                        "frontend": {"url": app_url + "/", "module": "http"},
                         "vendor": {"url": statuspage_url, "module": "statuspage"},
                         # A deliberate fault: this vendor's status page is gone (404), so
                         # the probe-failure panels have a failing target to show.

@@ -98,7 +98,9 @@ def live_metrics() -> Iterator[dict[str, str]]:
                 "FROM unnest(ARRAY['process-opportunity-offers', 'process-promotion-deliveries', "
                 "'send-review-requests', 'check-system-health', 'generate-scheduled-reports']) AS name")
         configs: list[tuple[str, dict[str, object]]] = [
-            ("postgres", {"dsn": pg.dsn, "interval_seconds": 1}),
+            # allocated_storage_bytes is opt-in; set, it exports what PostgresStorageHigh reads.
+            ("postgres", {"dsn": pg.dsn, "interval_seconds": 1,
+                          "allocated_storage_bytes": 10 * 1024**3}),
             ("postgres", {"dsn": standby.dsn, "interval_seconds": 1}),
             ("redis", {"targets": [{"name": "main", "url": redis.url}], "interval_seconds": 1,
                        "key_patterns": [{"pattern": "library:item:*"}]}),

@@ -60,7 +60,11 @@ def test_each_severity_reaches_its_channels_whatever_the_area(
         severity: str, expected: list[str], area: str, guide: str) -> None:
     got = routes_test("alertname=SomethingWrong", f"severity={severity}", f"area={area}",
                       f"guide={guide}", "job=api", "instance=web-1:8080")
-    assert got == expected
+    assert got == expected_receivers({"severity": severity, "area": area, "guide": guide})
+    if guide != "tpt-erp" or severity != "medium":
+        assert got == expected
+    else:  # tpt-erp § Alert Configuration: its "warning" goes to email and Slack.
+        assert got == [*MEDIUM, "email-devops"]
 
 
 @pytest.mark.parametrize(("severity", "expected"), [
@@ -119,6 +123,8 @@ def expected_receivers(labels: dict[str, str]) -> list[str]:
     by_severity = {"critical": CRITICAL, "high": HIGH, "medium": MEDIUM, "low": LOW}
     severity = labels.get("severity", "")
     receivers = by_severity.get(severity, ["slack-alerts"])
+    if labels.get("guide") == "tpt-erp" and severity == "medium":
+        receivers = [*MEDIUM, "email-devops"]  # tpt-erp § Alert Configuration: email, Slack
     if labels.get("area") == "support":
         receivers = FEEDBACK + receivers
     if labels.get("guide") == "dirt-free-crm" and severity in ("critical", "high", "medium"):
@@ -312,6 +318,21 @@ def test_links_fall_back_to_the_alertmanager_group_when_annotations_are_absent(
                    bare, tmp_path)
     assert out == (f"http://am.example:9093/#/alerts?filter={matchers} "
                    f"http://am.example:9093/#/silences/new?filter={matchers}")
+
+
+def test_a_logs_link_reaches_every_channel_only_when_configured(tmp_path: Path) -> None:
+    """nova-crm asks for a logs link in notifications: the mixin's logsURL annotation."""
+    logs = "https://logs.example/?q=job%3Dapi"
+    with_logs = webhook_payload(annotations={"summary": "s", "logs_url": logs})
+    without = webhook_payload(annotations={"summary": "s"})
+    for template in ('{{ template "saasmon.email.text" . }}', '{{ template "saasmon.email.html" . }}',
+                     '{{ template "saasmon.slack.text" . }}', '{{ template "saasmon.logs_url" . }}'):
+        assert logs in rendered(template, with_logs, tmp_path), template
+        out = rendered(template, without, tmp_path)
+        assert "Logs" not in out and "logs.example" not in out, template
+    pagerduty = shipped()["receivers"]
+    (pd,) = [r for r in pagerduty if r["name"] == "pagerduty"]
+    assert pd["pagerduty_configs"][0]["details"]["logs"] == '{{ template "saasmon.logs_url" . }}'
 
 
 def test_email_html_escapes_alert_text(tmp_path: Path) -> None:

@@ -150,6 +150,8 @@ def internet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeInternet]
         "/app/api/health": json_reply(fixture("app_health_healthy.json")),
         "/big/summary.json": json_reply(many_components(8, outage_at=6)),
         "/web": Reply(204, content_type="text/plain"),
+        "/page": Reply(200, b"<!doctype html><html><body>CRM</body></html>",
+                       content_type="text/html"),
         "/junk": Reply(200, b"<html>We'll be right back</html>", content_type="text/html"),
         "/error": Reply(500, b'{"error": "internal"}'),
         "/slow": Reply(200, json.dumps(fixture("statuspage_status_maintenance.json")).encode(),
@@ -186,6 +188,7 @@ def probe_config(fake: FakeInternet, **extra: Any) -> dict[str, Any]:
                        "components": ["Component 7", "component 2"]},
             "web": {"url": f"{base}/web", "module": "http"},
             "web_strict": {"url": f"{base}/web", "module": "http_200"},
+            "frontend": {"url": f"{base}/page", "module": "http"},
             "junk": {"url": f"{base}/junk", "module": "statuspage"},
             "error": {"url": f"{base}/error", "module": "statuspage"},
             "slow": {"url": f"{base}/slow", "module": "statuspage"},
@@ -359,6 +362,21 @@ def test_http_module_accepts_any_2xx_unless_status_codes_are_listed(
     assert one_hot(strict, "probe_status", "status") == "major_outage"
     # The module can be chosen per request: the app's URL probed as plain HTTP.
     assert value(probe(exporter, "app", module="http"), "probe_success") == 1
+
+
+def test_a_frontend_page_is_probed_with_its_own_module_not_the_jobs(
+        exporter: Exporter) -> None:
+    """i. nova-crm's frontend probe sat in a job that asked for module=app_health: an HTML
+    page read as health JSON failed for ever. The shipped job names no module now, so each
+    target's own one applies."""
+    assert value(probe(exporter, "frontend"), "probe_success") == 1
+    forced = probe(exporter, "frontend", module="app_health")
+    assert value(forced, "probe_success") == 0
+    assert one_hot(forced, "probe_failure_reason", "reason") == "invalid_body"
+    shipped = yaml.safe_load((Path(__file__).parent.parent / "deploy" / "prometheus"
+                              / "prometheus.yml").read_text())
+    (job,) = [j for j in shipped["scrape_configs"] if j["job_name"] == "saasmon-app-probe"]
+    assert "module" not in (job.get("params") or {}), job
 
 
 # -- failures --------------------------------------------------------------------------

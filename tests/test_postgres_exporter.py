@@ -71,11 +71,11 @@ def test_allocated_storage_is_exported_only_when_configured(
         postgres: PostgresServer, run_exporter: Run) -> None:
     """PostgreSQL cannot read its volume's size: the fill ratio needs the setting, and the
     rules read its absence (PostgresStorageLimitUnset) instead of a 100 GiB constant."""
-    unset = wait_collected(run_exporter("postgres", config(monitor_dsn(postgres))))
+    dsn = monitor_dsn(postgres)
+    unset = wait_collected(run_exporter("postgres", config(dsn)))
     assert not [n for (n, _) in unset if n == "pg_storage_allocated_bytes"]
     assert total(unset, "pg_database_size_bytes") > 0
-    configured = run_exporter("postgres", config(monitor_dsn(postgres),
-                                                 allocated_storage_bytes=5 * 1024**3))
+    configured = run_exporter("postgres", config(dsn, allocated_storage_bytes=5 * 1024**3))
     assert value(wait_collected(configured), "pg_storage_allocated_bytes") == 5 * 1024**3
 
 

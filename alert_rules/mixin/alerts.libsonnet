@@ -23,7 +23,8 @@ local fmt = import 'format.libsonnet';
     else std.strReplace(base, '}', ',%s}' % selectorOf(rule)),
 
   // The board of the alert's area (config.libsonnet `dashboards`), unless switched off.
-  dashboardURL(uid):: if cfg.dashboardURLPattern == '' then {} else { dashboard_url: cfg.dashboardURLPattern % uid },
+  dashboardURL(uid):: (if cfg.dashboardURLPattern == '' then {} else { dashboard_url: cfg.dashboardURLPattern % uid })
+                      + (if cfg.logsURL == '' then {} else { logs_url: cfg.logsURL }),
   local dashboardURL = $.dashboardURL,
 
   local labelText(s) =

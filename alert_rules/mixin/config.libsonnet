@@ -52,6 +52,9 @@
     },
 
     runbookURLPattern: 'https://github.com/saasmon/saasmon/blob/main/docs/runbooks/%s.md',
+    // nova-crm asks for a link to the logs in every notification: the logs_url annotation
+    // of every alert (Prometheus expands {{ $labels.job }} and the like in it). '' = none.
+    logsURL: '',
     // Grafana of the compose stack; '' drops dashboard_url from the alerts.
     dashboardURLPattern: 'http://localhost:3000/d/%s',
 

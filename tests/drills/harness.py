@@ -372,7 +372,7 @@ class Stack:
                 *(_static(self.job(kind), ex[kind].port) for kind in (
                     "redis", "cron", "integrations", "business", "webvitals", "sms-relay")),
                 _static(self.job("app"), self.app_port),
-                _probe(self.job("appProbe"), ex["integrations"].port, ["app"], "app_health"),
+                _probe(self.job("appProbe"), ex["integrations"].port, ["app"], None),
                 _probe(self.job("integrationProbe"), ex["integrations"].port, ["vendor"], None),
                 _static(self.job("alertmanager"), self.alertmanager.port),
                 _static(self.job("prometheus"), self.prometheus_port),
