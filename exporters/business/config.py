@@ -8,7 +8,7 @@ from typing import ClassVar
 from pydantic import Field, PrivateAttr, model_validator
 
 from exporters.business.pack import DEFAULT_PACK, Pack, load_pack
-from exporters.runtime.config import ConfigError, DsnConfig, StrictModel
+from exporters.runtime.config import ConfigError, DsnConfig, StrictModel, key_part
 
 NAMESPACE = "business"
 
@@ -41,7 +41,7 @@ class BusinessConfig(DsnConfig):
         names = {q.name for q in pack.queries}
         for name in self.queries:
             if name not in names:
-                raise ConfigError(f"queries.{name}: no such query in the pack "
+                raise ConfigError(f"queries.{key_part(name)}: no such query in the pack "
                                   f"(it has {', '.join(sorted(names))})")
         self._pack = pack
         return self

@@ -79,9 +79,16 @@ class DsnConfig(StrictModel):
         return [s for s in (value, urlsplit(value).password if value else None) if s]
 
 
+def key_part(part: object) -> str:
+    """One key of a path in an error line; quoted when it holds a line break or another
+    unprintable character (a YAML key may), so the error stays one line."""
+    text = str(part)
+    return text if text.isprintable() else repr(text)
+
+
 def _first_error(exc: ValidationError, prefix: str) -> str:
     err = exc.errors(include_input=False, include_url=False)[0]
-    loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
+    loc = ".".join(key_part(part) for part in err["loc"]) or "(top level)"
     if prefix:
         loc = f"{prefix}.{loc}" if err["loc"] else prefix
     return f"{loc}: {err['msg']}"
@@ -101,20 +108,27 @@ def env_overrides(exporter: str, model: type[BaseModel]) -> dict[str, str]:
 
 # Deeper than any real config; checked after parsing so nothing downstream recurses on it.
 MAX_DEPTH = 32
+# More values than any real config, aliases counted at each use: nine lines of anchors that
+# each repeat the one before ten times ("billion laughs") parse to a small graph that a
+# walk (ours, then the model's validation) would visit a billion times.
+MAX_VALUES = 100_000
 
 
-def _depth(node: Any) -> int:
-    """Nesting depth of parsed YAML, iteratively (a recursive walk is what we guard against)."""
-    deepest, stack = 0, [(node, 1)]
+def _shape_problem(node: Any) -> str | None:
+    """What is wrong with the size of parsed YAML, walked iteratively (a recursive walk is
+    what we guard against): nesting deeper than MAX_DEPTH, or more than MAX_VALUES values."""
+    stack, walked = [(node, 1)], 0
     while stack:
         item, level = stack.pop()
-        deepest = max(deepest, level)
         if level > MAX_DEPTH:
-            break
+            return f"nested deeper than {MAX_DEPTH} levels"
+        walked += 1
+        if walked > MAX_VALUES:
+            return f"more than {MAX_VALUES} values (aliases counted at each use)"
         children = item.values() if isinstance(item, dict) else item \
             if isinstance(item, list) else ()
         stack.extend((child, level + 1) for child in children)
-    return deepest
+    return None
 
 
 def read_yaml(path: str, key: str) -> Any:
@@ -141,8 +155,9 @@ def read_yaml(path: str, key: str) -> Any:
         if "digits" in str(exc):
             raise ConfigError(f"{key}: an integer has too many digits") from None
         raise ConfigError(f"{key}: invalid value: {exc}") from None
-    if _depth(raw) > MAX_DEPTH:
-        raise ConfigError(f"{key}: nested deeper than {MAX_DEPTH} levels")
+    problem = _shape_problem(raw)
+    if problem is not None:
+        raise ConfigError(f"{key}: {problem}")
     return raw
 
 

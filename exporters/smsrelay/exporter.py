@@ -25,7 +25,7 @@ from exporters.runtime.families import counter, gauge
 from exporters.runtime.logs import log_fields
 from exporters.smsrelay.config import SmsRelayConfig
 from exporters.smsrelay.heartbeat import HeartbeatForwarder, HeartbeatStats
-from exporters.smsrelay.message import WebhookMessage, render
+from exporters.smsrelay.message import parse_webhook, render
 from exporters.smsrelay.twilio import DURATION_BUCKETS, TwilioClient, TwilioStats
 
 log = logging.getLogger("saasmon.smsrelay")
@@ -77,7 +77,7 @@ class SmsRelayInstance(Instance):
         if not self._authorized(request):
             return self._answer("alert", "unauthorized", 401, {"error": "unauthorized"})
         try:
-            message = WebhookMessage.model_validate(await request.json())
+            message = parse_webhook(await request.read(), request.charset)
         except (ValueError, ValidationError, web.HTTPRequestEntityTooLarge) as exc:
             # ValidationError is a ValueError, and so is json's decode error.
             problem = "body too large" if isinstance(exc, web.HTTPException) else (

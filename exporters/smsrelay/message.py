@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from typing import Literal
@@ -52,12 +53,38 @@ class WebhookMessage(BaseModel):
     alerts: list[WebhookAlert] = Field(min_length=1, max_length=10_000)
 
 
+# A width or precision in a template's format spec ({summary:.40}) beyond this is refused:
+# no SMS is longer, and {summary:>999999999999} would allocate that many characters.
+MAX_FORMAT_NUMBER = 1600
+FORMAT_NUMBER = re.compile(r"[0-9]+")
+
+
+def parse_webhook(body: bytes, charset: str | None) -> WebhookMessage:
+    """One webhook request's payload. Any body that is not one raises ValueError (a pydantic
+    ValidationError is one): bad JSON or text, an unknown charset, nesting past the parser's
+    recursion limit."""
+    try:
+        data = json.loads(body.decode(charset or "utf-8"))
+    except LookupError:
+        raise ValueError("unknown charset") from None
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+    return WebhookMessage.model_validate(data)
+
+
 def check_template(template: str) -> None:
     """Raise ValueError naming the problem if the template cannot render."""
     try:
-        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+        parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise ValueError(f"invalid template: {exc}") from None
+    names = [name for _, name, _, _ in parsed if name is not None]
+    for _, _, spec, _ in parsed:
+        if spec and "{" in spec:
+            # Filled in from alert data at render time: a label would choose the width.
+            raise ValueError("invalid template: a format spec cannot hold a {field}")
+        if any(len(n) > 4 or int(n) > MAX_FORMAT_NUMBER for n in FORMAT_NUMBER.findall(spec or "")):
+            raise ValueError(f"invalid template: width or precision above {MAX_FORMAT_NUMBER}")
     for name in names:
         if name not in FIELDS:
             raise ValueError(f"unknown field {{{name}}}; known: {', '.join(FIELDS)}")
