@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from alert_rules.generator.promtool_tests import series_key
+
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ROOT / "alert_rules" / "generated"
 RULE_FILES = (GENERATED / "saasmon-rules.yaml", GENERATED / "saasmon-alerts.yaml")
@@ -38,8 +40,7 @@ def alert_names(areas: Iterable[str]) -> list[str]:
 
 def series(name: str, labels: Mapping[str, str], values: str) -> dict[str, str]:
     """One promtool input series: `values` in promtool's expanding notation."""
-    inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    return {"series": f"{name}{{{inner}}}", "values": values}
+    return {"series": series_key(name, dict(labels)), "values": values}
 
 
 @dataclass

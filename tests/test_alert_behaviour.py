@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from alert_rules.generator.promtool_tests import values_text
 from tests.rule_scenarios import Scenario, run, series
 
 APP = {"job": "saasmon-app", "instance": "app:8080", "route": "/api/x", "method": "GET"}
@@ -22,17 +23,6 @@ def counter(increments: Sequence[float], start: float = 0.0) -> str:
         step, n = increments[i], j - i + 1
         parts.append(f"{value + step:g}+{step:g}x{n - 1}" if n > 1 else f"{value + step:g}")
         value += step * n
-        i = j + 1
-    return " ".join(parts)
-
-
-def gauge(values: Sequence[float]) -> str:
-    parts, i = [], 0
-    while i < len(values):
-        j = i
-        while j + 1 < len(values) and values[j + 1] == values[i]:
-            j += 1
-        parts.append(f"{values[i]:g}+0x{j - i}" if j > i else f"{values[i]:g}")
         i = j + 1
     return " ".join(parts)
 
@@ -68,12 +58,12 @@ def test_one_failed_storage_probe_pages_no_one() -> None:
     probe = {"job": "blackbox-storage", "instance": "s3"}
     day = 4 * DAY  # samples at 15 s
     blip = [1.0] * (day + 40) + [0.0] + [1.0] * 600
-    one = Scenario("one failed probe", [series("probe_success", probe, gauge(blip))], interval="15s")
+    one = Scenario("one failed probe", [series("probe_success", probe, values_text(blip))], interval="15s")
     for minutes in (2, 5, 16, 40, 100):
         one.quiet(f"{DAY + 10 + minutes}m", ["StorageErrorBudgetBurn", "StorageAvailabilityLow"])
     # A real outage: five minutes of failures pages.
     outage = [1.0] * (day + 40) + [0.0] * 20 + [1.0] * 200
-    down = Scenario("five minutes down", [series("probe_success", probe, gauge(outage))],
+    down = Scenario("five minutes down", [series("probe_success", probe, values_text(outage))],
                     interval="15s")
     down.fires(f"{DAY + 10 + 5}m", "StorageErrorBudgetBurn", "high")
     run([one, down], areas=["storage", "slo-storage"])
@@ -124,7 +114,7 @@ def test_a_healthy_slow_cron_run_is_not_a_missed_success() -> None:
     done = sorted(start + (1 if (start // 30) % 2 == 0 else 9) for start in range(0, 240, 30))
     ends = [max([d for d in done if d <= m], default=0) * 60 for m in range(240)]
     healthy = [
-        series("cron_job_last_success_timestamp_seconds", job, gauge([float(e) for e in ends])),
+        series("cron_job_last_success_timestamp_seconds", job, values_text([float(e) for e in ends])),
         series("cron_job_max_runtime_seconds", job, "600+0x240"),
         series("cron_job_grace_seconds", job, "300+0x240"),
     ]
@@ -134,7 +124,7 @@ def test_a_healthy_slow_cron_run_is_not_a_missed_success() -> None:
     # The job stops succeeding after 2 h: it fires once period + max runtime + grace passed.
     stalled = [float(e) if m < 120 else float(ends[119]) for m, e in enumerate(ends)]
     stopped = Scenario("no success after two hours", [
-        series("cron_job_last_success_timestamp_seconds", job, gauge(stalled)), *healthy[1:]])
+        series("cron_job_last_success_timestamp_seconds", job, values_text(stalled)), *healthy[1:]])
     stopped.fires("235m", "CronJobNoRecentSuccess", "high")
     run([ok, stopped])
 

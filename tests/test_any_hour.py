@@ -11,7 +11,6 @@ exporters report with the real promtool.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -147,7 +146,7 @@ def test_healthy_data_pages_no_one(clocked: tuple[dict[str, str], PostgresServer
 def test_libfaketime_moves_the_exporters_clock(faketime: Path, workdir: Path) -> None:
     """The harness itself: a process under the library sees the shifted clock."""
     shifted = subprocess.run(
-        [shutil.which("python3") or sys.executable, "-c", "import time; print(time.time())"],
+        [sys.executable, "-c", "import time; print(time.time())"],
         env={**os.environ, "LD_PRELOAD": str(faketime), "FAKETIME": "-86400"},
         capture_output=True, text=True, check=True)
     assert abs(float(shifted.stdout) - (time.time() - 86400)) < 60

@@ -141,7 +141,7 @@ def _expected(candidates: list[Candidate], series: dict[str, list[float]], at: i
     return sorted(out, key=lambda a: sorted(a["exp_labels"].items()))
 
 
-def _values_text(values: list[float]) -> str:
+def values_text(values: list[float]) -> str:
     """promtool's expanding notation: runs of equal values as `v+0xN`."""
     parts: list[str] = []
     i = 0
@@ -159,14 +159,14 @@ def _case(name: str, candidates: list[Candidate], series: dict[str, list[float]]
     return {
         "name": name,
         "interval": f"{step}m",
-        "input_series": [{"series": key, "values": _values_text(vals)}
+        "input_series": [{"series": key, "values": values_text(vals)}
                          for key, vals in series.items()],
         "alert_rule_test": [{"eval_time": f"{at}m", "alertname": alertname,
                              "exp_alerts": _expected(candidates, series, at, step)}],
     }
 
 
-def _series_key(name: str, labels: Labels) -> str:
+def series_key(name: str, labels: Labels) -> str:
     inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     return f"{name}{{{inner}}}"
 
@@ -210,7 +210,7 @@ def catalog_cases(catalog: Catalog, rendered_rules: list[tuple[Rule, dict[str, A
             candidates.append(_threshold_candidate(alert, rule.comparator, name, required))
         for rule, alert in pairs:
             name, _, labels = series_of(alert["expr"], rule.match, signal.labels)
-            key = _series_key(name, labels)
+            key = series_key(name, labels)
             threshold = float(alert["expr"].rsplit(" ", 1)[1])
             fire, quiet = fire_and_quiet(rule.comparator, threshold)
             hold = minutes(alert["for"])
@@ -249,8 +249,8 @@ def slo_cases(rendered: dict[str, Any], index: dict[int, int], files: Files) -> 
             labels = {"slo": slo, "job": "saasmon-test"}
             if "instance=" in alert["annotations"]["description"]:
                 labels["instance"] = "host-1:9630"
-            lk, sk = _series_key(long_rec, labels), _series_key(short_rec, labels)
-            ck = _series_key(count_rec, labels)
+            lk, sk = series_key(long_rec, labels), series_key(short_rec, labels)
+            ck = series_key(count_rec, labels)
 
             def condition(series: dict[str, list[float]], index: int, lk: str = lk, sk: str = sk,
                           ck: str = ck, threshold: float = threshold, least: float = least,
