@@ -103,6 +103,17 @@ class GuideCatalog(Strict):
     unencodable: list[Unencodable] = []
 
 
+class Guard(Strict):
+    """A recorded series that must also pass the rule's threshold (compared with
+    `comparator`) for the alert to fire: the condition that makes the threshold meaningful."""
+
+    record: str = Field(pattern=r"^[a-z_]+:[a-z0-9_]+:[a-z0-9_]+$")
+    expr: str
+    comparator: Comparator
+    # Compared with this instead of the rule's threshold (ours, said where it is set).
+    value: float | None = None
+
+
 class Signal(Strict):
     alert: str = Field(pattern=r"^[A-Z][A-Za-z0-9]+$")
     record: str | None = Field(default=None, pattern=r"^[a-z_]+:[a-z0-9_]+:[a-z0-9_]+$")
@@ -113,6 +124,7 @@ class Signal(Strict):
     kind: Literal[KINDS]  # type: ignore[valid-type]
     # The range of the rates/increases behind a recorded signal (its longest, if several).
     window: str | None = None
+    guard: Guard | None = None
     for_: str = Field(alias="for")
     area: Literal[AREAS]  # type: ignore[valid-type]
     summary: str
@@ -291,6 +303,15 @@ def load_catalog(directory: Path = CATALOG_DIR) -> Catalog:
     if len(ids) != len(set(ids)):
         dup = sorted({i for i in ids if ids.count(i) > 1})
         raise CatalogError(f"entry ids used twice: {', '.join(dup)}")
+    records: dict[str, str] = {}
+    for name, signal in signals.items():
+        # Two signals may share a record only if they mean the same series; otherwise one
+        # alert would read the other's jobs (a failed app probe firing the storage alert).
+        pairs = [(signal.record, signal.expr)] + (
+            [(signal.guard.record, signal.guard.expr)] if signal.guard else [])
+        for record, expr in pairs:
+            if record is not None and records.setdefault(record, expr) != expr:
+                raise CatalogError(f"signals: {name}: record {record} means something else elsewhere")
     alerts: dict[str, str] = {}
     for name, signal in signals.items():
         other = alerts.setdefault(signal.alert, name)

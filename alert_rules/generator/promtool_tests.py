@@ -173,11 +173,30 @@ MATCHER_EQ = re.compile(r'(\w+)="([^"]*)"')
 Files = dict[tuple[str, int], list[dict[str, Any]]]  # (area, step) -> cases
 
 
+def guard_key(desc: Description) -> str | None:
+    """The guard series of a guarded rule, with the labels of the rule's input series."""
+    if not desc.get("guard"):
+        return None
+    _, _, labels = series_of(desc)
+    return series_key(desc["guard"]["series"], {k: v for k, v in labels.items() if k in desc["labels"]})
+
+
+def guard_values(desc: Description) -> tuple[float, float]:
+    """A guard value that lets the rule fire, and one that holds it back."""
+    return fire_and_quiet(desc["guard"]["comparator"], desc["guard"]["threshold"])
+
+
 def _threshold_candidate(alert: dict[str, Any], desc: Description) -> Candidate:
     name, required, _ = series_of(desc)
     comparator, threshold = desc["comparator"], desc["threshold"]
+    guard = guard_key(desc)
 
     def condition(series: dict[str, list[float]], index: int) -> tuple[float, Labels] | None:
+        if guard is not None:
+            value = _sample(series, guard, index)
+            if value is None or not _compare(value, desc["guard"]["comparator"],
+                                             desc["guard"]["threshold"]):
+                return None
         for key in series:
             series_name, labels = _parse_key(key)
             # A selector sees a series with its name that carries every label it requires.
@@ -209,14 +228,22 @@ def catalog_cases(pairs: list[Pair], index: dict[int, int], files: Files) -> Non
             steps = hold // step
             tag = (f"#{index[id(alert)]} {alertname} {desc['severity']} {desc['guide']} "
                    f"{desc['comparator']} {fmt(threshold)}")
+            guard = guard_key(desc)
+            # A guarded rule's cases carry a passing guard, plus one case where it fails.
+            passing, failing = guard_values(desc) if guard else (0.0, 0.0)
+            extra = {guard: [passing] * (steps + 2)} if guard else {}
             cases = [
-                _case(f"{tag}: fires", candidates, {key: [fire] * (steps + 2)},
+                _case(f"{tag}: fires", candidates, {key: [fire] * (steps + 2), **extra},
                       hold + step, alertname, step),
-                _case(f"{tag}: quiet at the threshold", candidates, {key: [quiet] * (steps + 2)},
-                      hold + step, alertname, step),
+                _case(f"{tag}: quiet at the threshold", candidates,
+                      {key: [quiet] * (steps + 2), **extra}, hold + step, alertname, step),
                 _case(f"{tag}: bad for less than for", candidates,
-                      {key: [fire] * steps + [quiet] * 2}, hold, alertname, step),
+                      {key: [fire] * steps + [quiet] * 2, **extra}, hold, alertname, step),
             ]
+            if guard:
+                cases.append(_case(f"{tag}: quiet when its guard fails", candidates,
+                                   {key: [fire] * (steps + 2), guard: [failing] * (steps + 2)},
+                                   hold + step, alertname, step))
             if not _has(cases[0], desc):
                 raise AssertionError(f"{tag}: the firing case does not fire it")
             area = desc["group"].removeprefix("saasmon-")

@@ -35,7 +35,10 @@ local fmt = import 'format.libsonnet';
     local value = cfg.thresholds[rule.id];
     {
       alert: s.alert,
-      expr: '%s %s %s' % [seriesOf(rule), rule.comparator, std.format('%.12g', value)],
+      expr: '%s %s %s' % [seriesOf(rule), rule.comparator, std.format('%.12g', value)]
+            + (if std.objectHas(s, 'guard') then '\nand on (%s)\n%s %s %s' % [
+              std.join(', ', s.labels), s.guard.record, s.guard.comparator,
+              std.format('%.12g', if std.objectHas(s.guard, 'value') then s.guard.value else value)] else ''),
       'for': fmt.scaleDuration(rule['for'], cfg.timeScale),
       labels: {
         severity: rule.severity,
@@ -91,6 +94,12 @@ local fmt = import 'format.libsonnet';
       comparator: r.comparator,
       threshold: std.parseJson(std.format('%.12g', cfg.thresholds[r.id])),  // as rendered
       'for': fmt.scaleDuration(r['for'], cfg.timeScale),
+      // A second series that must also pass the threshold (compared with its comparator).
+      guard: if std.objectHas(s, 'guard') then {
+        series: s.guard.record,
+        comparator: s.guard.comparator,
+        threshold: std.parseJson(std.format('%.12g', if std.objectHas(s.guard, 'value') then s.guard.value else cfg.thresholds[r.id])),
+      } else null,
     } + seriesSelectorOf(r)
     for area in areas
     for r in cfg.catalog.rules
