@@ -66,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--web.max-connections", dest="max_connections", metavar="N",
                          type=int, default=_env(name, "web.max-connections", None),
                          help="open connections served at once; more get a 503 "
-                              "(default: per exporter, see README)")
+                              "(default: per exporter, see docs/exporters/running.md)")
         sub.add_argument("--web.header-timeout", dest="header_timeout", metavar="SECONDS",
                          type=float, default=_env(name, "web.header-timeout", "60"),
                          help="close a connection without a complete request after this "
