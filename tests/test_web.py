@@ -356,6 +356,23 @@ def test_unloadable_config_fails_the_reload_visibly_in_one_line(
     assert ROTATED not in exporter.log()
 
 
+def test_a_reload_onto_an_oversized_secret_file_keeps_the_running_config(
+        workdir: Path, redis_server: RedisServer, run_exporter: Run) -> None:
+    exporter = run_exporter("redis", config(redis_server))
+    huge = workdir / "password"
+    huge.write_bytes(b"p" * 100_000)
+    for secret in ("/dev/zero", str(huge)):
+        exporter.write_config({**config(redis_server), "targets": [
+            {"name": "main", "url": redis_server.url, "password_file": secret}]})
+        status, body, _ = request(exporter.url + "/-/reload", method="POST")
+        assert (status, body) == (400, "reload failed, running config kept: password_file: "
+                                       f"file {secret!r} is larger than 64 KiB, not a secret\n")
+        samples = exporter.scrape()
+        assert reload_ok(samples) == 0
+        assert value(samples, "redis_up", target="main") == 1
+    assert "Traceback" not in exporter.log()
+
+
 # -- slow clients (issue 15 item 9) ----------------------------------------------------
 
 def test_a_client_that_never_finishes_its_headers_is_disconnected(
