@@ -194,3 +194,16 @@ def test_a_config_file_larger_than_4_mib_exits_2(tmp_path: Path) -> None:
         result = run_bounded("redis", "--config.check", "--config.file", path)
         assert result.returncode == 2, result.stderr[-2000:]
         assert result.stderr.strip() == "saasmon redis: config.file: larger than 4 MiB"
+
+
+@pytest.mark.parametrize(("flag", "bad", "expected"), [
+    ("--web.body-timeout", "0", "web.body-timeout: must be more than 0"),
+    ("--web.max-connections-per-address", "0", "web.max-connections-per-address: must be at least 1"),
+])
+def test_bad_slow_client_flags_exit_2_with_one_line(flag: str, bad: str, expected: str,
+                                                    tmp_path: Path) -> None:
+    path = tmp_path / "r.yml"
+    path.write_text(RD)
+    result = run_cli("redis", "--config.check", "--config.file", str(path), flag, bad)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"saasmon redis: {expected}"
