@@ -17,7 +17,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 
 from exporters import __version__
-from exporters.runtime.collector import Scheduler
+from exporters.runtime.collector import DEFAULT_SCRAPE_TIMEOUT, SCRAPE_DEADLINE_MARGIN, Scheduler
 from exporters.runtime.config import ConfigError, load_config
 from exporters.runtime.connections import BodyTimeout, Gate, Slot
 from exporters.runtime.exporter import ExporterKind, Instance
@@ -27,9 +27,6 @@ from exporters.runtime.webconfig import BasicAuth, WebConfig, ssl_context
 
 log = logging.getLogger("saasmon.server")
 
-# Leave Prometheus this much of its scrape timeout to receive and parse the answer.
-SCRAPE_DEADLINE_MARGIN = 0.5
-DEFAULT_SCRAPE_DEADLINE = 10.0
 # Seconds a connection may sit without a complete request (slow headers, or idle between
 # keep-alive requests) before it is closed: longer than common scrape intervals' gaps
 # would make Prometheus reconnect each time, much longer lets slow clients hold slots.
@@ -282,9 +279,9 @@ def scrape_deadline(request: web.Request) -> float:
     """Seconds this request may take: Prometheus' scrape timeout header minus a margin."""
     header = request.headers.get("X-Prometheus-Scrape-Timeout-Seconds")
     try:
-        budget = float(header) if header else DEFAULT_SCRAPE_DEADLINE
+        budget = float(header) if header else DEFAULT_SCRAPE_TIMEOUT
     except ValueError:
-        budget = DEFAULT_SCRAPE_DEADLINE
+        budget = DEFAULT_SCRAPE_TIMEOUT
     return max(budget - SCRAPE_DEADLINE_MARGIN, 0.1)
 
 
