@@ -56,7 +56,8 @@ def parser() -> argparse.ArgumentParser:
         sub = subs.add_parser(name, help=description, description=description)
         sub.add_argument("--web.listen-address", dest="listen", metavar="HOST:PORT",
                          default=_env(name, "web.listen-address", None),
-                         help="host:port to listen on (default: this exporter's port, see docs/exporters/running.md)")
+                         help="host:port to listen on (default: this exporter's port, "
+                              "see docs/exporters/running.md)")
         sub.add_argument("--web.telemetry-path", dest="telemetry_path", metavar="PATH",
                          default=_env(name, "web.telemetry-path", "/metrics"),
                          help="path under which to expose metrics (default %(default)s)")
