@@ -196,9 +196,10 @@ def shapes() -> Iterator[tuple[str, Timeline]]:
     yield "one failed probe", Timeline(HOURS).override(
         "probe_success", {"job": "blackbox-storage"}, {180: 0.75}).override(
         "probe_success", {"job": "saasmon-app-probe"}, {181: 0.75})
-    yield "a declined card", Timeline(HOURS).add(
-        Line("integration_payments_total", {**INTEGRATIONS, "status": "declined"}),
-        lambda m: 1.0 if m == 180 else 0.0)
+    # A customer's card declined: a failed payment, no provider error.
+    yield "a declined card", Timeline(HOURS).override(
+        "integration_payments_total", {**INTEGRATIONS, "status": "failed"},
+        {m: 1.0 for m in range(180, HOURS + 1)})
     yield "one slow cache scan", Timeline(HOURS).override(
         "redis_key_pattern_scan_complete", REDIS, {180: 0.0}).override(
         "redis_key_pattern_keys", REDIS, {180: 10.0})
