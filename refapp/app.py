@@ -290,8 +290,7 @@ async def create_support_ticket(request: web.Request) -> web.Response:
     if priority not in TICKET_PRIORITIES:
         raise _bad(f"priority: must be one of {', '.join(TICKET_PRIORITIES)}")
     st = state(request)
-    # One statement, no transaction: a refused ticket must not cost a ROLLBACK (the
-    # rolled-back share of transactions is a database health signal).
+    # One statement, no transaction: a refused ticket costs one round trip.
     row = None if session_id is None else await st.db.fetchrow(
         "INSERT INTO support_tickets (user_id, category, priority) "
         "SELECT user_id, $2, $3 FROM sessions WHERE id = $1 AND ended_at IS NULL "

@@ -280,3 +280,30 @@ def test_slow_queries_are_judged_on_recent_executions() -> None:
         series("pg_stat_statements_mean_exec_seconds", other, "_x30 6+0x30")])
     new.fires("33m", "PostgresSlowQueries", "medium").quiet("45m", ["PostgresSlowQueries"])
     run([quiet, slow, new], areas=["database"])
+
+
+def test_routine_rollbacks_are_not_database_errors() -> None:
+    """v. estimate-library's "DB errors < 0.01 %" was PostgresRollbackRateHigh, the rolled-back
+    share of transactions: an ORM rolling back its read-only requests kept it firing. The
+    app's failed statements are the errors; routine rollbacks and users' duplicates are not."""
+    pg = {"job": "saasmon-postgres", "instance": "db:9630", "database": "app"}
+    app = {"job": "saasmon-app", "instance": "app:8080"}
+    minutes = 90
+    # 100 transactions a second, one in five rolled back by the ORM; 300 statements a second.
+    traffic = [series("pg_database_xact_commit_total", pg, counter([4800.0] * minutes)),
+               series("pg_database_xact_rollback_total", pg, counter([1200.0] * minutes)),
+               series("db_statements_total", app, counter([18000.0] * minutes)),
+               # A duplicate email now and then, answered 409: the users' input, not a fault.
+               series("db_statement_errors_total", {**app, "class": "23"},
+                      counter([3.0] * minutes))]
+    routine = Scenario("an ORM's routine rollbacks", [
+        *traffic, series("db_statement_errors_total", {**app, "class": "40"},
+                         counter([0.0] * minutes))])
+    for at in ("20m", "45m", "85m"):
+        routine.quiet(at, ["PostgresRollbackRateHigh", "DatabaseErrorRateHigh"])
+    # Deadlocks: 9 a minute of 18,000 statements is 0.05 %, over the 0.01 % target.
+    failing = Scenario("deadlocks aborting statements", [
+        *traffic, series("db_statement_errors_total", {**app, "class": "40"},
+                         counter([9.0] * minutes))])
+    failing.fires("85m", "DatabaseErrorRateHigh", "low")
+    run([routine, failing], areas=["database"])

@@ -4,9 +4,10 @@ local s = import '../lib/saasmon.libsonnet';
 local g = s.g;
 local jobs = s.cfg.jobs;
 
-local b = s.board('saasmon-database', 'Database (PostgreSQL)', 'database', [jobs.postgres, jobs.node],
+local b = s.board('saasmon-database', 'Database (PostgreSQL)', 'database',
+                  [jobs.postgres, jobs.node, jobs.app, jobs.business],
                   tags=['host'],
-                  description='PostgreSQL exporter and node_exporter of the database host.');
+                  description='PostgreSQL exporter and node_exporter of the database host; the app\'s own statement counts and the business exporter\'s query probes.');
 local sel = b.sel();
 
 b.dashboard([
@@ -62,7 +63,11 @@ b.dashboard([
     { matcher: { id: 'byName', options: 'calls' }, properties: [{ id: 'unit', value: 'short' }, { id: 'decimals', value: 0 }] },
     { matcher: { id: 'byName', options: 'query' }, properties: [{ id: 'custom.width', value: 600 }] },
   ]),
-  b.signal('pg_rollback_ratio', 'Rolled-back transactions', w=8),
+  b.signal('db_statement_error_ratio', 'Failed statements (app, 1 h)', w=8),
+  g.timeseries('Rolled-back transactions',
+               'Share of transactions rolled back. Not an error rate: ORMs and pools roll back routinely (a read-only request, a released connection), so it has no alert; failed statements are counted by the app (panel beside).',
+               [g.target('sum by (instance) (rate(pg_database_xact_rollback_total{%(s)s}[$__rate_interval])) / (sum by (instance) (rate(pg_database_xact_commit_total{%(s)s}[$__rate_interval])) + sum by (instance) (rate(pg_database_xact_rollback_total{%(s)s}[$__rate_interval])))' % { s: sel }, '{{instance}}')],
+               'percentunit', w=8),
   b.signal('pg_deadlocks', 'Deadlocks (5 min)', w=8),
   g.timeseries('Buffer cache hit ratio',
                'Share of block reads served from shared buffers, per database (low values mean disk reads).',
