@@ -307,3 +307,48 @@ def test_routine_rollbacks_are_not_database_errors() -> None:
                          counter([9.0] * minutes))])
     failing.fires("85m", "DatabaseErrorRateHigh", "low")
     run([routine, failing], areas=["database"])
+
+
+def _status_page(incidents: str) -> dict[str, str]:
+    return series("probe_incidents", {"job": "saasmon-integration-probe",
+                                      "instance": "status-page"}, incidents)
+
+
+def test_a_sev1_without_a_status_page_incident_is_flagged_after_30_minutes() -> None:
+    """§7: saas-ops-module's "status page update within 30 minutes" for SEV1/2, on the real
+    ALERTS series promtool's rule evaluation writes: the app probe fails (AppEndpointDown,
+    critical for saas-ops-module) and our status page lists no incident."""
+    probe = {"job": "saasmon-app-probe", "instance": "app"}
+    down = [series("probe_success", probe, "1+0x10 0+0x80")]
+    silent = Scenario("an outage nobody posts", [*down, _status_page("0+0x90")])
+    # AppEndpointDown fires at ~12 m (its `for`); 30 minutes of it without an incident.
+    silent.quiet("35m", ["StatusPageNotUpdated"]).fires("50m", "StatusPageNotUpdated", "high")
+    posted = Scenario("an outage posted at 20 minutes", [*down, _status_page("0+0x20 1+0x70")])
+    posted.quiet("50m", ["StatusPageNotUpdated"]).quiet("85m", ["StatusPageNotUpdated"])
+    healthy = Scenario("nothing fires", [series("probe_success", probe, "1+0x90"),
+                                         _status_page("0+0x90")])
+    healthy.quiet("85m", ["StatusPageNotUpdated"])
+    # The alert is high itself: it must not keep itself going once the outage ends.
+    recovers = Scenario("the outage ends", [series("probe_success", probe, "1+0x10 0+0x50 1+0x40"),
+                                            _status_page("0+0x100")])
+    recovers.fires("55m", "StatusPageNotUpdated", "high").quiet("95m", ["StatusPageNotUpdated"])
+    run([silent, posted, healthy, recovers], areas=["health", "incident"])
+
+
+def test_an_incident_open_past_its_p_level_window_is_overdue() -> None:
+    """§7: tpt-erp's resolution times (P1 4 h ...), on ALERTS_FOR_STATE: tpt-erp's critical
+    AppEndpointDown ("server down") still firing after 4 hours."""
+    probe = {"job": "saasmon-app-probe", "instance": "app"}
+    long = Scenario("down for five hours", [series("probe_success", probe, "1+0x10 0+0x300")],
+                    interval="1m")
+    long.quiet("200m", ["IncidentResolutionOverdue"])
+    long.exprs.append(("260m", 'ALERTS{alertname="IncidentResolutionOverdue",alertstate="firing",'
+                               'guide="tpt-erp",alert="AppEndpointDown"}',
+                       [{"labels": '{__name__="ALERTS",alertname="IncidentResolutionOverdue",'
+                                   'alert="AppEndpointDown",alertstate="firing",area="incident",'
+                                   'guide="tpt-erp",guide_level="P1 resolution 4 h",'
+                                   'job="saasmon-app-probe",severity="critical"}', "value": 1}]))
+    fixed = Scenario("fixed after three hours", [
+        series("probe_success", probe, "1+0x10 0+0x180 1+0x110")])
+    fixed.quiet("250m", ["IncidentResolutionOverdue"]).quiet("300m", ["IncidentResolutionOverdue"])
+    run([long, fixed], areas=["health", "incident"])

@@ -18,10 +18,15 @@
       webvitals: 'saasmon-webvitals',
       node: 'node',
       storageProbe: 'blackbox-storage',
+      // cloudwatch_exporter (not shipped: needs AWS credentials) reading CloudFront.
+      cloudwatch: 'cloudwatch',
       smsRelay: 'saasmon-sms-relay',
       alertmanager: 'alertmanager',
       prometheus: 'prometheus',
     },
+    // The probe target (instance label) of our own status page in the integration-probe
+    // job: saas-ops-module's "status page updated within 30 minutes" reads its incidents.
+    statusPageTarget: 'status-page',
     // Substituted into signal expressions as %(name)s.
     selectors: {
       appSelector: 'job="%s"' % $._config.jobs.app,
@@ -36,6 +41,14 @@
       webVitalsSelector: 'job="%s"' % $._config.jobs.webvitals,
       nodeSelector: 'job="%s"' % $._config.jobs.node,
       storageSelector: 'job="%s"' % $._config.jobs.storageProbe,
+      // Probes of our own endpoints (not vendors'): their TLS certificates are ours to renew.
+      tlsProbeSelector: 'job=~"%s|%s"' % [$._config.jobs.appProbe, $._config.jobs.storageProbe],
+      cloudwatchSelector: 'job="%s"' % $._config.jobs.cloudwatch,
+      statusPageSelector: 'job="%s",instance="%s"' % [$._config.jobs.integrationProbe,
+                                                      $._config.statusPageTarget],
+      // Route patterns (the middleware's route label) of sign-in and sign-out: the guide
+      // names none, these are the reference app's; a regex.
+      authRoutes: '/api/login|/api/logout|/api/auth/.*',
       saasmonSelector: 'job=~"saasmon-.*"',
       smsRelaySelector: 'job="%s"' % $._config.jobs.smsRelay,
       alertmanagerSelector: 'job="%s"' % $._config.jobs.alertmanager,

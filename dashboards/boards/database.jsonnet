@@ -100,10 +100,11 @@ b.dashboard([
   b.signal('host_memory', 'Memory used', w=6),
   b.signal('host_disk_iops', 'Disk I/O operations', w=6, unit='iops'),
   b.signal('host_network', 'Network use of link speed', w=6),
+  b.signal('host_oom_kills', 'Processes OOM-killed (5 min)', w=6),
   // Virtual NICs (containers, most clouds) report no link speed, so the share above stays
   // empty there; the raw throughput always has data.
   g.timeseries('Network throughput', 'Bytes received and sent per second on every interface but loopback (the measure behind the link-speed share, which needs a NIC that reports its speed).',
                [g.target('sum by (instance) (rate(node_network_receive_bytes_total{%s,device!="lo"}[$__rate_interval]))' % sel, 'received {{instance}}'),
                 g.target('sum by (instance) (rate(node_network_transmit_bytes_total{%s,device!="lo"}[$__rate_interval]))' % sel, 'sent {{instance}}')],
-               'Bps', w=24),
+               'Bps', w=18),
 ])
