@@ -81,6 +81,10 @@ b.dashboard([
                 g.target('sum by (instance) (rate(pg_database_xact_rollback_total{%s}[$__rate_interval]))' % sel, 'rollback {{instance}}')],
                'ops', w=8),
 
+  g.row('The guides\' own checks (business exporter)'),
+  b.signal('db_critical_query_time', 'Critical test queries (fastest run of 5 min)', w=12, legend='{{query}}'),
+  b.signal('audit_log_age', 'Oldest audit log row', w=12, unit='s'),
+
   g.row('Replication and storage'),
   b.signal('pg_replication_lag', 'Replication lag (standby replay delay)', w=8),
   g.timeseries('Standby lag seen from the primary',
