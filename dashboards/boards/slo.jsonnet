@@ -9,7 +9,7 @@ local slos = s.cfg.catalog.slos;
 local windows = s.cfg.burnRateWindows;
 
 local b = s.board('saasmon-slo', 'SLOs and error budgets', 'storage',
-                  [jobs.app, jobs.postgres, jobs.storageProbe, jobs.cloudwatch], instance=false, tags=['slo'],
+                  [jobs.app, jobs.postgres, jobs.storageProbe, s.cfg.cloudwatchJob], instance=false, tags=['slo'],
                   description='Availability objectives, error budgets and burn rates (slos.yaml).');
 local sel = b.sel();
 
