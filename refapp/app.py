@@ -30,6 +30,7 @@ from redis.backoff import NoBackoff
 
 from exporters import __version__
 from exporters.instrumentation.aiohttp import instrument
+from exporters.instrumentation.asyncpg import StatementMetrics
 from refapp.faults import Faults, FaultsCollector, add_faults_routes, faults_middleware
 from refapp.health import Health
 from refapp.realtime import Realtime
@@ -289,8 +290,7 @@ async def create_support_ticket(request: web.Request) -> web.Response:
     if priority not in TICKET_PRIORITIES:
         raise _bad(f"priority: must be one of {', '.join(TICKET_PRIORITIES)}")
     st = state(request)
-    # One statement, no transaction: a refused ticket must not cost a ROLLBACK (the
-    # rolled-back share of transactions is a database health signal).
+    # One statement, no transaction: a refused ticket costs one round trip.
     row = None if session_id is None else await st.db.fetchrow(
         "INSERT INTO support_tickets (user_id, category, priority) "
         "SELECT user_id, $2, $3 FROM sessions WHERE id = $1 AND ended_at IS NULL "
@@ -555,13 +555,17 @@ def create_app(config: AppConfig, registry: CollectorRegistry | None = None) -> 
     r.add_post("/api/messages", send_message)
     r.add_post("/api/support/tickets", create_support_ticket)
 
+    # Failed statements / all statements: the database error rate (estimate-library),
+    # which PostgreSQL itself does not count.
+    statements = StatementMetrics(registry)
+
     async def startup(app: web.Application) -> None:
         if config.migrate:
             await migrate(config.dsn)
         # min_size=0: no connection at start, so the app comes up (unhealthy) without a
         # database and recovers when it appears.
         st.pool = await asyncpg.create_pool(config.dsn, min_size=0, max_size=10, timeout=2,
-                                            command_timeout=10)
+                                            command_timeout=10, init=statements.init)
         health.start(config.health_interval_seconds)
 
     async def shutdown(app: web.Application) -> None:

@@ -64,7 +64,10 @@ EMAIL_ERRORS = ("bounced", "rejected", "complained")
 TABLES = ("cron_job_logs", "users", "sessions", "events", "customers", "properties",
           "subscriptions", "payments", "smart_matches", "assistant_interactions",
           "support_tickets", "survey_responses", "estimates", "message_deliveries",
-          "webhook_events")
+          "webhook_events", "missed_opportunities", "audit_logs")
+# dirt-free-crm's missed opportunities: pending until someone acts, then one of these.
+OPPORTUNITY_OUTCOMES = ("contacted", "converted", "dismissed")
+AUDIT_ACTIONS = ("login", "estimate.update", "library_item.update", "user.invite", "export")
 
 
 def _knob(default: float, help: str) -> Any:
@@ -120,6 +123,12 @@ class Knobs:
     sms_failure_rate: float = _knob(0.02, "share of SMS that fail")
     webhook_failure_rate: float = _knob(0.005, "share of incoming webhooks that fail")
     cron_failure_rate: float = _knob(0.01, "share of cron runs that fail")
+    # The guides' own database checks (dirt-free-crm § Database Health, estimate-library
+    # § Database Optimization).
+    missed_opportunities_per_day: float = _knob(25.0, "missed opportunities found a day")
+    audit_log_days: float = _knob(
+        89.0, "age in days of the oldest audit row (the daily purge keeps 90; over 91 alerts)")
+    audit_logs_per_day: float = _knob(40.0, "audit log rows written a day")
 
     def replace(self, **changes: float) -> Knobs:
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
@@ -243,6 +252,8 @@ class Generator:
         self.messages()
         self.webhooks()
         self.cron()
+        self.missed_opportunities()
+        self.audit_logs()
         return {name: self.data[name] for name in TABLES}
 
     # users --------------------------------------------------------------------------
@@ -615,6 +626,33 @@ class Generator:
             ("id", "job_name", "started_at", "completed_at", "status", "error_message"), rows)
 
 
+    # the guides' own database checks -------------------------------------------------
+    def missed_opportunities(self) -> None:
+        rng, k = self.rng("missed_opportunities"), self.k
+        rows: list[Row] = []
+        for i, ts in enumerate(daily_times(rng, k.missed_opportunities_per_day, self.start,
+                                           self.now), 1):
+            customer = _pick_before(rng, self.customer_created, ts)
+            # Followed up within about two days: recent ones are still pending.
+            acted = self.now - ts > rng.expovariate(1 / (2 * DAY))
+            status = rng.choice(OPPORTUNITY_OUTCOMES) if acted else "pending"
+            rows.append((i, None if customer is None else customer + 1, status, stamp(ts)))
+        self.data["missed_opportunities"] = Table(("id", "customer_id", "status", "created_at"),
+                                                  rows)
+
+    def audit_logs(self) -> None:
+        """A log the daily purge keeps at 90 days: it reaches back audit_log_days, not
+        only over the generated history."""
+        rng, k = self.rng("audit_logs"), self.k
+        start = self.now - k.audit_log_days * DAY
+        times = daily_times(rng, k.audit_logs_per_day, start, self.now)
+        # The oldest row sits at the knob's age, so it says exactly how far back the log goes.
+        times = sorted({start + 60, *times})
+        self.data["audit_logs"] = Table(("id", "user_id", "action", "created_at"), [
+            (i, self._random_user(rng, ts), rng.choice(AUDIT_ACTIONS), stamp(ts))
+            for i, ts in enumerate(times, 1)])
+
+
 def generate(seed: int = 1, days: int = 45, now: datetime | None = None,
              knobs: Knobs | None = None) -> Dataset:
     """Rows for every table; only `now` (default: this second) ties them to the clock."""
@@ -642,7 +680,7 @@ async def load(conn: Any, data: Dataset) -> None:
         order = ("users", "sessions", "events", "customers", "properties", "subscriptions",
                  "payments", "smart_matches", "assistant_interactions", "support_tickets",
                  "survey_responses", "estimates", "message_deliveries", "webhook_events",
-                 "cron_job_logs")
+                 "cron_job_logs", "missed_opportunities", "audit_logs")
         for name in order:
             table = data[name]
             if table.rows:

@@ -270,8 +270,8 @@ def prometheus_config(ports: dict[str, int]) -> dict[str, Any]:
             *(_static(job, ports[kind]) for kind, job in JOBS.items()),
             # Each named target with its own module: the API health JSON and the HTML page.
             _probe(APP_PROBE_JOB, ports["integrations"], ["app", "frontend"], None),
-            _probe(INTEGRATION_PROBE_JOB, ports["integrations"], ["vendor", "retired-vendor"],
-                   None),
+            _probe(INTEGRATION_PROBE_JOB, ports["integrations"],
+                   ["vendor", "retired-vendor", "status-page"], None),
             _static(NODE_JOB, ports["node"]),
             _probe(STORAGE_JOB, ports["blackbox"], [storage_url(ports)], "http_2xx"),
             _static(SMS_RELAY_JOB, ports["smsrelay"]),
@@ -577,6 +577,9 @@ def start(stack: contextlib.ExitStack, run_dir: Path) -> Demo:
                         # nova-crm § 5.1's smoke test of the frontend URL: a page, not JSON.
                         "frontend": {"url": app_url + "/", "module": "http"},
                         "vendor": {"url": statuspage_url, "module": "statuspage"},
+                        # Our own status page (the same stand-in): no incident open, so
+                        # StatusPageNotUpdated has a page to read.
+                        "status-page": {"url": statuspage_url, "module": "statuspage"},
                         # A deliberate fault: this vendor's status page is gone (404), so
                         # the probe-failure panels have a failing target to show.
                         "retired-vendor": {"url": statuspage_url + "/retired",

@@ -208,4 +208,8 @@ def expected(rows: Rows, now: float) -> dict[Key, float | None]:
     put("business_support_resolution_seconds",
         _mean(_ts(t["resolved_at"]) - _ts(t["created_at"])  # type: ignore[operator]
               for t in tickets if t["resolved_at"] is not None))
+
+    # audit log retention: the oldest row, whatever its age
+    stamps = [ts for r in rows["audit_logs"] if (ts := _ts(r["created_at"])) is not None]
+    put("business_audit_log_oldest_timestamp_seconds", min(stamps) if stamps else None)
     return out

@@ -73,7 +73,7 @@ AREA_BOARD: dict[str, str] = {
     "realtime": "saasmon-realtime", "database": "saasmon-database", "host": "saasmon-database",
     "redis": "saasmon-redis", "cron": "saasmon-cron", "integrations": "saasmon-integrations",
     "business": "saasmon-business", "ai": "saasmon-ai", "support": "saasmon-ux-support",
-    "storage": "saasmon-slo", "exporter": "saasmon-exporters",
+    "storage": "saasmon-slo", "exporter": "saasmon-exporters", "incident": "saasmon-integrations",
 }
 
 SCHEMA_VERSION = 39

@@ -283,3 +283,75 @@ def test_slow_queries_are_judged_on_recent_executions() -> None:
         series("pg_stat_statements_mean_exec_seconds", other, "_x30 6+0x30")])
     new.fires("33m", "PostgresSlowQueries", "medium").quiet("45m", ["PostgresSlowQueries"])
     run([quiet, slow, new], areas=["database"])
+
+
+def test_routine_rollbacks_are_not_database_errors() -> None:
+    """v. estimate-library's "DB errors < 0.01 %" was PostgresRollbackRateHigh, the rolled-back
+    share of transactions: an ORM rolling back its read-only requests kept it firing. The
+    app's failed statements are the errors; routine rollbacks and users' duplicates are not."""
+    pg = {"job": "saasmon-postgres", "instance": "db:9630", "database": "app"}
+    app = {"job": "saasmon-app", "instance": "app:8080"}
+    minutes = 90
+    # 100 transactions a second, one in five rolled back by the ORM; 300 statements a second.
+    traffic = [series("pg_database_xact_commit_total", pg, counter([4800.0] * minutes)),
+               series("pg_database_xact_rollback_total", pg, counter([1200.0] * minutes)),
+               series("db_statements_total", app, counter([18000.0] * minutes)),
+               # A duplicate email now and then, answered 409: the users' input, not a fault.
+               series("db_statement_errors_total", {**app, "class": "23"},
+                      counter([3.0] * minutes))]
+    routine = Scenario("an ORM's routine rollbacks", [
+        *traffic, series("db_statement_errors_total", {**app, "class": "40"},
+                         counter([0.0] * minutes))])
+    for at in ("20m", "45m", "85m"):
+        routine.quiet(at, ["PostgresRollbackRateHigh", "DatabaseErrorRateHigh"])
+    # Deadlocks: 9 a minute of 18,000 statements is 0.05 %, over the 0.01 % target.
+    failing = Scenario("deadlocks aborting statements", [
+        *traffic, series("db_statement_errors_total", {**app, "class": "40"},
+                         counter([9.0] * minutes))])
+    failing.fires("85m", "DatabaseErrorRateHigh", "low")
+    run([routine, failing], areas=["database"])
+
+
+def _status_page(incidents: str) -> dict[str, str]:
+    return series("probe_incidents", {"job": "saasmon-integration-probe",
+                                      "instance": "status-page"}, incidents)
+
+
+def test_a_sev1_without_a_status_page_incident_is_flagged_after_30_minutes() -> None:
+    """§7: saas-ops-module's "status page update within 30 minutes" for SEV1/2, on the real
+    ALERTS series promtool's rule evaluation writes: the app probe fails (AppEndpointDown,
+    critical for saas-ops-module) and our status page lists no incident."""
+    probe = {"job": "saasmon-app-probe", "instance": "app"}
+    down = [series("probe_success", probe, "1+0x10 0+0x80")]
+    silent = Scenario("an outage nobody posts", [*down, _status_page("0+0x90")])
+    # AppEndpointDown fires at ~12 m (its `for`); 30 minutes of it without an incident.
+    silent.quiet("35m", ["StatusPageNotUpdated"]).fires("50m", "StatusPageNotUpdated", "high")
+    posted = Scenario("an outage posted at 20 minutes", [*down, _status_page("0+0x20 1+0x70")])
+    posted.quiet("50m", ["StatusPageNotUpdated"]).quiet("85m", ["StatusPageNotUpdated"])
+    healthy = Scenario("nothing fires", [series("probe_success", probe, "1+0x90"),
+                                         _status_page("0+0x90")])
+    healthy.quiet("85m", ["StatusPageNotUpdated"])
+    # The alert is high itself: it must not keep itself going once the outage ends.
+    recovers = Scenario("the outage ends", [series("probe_success", probe, "1+0x10 0+0x50 1+0x40"),
+                                            _status_page("0+0x100")])
+    recovers.fires("55m", "StatusPageNotUpdated", "high").quiet("95m", ["StatusPageNotUpdated"])
+    run([silent, posted, healthy, recovers], areas=["health", "incident"])
+
+
+def test_an_incident_open_past_its_p_level_window_is_overdue() -> None:
+    """§7: tpt-erp's resolution times (P1 4 h ...), on ALERTS_FOR_STATE: tpt-erp's critical
+    AppEndpointDown ("server down") still firing after 4 hours."""
+    probe = {"job": "saasmon-app-probe", "instance": "app"}
+    long = Scenario("down for five hours", [series("probe_success", probe, "1+0x10 0+0x300")],
+                    interval="1m")
+    long.quiet("200m", ["IncidentResolutionOverdue"])
+    long.exprs.append(("260m", 'ALERTS{alertname="IncidentResolutionOverdue",alertstate="firing",'
+                               'guide="tpt-erp",alert="AppEndpointDown"}',
+                       [{"labels": '{__name__="ALERTS",alertname="IncidentResolutionOverdue",'
+                                   'alert="AppEndpointDown",alertstate="firing",area="incident",'
+                                   'guide="tpt-erp",guide_level="P1 resolution 4 h",'
+                                   'job="saasmon-app-probe",severity="critical"}', "value": 1}]))
+    fixed = Scenario("fixed after three hours", [
+        series("probe_success", probe, "1+0x10 0+0x180 1+0x110")])
+    fixed.quiet("250m", ["IncidentResolutionOverdue"]).quiet("300m", ["IncidentResolutionOverdue"])
+    run([long, fixed], areas=["health", "incident"])

@@ -107,13 +107,13 @@ async def _fetch_rows(dsn: str) -> dict[str, list[dict[str, Any]]]:
 
 def _pack_series(samples: Samples) -> dict[Key, float]:
     names = {m["name"] for q in yaml.safe_load(DEFAULT_PACK.read_text())["queries"]
-             for m in q["metrics"]}
+             for m in q.get("metrics", [])}
     return {(n, ls): v for (n, ls), v in samples.items() if n in names}
 
 
 def _query_of_metric() -> dict[str, str]:
     pack = yaml.safe_load(DEFAULT_PACK.read_text())
-    return {m["name"]: q["name"] for q in pack["queries"] for m in q["metrics"]}
+    return {m["name"]: q["name"] for q in pack["queries"] for m in q.get("metrics", [])}
 
 
 def test_every_default_pack_kpi_equals_its_definition_computed_from_the_rows(
@@ -314,8 +314,19 @@ BAD: list[tuple[dict[str, Any] | None, dict[str, Any], str]] = [
     ({"queries": [{"name": "q", "sql": "SELECT 1 AS business_up",
                    "metrics": [{"name": "business_up", "type": "gauge", "help": "h"}]}]},
      {}, "pack.queries[q].metrics[business_up].name: reserved for the exporter's own metrics"),
+    ({"queries": [{"name": "q", "sql": "SELECT 1 AS business_query_duration_seconds",
+                   "metrics": [{"name": "business_query_duration_seconds", "type": "gauge",
+                                "help": "h"}]}]},
+     {}, "pack.queries[q].metrics[business_query_duration_seconds].name: reserved for the "
+         "exporter's own metrics"),
+    ({"queries": [{"name": "q", "sql": "SELECT 1 AS m"}]},
+     {}, "pack.queries[q].metrics: list at least one metric (or set probe: true)"),
+    ({"queries": [{"name": "q", "sql": "SELECT 1 AS m", "probe": True,
+                   "metrics": [{"name": "m", "type": "gauge", "help": "h"}]}]},
+     {}, "pack.queries[q].metrics: a probe exports only its duration; list no metrics"),
     (None, {"queries": {"nope": {"interval_seconds": 5}}},
-     "queries.nope: no such query in the pack (it has assistant, conversion,"),
+     "queries.nope: no such query in the pack (it has assistant, audit_log_retention, "
+     "conversion,"),
     (None, {"dns": "postgresql://x@h/db"}, "dns: Extra inputs are not permitted"),
     (None, {"pool_max_size": "two"}, "pool_max_size: Input should be a valid integer"),
     (None, {"pack_file": "/nonexistent/pack.yml"},
@@ -323,6 +334,7 @@ BAD: list[tuple[dict[str, Any] | None, dict[str, Any], str]] = [
 ]
 IDS = ["unknown-key", "bad-type", "bad-metric-type", "duplicate-metric", "label-not-returned",
        "two-statements", "not-a-select", "counter-name", "reserved-name",
+       "reserved-duration-name", "no-metrics", "probe-with-metrics",
        "unknown-query-override", "unknown-config-key", "config-bad-type", "missing-pack"]
 
 
@@ -364,7 +376,7 @@ def test_default_pack_config_check_summarises(tmp_path: Path) -> None:
     result = run_cli("business", "--config.check", "--config.file", str(tmp_path / "config.yml"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ("business: config ok: target 'app' at 127.0.0.1:5/crm, "
-                                     "pack default: 14 of 14 queries, 37 metrics")
+                                     "pack default: 18 of 18 queries, 38 metrics")
 
 
 def test_scrapes_never_query_the_database(crm: PostgresServer, healthy: Exporter) -> None:
@@ -400,10 +412,44 @@ def test_frequent_queries_read_big_tables_through_their_time_indexes(
             await conn.close()
 
     found = asyncio.run(plans())
-    assert len(found) == 7
+    assert len(found) == 11
     for name, plan in found.items():
         for table in BIG_TABLES:
             assert f"Seq Scan on {table} " not in plan, f"{name}: {plan}"
+
+
+PROBES = ("critical_customer_lookup", "critical_pending_opportunities",
+          "critical_opportunities_by_status")
+
+
+def test_every_query_reports_its_statement_time_and_probes_only_that(
+        healthy: Exporter) -> None:
+    """dirt-free-crm's hand-run critical queries (under 50, 100 and 200 ms) as synthetic
+    probes: their statement time, not the run's (no connection wait, BEGIN or COMMIT)."""
+    samples = healthy.scrape()
+    queries = [q["name"] for q in yaml.safe_load(DEFAULT_PACK.read_text())["queries"]]
+    for name in queries:
+        took = value(samples, "business_query_duration_seconds", query=name)
+        run = value(samples, "business_exporter_collector_duration_seconds", collector=name)
+        assert 0 < took <= run, (name, took, run)
+    for name in PROBES:
+        assert value(samples, "business_exporter_collector_success", collector=name) == 1
+    assert set(PROBES) <= set(queries)
+
+
+def test_a_probe_times_its_statement(crm: PostgresServer, module_dir: Path,
+                                     module_exporters: list[Exporter]) -> None:
+    pack = module_dir / "probe-pack.yml"
+    pack.write_text(yaml.safe_dump({"queries": [
+        {"name": "sleepy", "probe": True, "interval_seconds": 1, "timeout_seconds": 5,
+         "sql": "SELECT pg_sleep(0.3)"}]}))
+    exporter = _start(module_dir, {"dsn": _dsn(crm, "healthy"), "pack_file": str(pack),
+                                   "target": "probe"}, module_exporters)
+    samples = exporter.wait_until("the probe ran", lambda s: any(
+        n == "business_query_duration_seconds" for n, _ in s))
+    assert 0.3 <= value(samples, "business_query_duration_seconds", query="sleepy") < 5
+    # A probe's rows are no metric of their own.
+    assert not [n for n, _ in samples if "sleep" in n]
 
 
 def test_open_tickets_count_every_unresolved_status(crm: PostgresServer, module_dir: Path,

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
+from exporters.devservers import PostgresServer
 from exporters.instrumentation.aiohttp import (
     ERROR_CLASSES,
     LATENCY_BUCKETS,
@@ -19,6 +21,11 @@ from exporters.instrumentation.aiohttp import (
     Instrumentation,
     http_metrics,
     instrument,
+)
+from exporters.instrumentation.asyncpg import (
+    STATEMENT_ERROR_CLASSES,
+    StatementMetrics,
+    error_class,
 )
 
 
@@ -304,3 +311,69 @@ async def test_metrics_route_output_passes_promtool_check() -> None:
 def test_bad_handler_timeout_is_refused() -> None:
     with pytest.raises(ValueError, match="handler_timeout"):
         Instrumentation(CollectorRegistry(), handler_timeout=0)
+
+
+# -- database statements (exporters.instrumentation.asyncpg) -----------------------------------
+async def _until(check: Callable[[], bool]) -> None:
+    """The query logger reports through the event loop (call_soon): let it run."""
+    for _ in range(100):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the query logger never reported")
+
+
+async def test_failed_statements_are_counted_by_sqlstate_class_and_rollbacks_are_not(
+        postgres: PostgresServer) -> None:
+    """Statements of a real pool: a routine ROLLBACK is a statement, not an error; a failed
+    statement counts once, by its SQLSTATE class."""
+    registry = CollectorRegistry()
+    metrics = StatementMetrics(registry)
+    pool = await asyncpg.create_pool(postgres.dsn, min_size=1, max_size=1, init=metrics.init)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute("CREATE TABLE t (id int PRIMARY KEY)")
+            await conn.execute("INSERT INTO t VALUES ($1)", 1)
+            # What an ORM does on every read-only request: BEGIN, SELECT, ROLLBACK.
+            tx = conn.transaction()
+            await tx.start()
+            await conn.fetchval("SELECT count(*) FROM t")
+            await tx.rollback()
+            await _until(lambda: sample(registry, "db_statements_total") >= 5)
+            assert sample(registry, "db_statements_total") == 5
+            assert sum(sample(registry, "db_statement_errors_total", **{"class": c})
+                       for c in STATEMENT_ERROR_CLASSES) == 0
+            with pytest.raises(asyncpg.UniqueViolationError):
+                await conn.execute("INSERT INTO t VALUES ($1)", 1)
+            with pytest.raises(asyncpg.DivisionByZeroError):
+                await conn.fetchval("SELECT 1 / 0")
+            with pytest.raises(asyncpg.UndefinedTableError):
+                await conn.fetch("SELECT * FROM missing_table")
+            with pytest.raises(TimeoutError):
+                await conn.execute("SELECT pg_sleep(5)", timeout=0.2)
+        await _until(lambda: sample(registry, "db_statements_total") >= 9)
+    finally:
+        await pool.close()
+    errors = {c: sample(registry, "db_statement_errors_total", **{"class": c})
+              for c in STATEMENT_ERROR_CLASSES}
+    assert {c: n for c, n in errors.items() if n} == {"23": 1, "22": 1, "42": 1, "client": 1}
+    assert sample(registry, "db_statements_total") >= 9
+
+
+def test_every_error_class_exists_at_zero_before_the_first_error() -> None:
+    registry = CollectorRegistry()
+    StatementMetrics(registry)
+    StatementMetrics(registry)  # a second pool of the same app shares the families
+    text = generate_latest(registry).decode()
+    for cls in STATEMENT_ERROR_CLASSES:
+        assert f'db_statement_errors_total{{class="{cls}"}} 0.0' in text
+    assert "db_statements_total 0.0" in text
+
+
+def test_sqlstate_outside_the_known_classes_is_other() -> None:
+    class Odd(Exception):
+        sqlstate = "ZZ001"
+
+    assert error_class(Odd()) == "other"
+    assert error_class(asyncpg.DeadlockDetectedError()) == "40"
+    assert error_class(OSError()) == "client"

@@ -407,6 +407,22 @@ def test_tls_target_succeeds_when_the_module_trusts_its_ca(exporter: Exporter) -
     assert one_hot(samples, "probe_status", "status") == "partial_outage"
 
 
+def test_tls_probe_reports_when_the_certificate_expires(
+        exporter: Exporter, internet: FakeInternet) -> None:
+    """blackbox_exporter's probe_http_ssl and probe_ssl_earliest_cert_expiry, so one rule
+    on certificate expiry reads our probes and blackbox's alike (saas-ops-module's weekly
+    certificate check)."""
+    samples = probe(exporter, "tls_trusted")
+    assert value(samples, "probe_http_ssl") == 1
+    end = subprocess.run(["openssl", "x509", "-enddate", "-noout", "-in", str(internet.cert)],
+                         check=True, capture_output=True, text=True, timeout=30).stdout
+    assert value(samples, "probe_ssl_earliest_cert_expiry") == ssl.cert_time_to_seconds(
+        end.strip().removeprefix("notAfter="))
+    plain = probe(exporter, "twilio")
+    assert value(plain, "probe_http_ssl") == 0
+    assert not [k for k in plain if k[0] == "probe_ssl_earliest_cert_expiry"]
+
+
 def test_redirects_are_followed_on_the_configured_host_only(
         exporter: Exporter, internet: FakeInternet) -> None:
     samples = probe(exporter, "moved")

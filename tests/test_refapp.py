@@ -170,6 +170,29 @@ async def test_support_ticket_needs_an_active_session_and_a_known_priority(
     assert [tuple(r) for r in rows] == [(login["user_id"], "bug", "urgent", "open")]
 
 
+async def test_the_apps_statements_and_failed_statements_are_counted(
+        dsn: str, redis_url: str) -> None:
+    """The app counts what PostgreSQL does not: its statements, and the failed ones by
+    SQLSTATE class (an unknown customer is a foreign-key violation, class 23)."""
+    async with running(config(dsn, redis_url)) as (client, registry):
+        assert (await client.post("/api/login", json={"email": "s@example.test"})).status == 201
+        # BEGIN, the three INSERTs, COMMIT at least.
+        for _ in range(100):
+            if metric(registry, "db_statements_total") >= 5:
+                break
+            await asyncio.sleep(0.01)
+        assert metric(registry, "db_statements_total") >= 5
+        assert metric(registry, "db_statement_errors_total", **{"class": "23"}) == 0
+        missing = await client.post("/api/properties", json={"customer_id": 999999,
+                                                             "address": "1 Main St"})
+        assert missing.status == 404
+        for _ in range(100):
+            if metric(registry, "db_statement_errors_total", **{"class": "23"}) == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert metric(registry, "db_statement_errors_total", **{"class": "23"}) == 1
+
+
 async def test_customer_list_is_cached_in_redis_until_the_next_write(
         dsn: str, redis_url: str) -> None:
     async with running(config(dsn, redis_url)) as (client, registry):

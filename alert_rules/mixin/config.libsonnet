@@ -22,6 +22,12 @@
       alertmanager: 'alertmanager',
       prometheus: 'prometheus',
     },
+    // The job of a cloudwatch_exporter reading CloudFront (nova-crm's CDN hit rate). Not a
+    // job of the bundle: it needs AWS credentials, so deploy/prometheus shows it commented.
+    cloudwatchJob: 'cloudwatch',
+    // The probe target (instance label) of our own status page in the integration-probe
+    // job: saas-ops-module's "status page updated within 30 minutes" reads its incidents.
+    statusPageTarget: 'status-page',
     // Label matchers of each job selector, as data: rule descriptions and tests read them;
     // `selectors` below renders them for the signal expressions.
     selectorMatchers: {
@@ -37,6 +43,10 @@
       webVitalsSelector: { job: ['=', $._config.jobs.webvitals] },
       nodeSelector: { job: ['=', $._config.jobs.node] },
       storageSelector: { job: ['=', $._config.jobs.storageProbe] },
+      // Probes of our own endpoints (not vendors'): their TLS certificates are ours to renew.
+      tlsProbeSelector: { job: ['=~', '%s|%s' % [$._config.jobs.appProbe, $._config.jobs.storageProbe]] },
+      cloudwatchSelector: { job: ['=', $._config.cloudwatchJob] },
+      statusPageSelector: { job: ['=', $._config.jobs.integrationProbe], instance: ['=', $._config.statusPageTarget] },
       saasmonSelector: { job: ['=~', 'saasmon-.*'] },
       smsRelaySelector: { job: ['=', $._config.jobs.smsRelay] },
       alertmanagerSelector: { job: ['=', $._config.jobs.alertmanager] },
@@ -50,6 +60,9 @@
       ])
       for key in std.objectFields($._config.selectorMatchers)
     } + {
+      // Route patterns (the middleware's route label) of sign-in and sign-out: the guide
+      // names none, these are the reference app's; a regex.
+      authRoutes: '/api/login|/api/logout|/api/auth/.*',
       // Not from a guide: the least request rate (per second) last week must have had for
       // ApiTrafficSurge/ApiTrafficDrop to compare against it. Below it (a quiet hour, a new
       // app with no last week) a ratio is noise or +Inf. 0.1/s = 30 requests in 5 minutes.

@@ -34,6 +34,11 @@ b.dashboard([
                'Failed requests per second by class: 4xx, 5xx, exception (unhandled, answered 500) and timeout.',
                [g.target('sum by (class) (rate(http_request_errors_total{%s}[$__rate_interval]))' % sel, '{{class}}')],
                'reqps', w=8),
+  b.signal('auth_failure_ratio', 'Sign-in failures (auth routes, 5xx share)', w=8),
+  g.timeseries('Auth route requests by status',
+               'Requests per second to the sign-in and sign-out routes (the mixin\'s authRoutes) by status: 5xx fail on our side, 401/403 are refused credentials.',
+               [g.target('sum by (route, status) (rate(http_requests_total{%s,route=~"%s"}[$__rate_interval]))' % [sel, s.cfg.selectors.authRoutes],
+                         '{{route}} {{status}}')], 'reqps', w=16),
   b.signal('api_error_ratio', 'Error ratio, last 24 h', w=24, h=6,
            description='The guide\'s monitoring-dashboard widget: error rate over 24 hours (dirt-free-crm § Monitoring Dashboards › Custom Monitoring Dashboard (widgets)).')
   + { timeFrom: '24h' },
@@ -109,4 +114,8 @@ b.dashboard([
   g.timeseries('Health check latency (database check)',
                'Latency the app measured for its database check (SELECT 1), read from the health JSON (saas-ops-module § Health Check Endpoint › checkDatabase); no target stated.',
                [g.target('probe_component_latency_seconds{%s,component="database"}' % sel, '{{instance}}')], 's', w=8),
+  b.signal('tls_cert_expiry', 'TLS certificate time left', w=12),
+  g.stateTimeline('Probes over https', 'Whether each probe\'s final answer came over TLS (https): only those report a certificate expiry.',
+                  [g.target('probe_http_ssl{%s}' % sel, '{{instance}}')], w=12, h=8,
+                  mappings=[g.valueMap({ '0': { text: 'http', color: 'text' }, '1': { text: 'https', color: 'green' } })]),
 ])

@@ -4,9 +4,10 @@ local s = import '../lib/saasmon.libsonnet';
 local g = s.g;
 local jobs = s.cfg.jobs;
 
-local b = s.board('saasmon-database', 'Database (PostgreSQL)', 'database', [jobs.postgres, jobs.node],
+local b = s.board('saasmon-database', 'Database (PostgreSQL)', 'database',
+                  [jobs.postgres, jobs.node, jobs.app, jobs.business],
                   tags=['host'],
-                  description='PostgreSQL exporter and node_exporter of the database host.');
+                  description='PostgreSQL exporter and node_exporter of the database host; the app\'s own statement counts and the business exporter\'s query probes.');
 local sel = b.sel();
 
 b.dashboard([
@@ -62,7 +63,11 @@ b.dashboard([
     { matcher: { id: 'byName', options: 'calls' }, properties: [{ id: 'unit', value: 'short' }, { id: 'decimals', value: 0 }] },
     { matcher: { id: 'byName', options: 'query' }, properties: [{ id: 'custom.width', value: 600 }] },
   ]),
-  b.signal('pg_rollback_ratio', 'Rolled-back transactions', w=8),
+  b.signal('db_statement_error_ratio', 'Failed statements (app, 1 h)', w=8),
+  g.timeseries('Rolled-back transactions',
+               'Share of transactions rolled back. Not an error rate: ORMs and pools roll back routinely (a read-only request, a released connection), so it has no alert; failed statements are counted by the app (panel beside).',
+               [g.target('sum by (instance) (rate(pg_database_xact_rollback_total{%(s)s}[$__rate_interval])) / (sum by (instance) (rate(pg_database_xact_commit_total{%(s)s}[$__rate_interval])) + sum by (instance) (rate(pg_database_xact_rollback_total{%(s)s}[$__rate_interval])))' % { s: sel }, '{{instance}}')],
+               'percentunit', w=8),
   b.signal('pg_deadlocks', 'Deadlocks (5 min)', w=8),
   g.timeseries('Buffer cache hit ratio',
                'Share of block reads served from shared buffers, per database (low values mean disk reads).',
@@ -75,6 +80,10 @@ b.dashboard([
                [g.target('sum by (instance) (rate(pg_database_xact_commit_total{%s}[$__rate_interval]))' % sel, 'commit {{instance}}'),
                 g.target('sum by (instance) (rate(pg_database_xact_rollback_total{%s}[$__rate_interval]))' % sel, 'rollback {{instance}}')],
                'ops', w=8),
+
+  g.row('The guides\' own checks (business exporter)'),
+  b.signal('db_critical_query_time', 'Critical test queries (fastest run of 5 min)', w=12, legend='{{query}}'),
+  b.signal('audit_log_age', 'Oldest audit log row', w=12, unit='s'),
 
   g.row('Replication and storage'),
   b.signal('pg_replication_lag', 'Replication lag (standby replay delay)', w=8),
@@ -95,10 +104,11 @@ b.dashboard([
   b.signal('host_memory', 'Memory used', w=6),
   b.signal('host_disk_iops', 'Disk I/O operations', w=6, unit='iops'),
   b.signal('host_network', 'Network use of link speed', w=6),
+  b.signal('host_oom_kills', 'Processes OOM-killed (5 min)', w=6),
   // Virtual NICs (containers, most clouds) report no link speed, so the share above stays
   // empty there; the raw throughput always has data.
   g.timeseries('Network throughput', 'Bytes received and sent per second on every interface but loopback (the measure behind the link-speed share, which needs a NIC that reports its speed).',
                [g.target('sum by (instance) (rate(node_network_receive_bytes_total{%s,device!="lo"}[$__rate_interval]))' % sel, 'received {{instance}}'),
                 g.target('sum by (instance) (rate(node_network_transmit_bytes_total{%s,device!="lo"}[$__rate_interval]))' % sel, 'sent {{instance}}')],
-               'Bps', w=24),
+               'Bps', w=18),
 ])

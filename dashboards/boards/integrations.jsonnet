@@ -57,6 +57,11 @@ b.dashboard([
           [g.tableTarget('max by (instance, reason) (probe_failure_reason{%s} == 1)' % sel, '{{instance}}')],
           'none', w=8, h=8, hidden=['Value']),
 
+  g.row('Incidents'),
+  b.signal('status_page_silent', 'SEV1/SEV2 firing, no incident on our status page', type='state-timeline', w=12, h=8,
+           mappings=[g.valueMap({ '0': { text: 'ok', color: 'green' }, '1': { text: 'no incident posted', color: 'orange' } })]),
+  b.signal('incident_age', 'Firing alerts by age (resolution windows)', w=12, legend='{{alert}} {{guide}} {{severity}}'),
+
   g.row('Payments'),
   b.signal('payment_failures', 'Failed payments (15 min)', w=8),
   b.signal('payment_success_ratio', 'Payment success ratio (1 h)', w=8),

@@ -9,7 +9,7 @@ local slos = s.cfg.catalog.slos;
 local windows = s.cfg.burnRateWindows;
 
 local b = s.board('saasmon-slo', 'SLOs and error budgets', 'storage',
-                  [jobs.app, jobs.postgres, jobs.storageProbe], instance=false, tags=['slo'],
+                  [jobs.app, jobs.postgres, jobs.storageProbe, s.cfg.cloudwatchJob], instance=false, tags=['slo'],
                   description='Availability objectives, error budgets and burn rates (slos.yaml).');
 local sel = b.sel();
 
@@ -73,5 +73,7 @@ b.dashboard(
     g.timeseries('Storage probe duration',
                  'Time the blackbox exporter needed for each storage probe (DNS, connect, TLS, request).',
                  [g.target('probe_duration_seconds{%s}' % sel, '{{instance}}')], 's', w=8),
+    g.row('CDN (CloudFront, through cloudwatch_exporter)'),
+    b.signal('cdn_hit_ratio', 'CDN cache hit ratio (30 min)', w=24, h=7),
   ]
 )

@@ -49,7 +49,10 @@ class PackQuery(PackModel):
     sql: str = Field(min_length=1)
     interval_seconds: float = Field(default=60.0, ge=1, le=86400)
     timeout_seconds: float = Field(default=10.0, gt=0, le=600)
-    metrics: list[PackMetric] = Field(min_length=1)
+    # A synthetic probe: the statement is run for its execution time only (every query's
+    # time is exported as <namespace>_query_duration_seconds); its rows are discarded.
+    probe: bool = False
+    metrics: list[PackMetric] = Field(default_factory=list)
 
 
 class Pack(PackModel):
@@ -57,6 +60,10 @@ class Pack(PackModel):
 
     def metric_names(self) -> list[str]:
         return [m.name for q in self.queries for m in q.metrics]
+
+
+def query_duration_metric(namespace: str) -> str:
+    return f"{namespace}_query_duration_seconds"
 
 
 # -- loading ------------------------------------------------------------------------
@@ -101,6 +108,7 @@ def _path(loc: tuple[int | str, ...], raw: Any) -> str:
 def check_pack(pack: Pack, namespace: str) -> str | None:
     """Rules across keys; returns `key.path: problem` or None."""
     reserved_prefix = f"{namespace}_exporter_"
+    reserved = {f"{namespace}_up", query_duration_metric(namespace)}
     queries: set[str] = set()
     metrics: dict[str, str] = {}
     for query in pack.queries:
@@ -111,6 +119,10 @@ def check_pack(pack: Pack, namespace: str) -> str | None:
         statement_problem = check_statement(query.sql)
         if statement_problem is not None:
             return f"{at}.sql: {statement_problem}"
+        if query.probe and query.metrics:
+            return f"{at}.metrics: a probe exports only its duration; list no metrics"
+        if not query.probe and not query.metrics:
+            return f"{at}.metrics: list at least one metric (or set probe: true)"
         returned = output_columns(query.sql)
         value_columns: set[str] = set()
         for metric in query.metrics:
@@ -118,7 +130,7 @@ def check_pack(pack: Pack, namespace: str) -> str | None:
             if metric.name in metrics:
                 return f"{mat}.name: duplicate metric name (also in queries[{metrics[metric.name]}])"
             metrics[metric.name] = query.name
-            if metric.name == f"{namespace}_up" or metric.name.startswith(reserved_prefix):
+            if metric.name in reserved or metric.name.startswith(reserved_prefix):
                 return f"{mat}.name: reserved for the exporter's own metrics"
             if metric.type == "counter" and not metric.name.endswith("_total"):
                 return f"{mat}.name: a counter's name must end in _total"

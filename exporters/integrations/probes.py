@@ -51,6 +51,14 @@ class Outcome:
     duration: float
     http_status: int  # 0 when nothing answered
     reading: Reading | None
+    tls: TlsInfo | None = None  # set when the final answer came over https
+
+
+@dataclass(frozen=True)
+class TlsInfo:
+    # Unix time the server's certificate expires; None when unknown (the module skips
+    # verification, so Python's ssl hands out no parsed certificate, or the check failed).
+    cert_expiry: float | None
 
 
 def target_url(url: str, module: ModuleConfig) -> str:
@@ -82,7 +90,7 @@ class Prober:
 
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
-        self._contexts: dict[str, ssl.SSLContext] = {}  # by CA file: loaded once
+        self._contexts: dict[str, ssl.SSLContext] = {}  # by CA file ("": the system's)
 
     def _ssl(self, module: ModuleConfig) -> ssl.SSLContext | bool:
         if module.tls.insecure_skip_verify:
@@ -110,7 +118,8 @@ class Prober:
             await self._session.close()
 
     async def _fetch(self, url: str, module: ModuleConfig,
-                     target: TargetConfig | None) -> tuple[int, bytes]:
+                     target: TargetConfig | None) -> tuple[int, bytes, str]:
+        """Status, body and the URL that answered (after redirects)."""
         headers = dict(module.headers)
         if target is not None and target.bearer_token is not None:
             headers["Authorization"] = f"Bearer {target.bearer_token.get_secret_value()}"
@@ -133,7 +142,7 @@ class Prober:
                     if size > module.max_body_bytes:
                         raise BodyTooLarge(f"body larger than {module.max_body_bytes} bytes")
                     chunks.append(chunk)
-                return response.status, b"".join(chunks)
+                return response.status, b"".join(chunks), url
         raise RedirectRefused(f"more than {MAX_REDIRECTS} redirects")
 
     async def probe(self, url: str, module: ModuleConfig, target: TargetConfig | None,
@@ -142,7 +151,7 @@ class Prober:
         started = time.monotonic()
         try:
             async with asyncio.timeout(budget):
-                code, body = await self._fetch(url, module, target)
+                code, body, final = await self._fetch(url, module, target)
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError, BodyTooLarge,
                 RedirectRefused) as exc:
             # ValueError: a URL the client cannot use (bad IDNA host, bad port): no connection.
@@ -150,9 +159,44 @@ class Prober:
             detail = f"no answer within {budget:.2f}s" if reason == "timeout" \
                 else f"{type(exc).__name__}: {exc}"
             return Outcome(False, reason, time.monotonic() - started, 0, None), detail
+        duration = time.monotonic() - started
+        tls = None
+        if urlsplit(final).scheme == "https":
+            tls = await self.certificate(final, module, budget - duration)
         outcome, detail = evaluate(code, body, module, target)
-        return Outcome(outcome.success, outcome.reason, time.monotonic() - started, code,
-                       outcome.reading), detail
+        return Outcome(outcome.success, outcome.reason, duration, code, outcome.reading,
+                       tls), detail
+
+    async def certificate(self, url: str, module: ModuleConfig, budget: float) -> TlsInfo:
+        """When the certificate of the server that answered `url` expires, from a handshake
+        of its own: aiohttp hands a small answer's connection back to its pool before the
+        caller can see it. The server's own certificate only (Python before 3.13 exposes no
+        verified chain), so unlike blackbox_exporter's "earliest" the intermediates are not
+        read (they rarely expire first)."""
+        context = self._ssl(module)
+        if context is False or budget <= 0:
+            return TlsInfo(None)
+        parts = urlsplit(url)
+        try:
+            async with asyncio.timeout(budget):
+                _, writer = await asyncio.open_connection(
+                    parts.hostname, parts.port or 443,
+                    ssl=context if isinstance(context, ssl.SSLContext) else self._default_tls(),
+                    server_hostname=parts.hostname)
+                try:
+                    cert = writer.get_extra_info("peercert") or {}
+                finally:
+                    writer.close()
+                    await writer.wait_closed()
+        except (TimeoutError, OSError, ssl.SSLError):
+            return TlsInfo(None)  # the probe itself succeeded: only the expiry is unknown
+        not_after = cert.get("notAfter")
+        return TlsInfo(ssl.cert_time_to_seconds(not_after) if isinstance(not_after, str) else None)
+
+    def _default_tls(self) -> ssl.SSLContext:
+        if "" not in self._contexts:
+            self._contexts[""] = ssl.create_default_context()
+        return self._contexts[""]
 
 
 def evaluate(code: int, body: bytes, module: ModuleConfig,
@@ -204,7 +248,14 @@ def families(outcome: Outcome) -> list[Metric]:
         # All five 0: the target said nothing we could read (see probe_failure_reason).
         _one_hot("probe_status", "Overall status the target reports, one-hot.",
                  reading.status if reading else None, st.STATUSES, "status"),
+        # blackbox_exporter's names, so rules on certificate expiry read both alike.
+        gauge("probe_http_ssl", "Whether the final answer came over TLS (https).",
+              1 if outcome.tls is not None else 0),
     ]
+    if outcome.tls is not None and outcome.tls.cert_expiry is not None:
+        out.append(gauge("probe_ssl_earliest_cert_expiry", "Unix time the server's own "
+                         "certificate expires (known only when the module verifies it).",
+                         outcome.tls.cert_expiry))
     if reading is None:
         return out
     if reading.components:
