@@ -72,6 +72,14 @@ def healthy() -> list[Line]:
         Line("http_request_duration_seconds_count", ROUTE, per_minute=requests, traffic=True),
         *_histogram("http_request_duration_seconds", ROUTE, requests, LATENCY),
         Line("http_request_errors_total", {**APP, "class": "exception"}, per_minute=0.0, traffic=True),
+        # Sign-ins succeed; the app counts its database statements, none failing.
+        Line("http_requests_total", {**APP, "route": "/api/login", "method": "POST", "status": "200"},
+             per_minute=20.0, traffic=True),
+        Line("db_statements_total", APP, per_minute=6000.0, traffic=True),
+        Line("db_statement_errors_total", {**APP, "class": "40"}, per_minute=0.0, traffic=True),
+        # Our own certificate has two months left.
+        Line("probe_ssl_earliest_cert_expiry", {"job": "saasmon-app-probe", "instance": "https://app/health"},
+             age=-60 * 86400.0),
         *_histogram("realtime_message_delay_seconds", APP, 120, GOOD_SECONDS),
         *_histogram("realtime_socket_latency_seconds", APP, 120, GOOD_SECONDS),
         Line("realtime_reconnections_total", APP, per_minute=0.0, traffic=True),
@@ -79,6 +87,7 @@ def healthy() -> list[Line]:
         *[Line("node_cpu_seconds_total", {**NODE, "cpu": c, "mode": "idle"}, per_minute=42.0)
           for c in ("0", "1")],
         Line("node_memory_MemAvailable_bytes", NODE, value=8e9),
+        Line("node_vmstat_oom_kill", NODE, per_minute=0.0),
         Line("node_memory_MemTotal_bytes", NODE, value=16e9),
         Line("node_disk_reads_completed_total", {**NODE, "device": "sda"}, per_minute=600.0),
         Line("node_disk_writes_completed_total", {**NODE, "device": "sda"}, per_minute=600.0),
@@ -151,6 +160,15 @@ def healthy() -> list[Line]:
                {"job": f"saasmon-{exporter}", "instance": f"{exporter}:9000", "collector": "main"},
                age=10.0)
           for exporter in ("postgres", "redis", "business")],
+        # The guides' critical test queries answer in 10 ms; audit rows are purged at 90 days.
+        *[Line("business_query_duration_seconds", {"job": "saasmon-business", "instance": "business:9634",
+                                                    "query": query}, value=0.01)
+          for query in ("critical_customer_lookup", "critical_pending_opportunities",
+                        "critical_opportunities_by_status")],
+        Line("business_audit_log_oldest_timestamp_seconds",
+             {"job": "saasmon-business", "instance": "business:9634"}, age=60 * 86400.0),
+        # Our status page lists no incident.
+        Line("probe_incidents", {"job": "saasmon-integration-probe", "instance": "status-page"}, value=0.0),
         Line("prometheus_rule_evaluation_failures_total", {"job": "prometheus", "instance": "prom:9090",
                                                             "rule_group": "saasmon-api"}, per_minute=0.0),
         Line("alertmanager_notifications_failed_total", {"job": "alertmanager", "instance": "am:9093",
