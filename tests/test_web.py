@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gzip
 import http.client
 import os
 import select
@@ -16,6 +17,7 @@ import ssl
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,7 +28,8 @@ import pytest
 import yaml
 
 from exporters.devservers import RedisServer, free_port
-from tests.conftest import SAASMON, Exporter, Samples, parse, value
+from tests.conftest import SAASMON, Exporter, Samples, parse, parse_openmetrics, value
+from tests.drills.alerting import Prometheus, wait_until
 
 Run = Callable[..., Exporter]
 
@@ -150,6 +153,108 @@ def test_basic_auth_answers_401_without_or_with_wrong_credentials_and_200_with_r
     # Verified pairs are cached, a wrong password after a right one is still refused.
     assert request(metrics, headers=basic("prometheus", "right-pass"))[0] == 200
     assert request(metrics, headers=basic("prometheus", "right-pass-"))[0] == 401
+
+
+# -- exposition formats ------------------------------------------------------------
+
+OPENMETRICS = "application/openmetrics-text;version=1.0.0"
+# What Prometheus 2.42 (the one in Debian 12) sends on every scrape.
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+                     "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+
+
+def raw_get(url: str, headers: dict[str, str],
+            context: ssl.SSLContext | None = None) -> tuple[int, dict[str, str], bytes]:
+    """One GET with exactly these headers (and Host); the body as sent, not decompressed."""
+    parts = urllib.parse.urlsplit(url)
+    conn: http.client.HTTPConnection = (
+        http.client.HTTPSConnection(parts.netloc, timeout=15, context=context)
+        if parts.scheme == "https" else http.client.HTTPConnection(parts.netloc, timeout=15))
+    try:
+        conn.request("GET", parts.path, headers=headers)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def promtool_check_metrics(text: str) -> None:
+    checked = subprocess.run(["/usr/bin/promtool", "check", "metrics"], input=text,
+                             capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_metrics_format_follows_accept_and_gzip_follows_accept_encoding(
+        redis_server: RedisServer, run_exporter: Run) -> None:
+    exporter = run_exporter("redis", config(redis_server))
+    metrics = exporter.url + "/metrics"
+
+    # No Accept (curl, a browser): the text format 0.0.4, which promtool accepts.
+    status, headers, body = raw_get(metrics, {})
+    assert status == 200
+    assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert "Content-Encoding" not in headers
+    text = body.decode()
+    promtool_check_metrics(text)
+    assert "# EOF" not in text and "_created" not in text
+
+    # Prometheus' own Accept and Accept-Encoding: OpenMetrics, gzip-compressed.
+    status, headers, body = raw_get(metrics, {"Accept": PROMETHEUS_ACCEPT,
+                                              "Accept-Encoding": "gzip"})
+    assert status == 200
+    assert headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0;")
+    assert headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in headers["Vary"]
+    document = gzip.decompress(body).decode()
+    # One document: the cached collector data, the request-fed and the self-metrics
+    # parts share a single terminating # EOF.
+    assert document.endswith("# EOF\n") and document.count("# EOF") == 1
+    families = {f.name: f for f in parse_openmetrics(document)}
+    assert families["redis_exporter_http_connections_dropped"].type == "counter"
+    assert families["redis_up"].samples[0].value == 1
+    assert "_created" not in document
+    # The same samples as the text format (names, labels), only the framing differs.
+    samples = {(s.name, tuple(sorted(s.labels.items())))
+               for f in families.values() for s in f.samples}
+    assert {n for n, _ in samples} == {n for n, _ in parse(text)}
+
+    # The render cache keeps one rendering per format: text again is still text.
+    status, headers, body = raw_get(metrics, {"Accept": "text/plain;version=0.0.4"})
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert b"# EOF" not in body
+    # gzip refused by q=0, OpenMetrics not preferred: plain text, uncompressed.
+    status, headers, body = raw_get(metrics, {
+        "Accept": f"text/plain;version=0.0.4;q=0.9,{OPENMETRICS};q=0.5",
+        "Accept-Encoding": "gzip;q=0, identity"})
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert "Content-Encoding" not in headers
+    promtool_check_metrics(body.decode())
+
+
+def test_prometheus_scrapes_the_exporter_in_openmetrics(
+        workdir: Path, redis_server: RedisServer, run_exporter: Run) -> None:
+    exporter = run_exporter("redis", config(redis_server))
+    prometheus = Prometheus(workdir, {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+        "scrape_configs": [{"job_name": "redis",
+                            "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}]}]})
+    try:
+        prometheus.start()
+
+        def scraped() -> list[dict[str, Any]] | None:
+            targets = prometheus.api("targets")["activeTargets"]
+            return targets if targets and targets[0]["health"] == "up" else None
+
+        assert wait_until("target up", scraped, 30)[0]["lastError"] == ""
+        # Counter metadata under the family name (no _total): parsed as OpenMetrics.
+        metadata = prometheus.api("targets/metadata",
+                                  metric="redis_exporter_http_connections_dropped")
+        assert metadata and metadata[0]["type"] == "counter", metadata
+        assert prometheus.query('redis_up{target="main"}')[0]["value"][1] == "1"
+        assert prometheus.query("redis_exporter_http_connections_dropped_total")
+        assert prometheus.query('{__name__=~".+_created"}') == []
+    finally:
+        prometheus.stop()
 
 
 # -- bad web config ----------------------------------------------------------------

@@ -12,15 +12,15 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import StreamReader, web
-from prometheus_client import CONTENT_TYPE_LATEST, ProcessCollector
+from prometheus_client import ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import generate_latest
 
 from exporters import __version__
 from exporters.runtime.collector import DEFAULT_SCRAPE_TIMEOUT, SCRAPE_DEADLINE_MARGIN, Scheduler
 from exporters.runtime.config import ConfigError, load_config
 from exporters.runtime.connections import BodyTimeout, Gate, Slot
 from exporters.runtime.exporter import ExporterKind, Instance
+from exporters.runtime.exposition import negotiate, respond
 from exporters.runtime.families import counter, gauge
 from exporters.runtime.logs import SecretRegistry, log_fields
 from exporters.runtime.webconfig import BasicAuth, WebConfig, ssl_context
@@ -36,18 +36,9 @@ DEFAULT_HEADER_TIMEOUT = 60.0
 DEFAULT_BODY_TIMEOUT = 10.0
 
 
-class _Families:
-    """Adapter so generate_latest() can render a list of families."""
-
-    def __init__(self, families: Iterable[Metric]) -> None:
-        self.families = families
-
-    def collect(self) -> Iterable[Metric]:
-        return self.families
-
-
 def render(families: Iterable[Metric]) -> bytes:
-    return generate_latest(_Families(families))
+    """Families in the text format (0.0.4), for callers that do not negotiate."""
+    return negotiate("").document(families)
 
 
 class ExporterServer:
@@ -73,7 +64,8 @@ class ExporterServer:
         self._reload_lock = asyncio.Lock()
         # Rendered data keyed by (scheduler, generation): a reload brings a new scheduler
         # whose generations start again at 0, so the number alone cannot tell them apart.
-        self._cache: tuple[Scheduler | None, int, bytes] = (None, -1, b"")
+        # One rendering per negotiated Content-Type (text, OpenMetrics).
+        self._cache: tuple[Scheduler | None, int, dict[str, bytes]] = (None, -1, {})
         self._process = ProcessCollector(registry=None)
         self._public_paths = {r.path for r in kind.routes if r.public}
 
@@ -189,14 +181,19 @@ class ExporterServer:
         scheduler = self.scheduler
         assert scheduler is not None
         await scheduler.collect_on_scrape(scrape_deadline(request))
-        cached_for, generation, data = self._cache
+        fmt = negotiate(request.headers.get("Accept", ""))
+        cached_for, generation, rendered = self._cache
         if cached_for is not scheduler or generation != scheduler.generation:
+            rendered = {}
+            self._cache = (scheduler, scheduler.generation, rendered)
+        data = rendered.get(fmt.content_type)
+        if data is None:
             # Re-render the collected data only when a collector has finished since.
-            data = render(scheduler.data_families())
-            self._cache = (scheduler, scheduler.generation, data)
+            data = rendered[fmt.content_type] = fmt.fragment(scheduler.data_families())
         assert self.instance is not None
-        body = data + render(self.instance.families()) + render(self._own_families(scheduler))
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        body = (data + fmt.fragment(self.instance.families())
+                + fmt.document(self._own_families(scheduler)))
+        return await respond(request, fmt, body)
 
     def _own_families(self, scheduler: Scheduler) -> Iterable[Metric]:
         ns = self.kind.namespace
