@@ -23,7 +23,13 @@ from exporters.runtime.exporter import ExporterKind, Instance
 from exporters.runtime.exposition import negotiate, respond
 from exporters.runtime.families import counter, gauge
 from exporters.runtime.logs import SecretRegistry, log_fields
-from exporters.runtime.webconfig import BasicAuth, WebConfig, ssl_context
+from exporters.runtime.webconfig import (
+    BasicAuth,
+    WebConfig,
+    allowed_client,
+    rate_limiter,
+    ssl_context,
+)
 
 log = logging.getLogger("saasmon.server")
 
@@ -57,6 +63,10 @@ class ExporterServer:
         self.telemetry_path = telemetry_path
         self.web_config = web_config
         self.auth = BasicAuth(web_config.basic_auth_users) if web_config.basic_auth_users else None
+        self.limiter = rate_limiter(web_config)
+        http, tls = web_config.http_server_config, web_config.tls_server_config
+        self.response_headers = http.response_headers() if http is not None else {}
+        self.allowed_sans = tls.client_allowed_sans if tls is not None else []
         self.instance: Instance | None = None
         self.scheduler: Scheduler | None = None
         self.reload_ok = 1
@@ -123,13 +133,19 @@ class ExporterServer:
         finally:
             if slot is not None:
                 slot.request_done()
-        if self.web_config.http_server_config is not None:
-            response.headers.update(self.web_config.http_server_config.headers)
+        response.headers.update(self.response_headers)
         return response
 
     async def _answer(self, request: web.Request,
                       handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
                       slot: Slot | None) -> web.StreamResponse:
+        if self.allowed_sans and not allowed_client(_peercert(request), self.allowed_sans):
+            # Go's toolkit fails such a handshake; here it is refused before any work.
+            response = web.Response(status=403, text="Client certificate not allowed\n")
+            response.force_close()
+            return response
+        if self.limiter is not None and not self.limiter.allow():
+            return web.Response(status=429, text="Too many requests\n")
         # Until its request is authorised, a connection is still waiting on its client:
         # while credentials are checked, a newer connection may take its slot.
         route = request.match_info.route.resource
@@ -270,6 +286,13 @@ def _slot(request: web.Request) -> Slot | None:
     transport = request.transport
     protocol = transport.get_protocol() if transport is not None else None
     return protocol if isinstance(protocol, Slot) else None
+
+
+def _peercert(request: web.Request) -> dict[str, Any] | None:
+    """The verified client certificate of a TLS connection (None without one)."""
+    transport = request.transport
+    cert = transport.get_extra_info("peercert") if transport is not None else None
+    return cert if isinstance(cert, dict) else None
 
 
 def scrape_deadline(request: web.Request) -> float:
