@@ -245,6 +245,11 @@ def test_metrics_format_follows_accept_and_gzip_follows_accept_encoding(
     assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
     assert "Content-Encoding" not in headers
     promtool_check_metrics(body.decode())
+    # A version prometheus_client cannot compare is skipped, not a 500.
+    status, headers, body = raw_get(metrics, {
+        "Accept": "application/openmetrics-text;version=abc"})
+    assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert "Traceback" not in exporter.log()
 
 
 def test_prometheus_scrapes_the_exporter_in_openmetrics(

@@ -92,7 +92,12 @@ def negotiate(accept: str) -> Format:
     type, else the text format (0.0.4 unless text/plain version 1.0.0 is asked for)."""
     for entry in by_preference(accept):
         if entry.split(";")[0].strip().lower() in _SERVABLE:
-            encoder, content_type = choose_encoder(entry)
+            try:
+                encoder, content_type = choose_encoder(entry)
+            except (TypeError, ValueError):
+                # prometheus_client fails on a version it cannot compare ("version=abc"):
+                # an entry we cannot read is one we cannot serve.
+                continue
             return Format(content_type, encoder)
     encoder, content_type = choose_encoder("")
     return Format(content_type, encoder)

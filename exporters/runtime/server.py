@@ -40,6 +40,9 @@ DEFAULT_HEADER_TIMEOUT = 60.0
 # Seconds from a request's headers to the end of its body (a deadline, not an idle timer):
 # beacons, Alertmanager webhooks and pings are small and sent at once.
 DEFAULT_BODY_TIMEOUT = 10.0
+# Renderings of the collected data kept per generation, one per Content-Type negotiated
+# (text 0.0.4 and OpenMetrics 1.0.0 in practice).
+RENDER_CACHE_FORMATS = 4
 
 
 def render(families: Iterable[Metric]) -> bytes:
@@ -205,7 +208,10 @@ class ExporterServer:
         data = rendered.get(fmt.content_type)
         if data is None:
             # Re-render the collected data only when a collector has finished since.
-            data = rendered[fmt.content_type] = fmt.fragment(scheduler.data_families())
+            data = fmt.fragment(scheduler.data_families())
+            # The Content-Type echoes the version asked for: a few are kept, not any number.
+            if len(rendered) < RENDER_CACHE_FORMATS:
+                rendered[fmt.content_type] = data
         assert self.instance is not None
         body = (data + fmt.fragment(self.instance.families())
                 + fmt.document(self._own_families(scheduler)))
