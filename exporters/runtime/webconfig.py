@@ -318,13 +318,22 @@ def ssl_context(tls: TLSServerConfig) -> ssl.SSLContext:
     suites = [CIPHER_SUITES[name] for name in tls.cipher_suites if name in CIPHER_SUITES]
     if suites or legacy:
         listed = suites or LEGACY_DEFAULT_SUITES
-        context.set_ciphers(":".join([*listed, LEGACY_SECURITY_LEVEL] if legacy else listed))
+        try:
+            context.set_ciphers(":".join([*listed, LEGACY_SECURITY_LEVEL] if legacy else listed))
+        except ssl.SSLError:
+            raise ConfigError("web.config.file: tls_server_config.cipher_suites: none is "
+                              "available in this host's OpenSSL") from None
     if tls.prefer_server_cipher_suites:
         context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     else:
         context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
     if tls.curve_preferences:
-        context.set_ecdh_curve(CURVES[tls.curve_preferences[0]])
+        try:
+            context.set_ecdh_curve(CURVES[tls.curve_preferences[0]])
+        except (ValueError, ssl.SSLError):
+            raise ConfigError(f"web.config.file: tls_server_config.curve_preferences: "
+                              f"{tls.curve_preferences[0]}: not available in this host's "
+                              "OpenSSL") from None
     files = [("cert_file", tls.cert_file), ("key_file", tls.key_file),
              ("client_ca_file", tls.client_ca_file)]
     for key, path in files:
