@@ -42,6 +42,10 @@ def parser() -> OneLineParser:
     p.add_argument("--faults-token", default=env("REFAPP_FAULTS_TOKEN"),
                    help="require 'Authorization: Bearer TOKEN' on /-/faults "
                         "(env REFAPP_FAULTS_TOKEN)")
+    p.add_argument("--created-series", action="store_true",
+                   default=env("REFAPP_CREATED_SERIES", "") in ("1", "true"),
+                   help="serve the *_created series of counters and histograms on /metrics "
+                        "(env REFAPP_CREATED_SERIES=1; default: left out)")
     p.add_argument("--log-level", choices=["debug", "info", "warn", "error"], default="info")
     knobs = p.add_argument_group("fault knobs (also live through POST /-/faults)")
     knobs.add_argument("--error-rate", type=float, default=0.0)
@@ -103,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                        seed=args.seed, ws_interval_seconds=args.ws_interval,
                        assistant_latency_seconds=args.assistant_latency,
                        health_interval_seconds=args.health_interval,
-                       faults_token=args.faults_token, faults=faults)
+                       faults_token=args.faults_token, created_series=args.created_series,
+                       faults=faults)
     # The process-wide registry: process_* and python_* metrics come along.
     app = create_app(config, REGISTRY)
     host, port = args.listen

@@ -62,6 +62,7 @@ class AppConfig:
     health_interval_seconds: float = 15.0  # background health checks (0: only on request)
     cache_ttl_seconds: int = 30
     faults_token: str | None = None
+    created_series: bool = False  # serve the *_created series of counters and histograms
     version: str = __version__
     faults: Faults = field(default_factory=Faults)
 
@@ -502,7 +503,7 @@ def create_app(config: AppConfig, registry: CollectorRegistry | None = None) -> 
     """The app on its own registry (a new one unless given), served at /metrics."""
     registry = CollectorRegistry() if registry is None else registry
     app = web.Application()
-    instrument(app, registry)
+    instrument(app, registry, created_series=config.created_series)
     app.middlewares.append(faults_middleware(config.faults))
     app.middlewares.append(dependency_errors)
     registry.register(FaultsCollector(config.faults))

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client.core import Metric
+from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporters.devservers import PostgresServer, RedisServer, free_port
@@ -60,6 +62,14 @@ def parse(text: str) -> Samples:
         for sample in family.samples:
             out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return out
+
+
+def parse_openmetrics(text: str) -> list[Metric]:
+    """Families of an OpenMetrics document, by prometheus_client's strict parser (it refuses
+    a missing or misplaced `# EOF`, counters without `_total`, ...)."""
+    parsed: list[Metric] = list(
+        openmetrics_parser.text_string_to_metric_families(text))  # type: ignore[no-untyped-call]
+    return parsed
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:

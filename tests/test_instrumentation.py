@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import subprocess
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from exporters.devservers import PostgresServer
 from exporters.instrumentation.aiohttp import (
@@ -27,6 +31,8 @@ from exporters.instrumentation.asyncpg import (
     StatementMetrics,
     error_class,
 )
+from tests.conftest import parse_openmetrics
+from tests.drills.alerting import Prometheus, wait_until
 
 
 class FakeClock:
@@ -377,3 +383,119 @@ def test_sqlstate_outside_the_known_classes_is_other() -> None:
     assert error_class(Odd()) == "other"
     assert error_class(asyncpg.DeadlockDetectedError()) == "40"
     assert error_class(OSError()) == "client"
+# -- exposition: formats, gzip, *_created ----------------------------------------------
+
+OPENMETRICS = "application/openmetrics-text;version=1.0.0"
+# What Prometheus 2.42 (the one in Debian 12) sends on every scrape.
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+                     "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+
+
+async def scrape_raw(app: web.Application, **headers: str) -> tuple[dict[str, str], bytes]:
+    """GET /metrics as sent: no decompression by the client (which asks for identity
+    unless told otherwise)."""
+    headers = {"Accept-Encoding": "identity", **headers}
+    client = TestClient(TestServer(app), auto_decompress=False)
+    await client.start_server()
+    try:
+        await client.get("/x/1")
+        response = await client.get("/metrics", headers=headers)
+        assert response.status == 200
+        return dict(response.headers), await response.read()
+    finally:
+        await client.close()
+
+
+def created_names(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "_created" in line.split(" ")[0]]
+
+
+@pytest.mark.parametrize("accept", ["", OPENMETRICS], ids=["text", "openmetrics"])
+async def test_metrics_route_leaves_out_created_series_unless_asked(accept: str) -> None:
+    found = {}
+    for asked in (False, True):
+        registry = CollectorRegistry()
+        app = web.Application()
+        app.router.add_get("/x/{id}", ok)
+        instrument(app, registry, created_series=asked)
+        _, body = await scrape_raw(app, Accept=accept)
+        found[asked] = created_names(body.decode())
+    assert found[False] == []
+    # Asked for: every counter and histogram series has its creation time again.
+    assert any(n.startswith("http_requests_created") for n in found[True]), found[True]
+    assert any(n.startswith("http_request_duration_seconds_created") for n in found[True])
+
+
+async def test_metrics_route_negotiates_openmetrics_and_gzip_like_prometheus() -> None:
+    registry = CollectorRegistry()
+    app = web.Application()
+    app.router.add_get("/x/{id}", ok)
+    instrument(app, registry)
+    headers, body = await scrape_raw(app, Accept=PROMETHEUS_ACCEPT, **{"Accept-Encoding": "gzip"})
+    assert headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+    assert headers["Content-Encoding"] == "gzip"
+    text = gzip.decompress(body).decode()
+    assert text.endswith("# EOF\n") and text.count("# EOF") == 1
+    # prometheus_client's OpenMetrics parser is strict: it refuses anything out of place.
+    names = {f.name for f in parse_openmetrics(text)}
+    assert {"http_requests", "http_request_duration_seconds", "http_request_errors"} <= names
+
+    # Text preferred by q (Prometheus >= 2.49 with scrape_protocols text first): text.
+    headers, body = await scrape_raw(
+        app, Accept="text/plain;version=0.0.4,application/openmetrics-text;version=1.0.0;q=0.5",
+        **{"Accept-Encoding": "gzip;q=0, identity"})
+    assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert "Content-Encoding" not in headers
+    assert b"# EOF" not in body
+
+
+def prometheus_config(port: int) -> dict[str, Any]:
+    return {"global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+            "scrape_configs": [{"job_name": "app",
+                                "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}]}
+
+
+async def test_prometheus_scrapes_openmetrics_with_exemplars_and_units(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    app = web.Application()
+    app.router.add_get("/x/{id}", ok)
+    instrument(app, registry)
+    # What an app adds beside the middleware: exemplars (OpenMetrics only) and a unit.
+    jobs = Counter("demo_jobs", "Jobs done.", registry=registry)
+    jobs.inc(exemplar={"trace_id": "4bf92f3577b34da6"})
+    waits = Histogram("demo_wait_seconds", "Waits.", buckets=(0.1, 1.0), registry=registry)
+    waits.observe(0.05, exemplar={"trace_id": "00f067aa0ba902b7"})
+    Gauge("demo_queue", "Queued bytes.", unit="bytes", registry=registry).set(512)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    prometheus = Prometheus(tmp_path, prometheus_config(server.port or 0),
+                            flags=["--enable-feature=exemplar-storage"])
+    try:
+        await asyncio.to_thread(prometheus.start)
+
+        def scraped() -> list[dict[str, Any]] | None:
+            targets = prometheus.api("targets")["activeTargets"]
+            return targets if targets and targets[0]["health"] == "up" else None
+
+        targets = await asyncio.to_thread(wait_until, "target up", scraped, 30)
+        assert targets[0]["lastError"] == ""
+        # The metadata is keyed by the family name: Prometheus parsed OpenMetrics.
+        metadata = await asyncio.to_thread(prometheus.api, "targets/metadata",
+                                           metric="http_requests")
+        assert metadata and metadata[0]["type"] == "counter", metadata
+        values = await asyncio.to_thread(prometheus.query, "demo_queue_bytes")
+        assert float(values[0]["value"][1]) == 512
+
+        def exemplars() -> list[str]:
+            now = time.time()
+            found = prometheus.api("query_exemplars", query='{__name__=~"demo_.+"}',
+                                   start=str(now - 60), end=str(now + 1))
+            return sorted(e["labels"]["trace_id"] for series in found
+                          for e in series["exemplars"])
+
+        assert await asyncio.to_thread(wait_until, "exemplars", exemplars, 30) == \
+            ["00f067aa0ba902b7", "4bf92f3577b34da6"]
+        assert await asyncio.to_thread(prometheus.query, "http_requests_created") == []
+    finally:
+        await asyncio.to_thread(prometheus.stop)
+        await server.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gzip
 import http.client
 import os
 import select
@@ -16,7 +17,9 @@ import ssl
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,23 @@ import pytest
 import yaml
 
 from exporters.devservers import RedisServer, free_port
-from tests.conftest import SAASMON, Exporter, Samples, parse, value
+from exporters.runtime.config import ConfigError
+from exporters.runtime.webconfig import (
+    CIPHER_SUITES,
+    TLS13_SUITES,
+    RateLimiter,
+    load_web_config,
+)
+from tests.conftest import (
+    SAASMON,
+    Exporter,
+    Samples,
+    parse,
+    parse_openmetrics,
+    run_cli,
+    value,
+)
+from tests.drills.alerting import Prometheus, wait_until
 
 Run = Callable[..., Exporter]
 
@@ -152,6 +171,113 @@ def test_basic_auth_answers_401_without_or_with_wrong_credentials_and_200_with_r
     assert request(metrics, headers=basic("prometheus", "right-pass-"))[0] == 401
 
 
+# -- exposition formats ------------------------------------------------------------
+
+OPENMETRICS = "application/openmetrics-text;version=1.0.0"
+# What Prometheus 2.42 (the one in Debian 12) sends on every scrape.
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+                     "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+
+
+def raw_get(url: str, headers: dict[str, str],
+            context: ssl.SSLContext | None = None) -> tuple[int, dict[str, str], bytes]:
+    """One GET with exactly these headers (and Host); the body as sent, not decompressed."""
+    parts = urllib.parse.urlsplit(url)
+    conn: http.client.HTTPConnection = (
+        http.client.HTTPSConnection(parts.netloc, timeout=15, context=context)
+        if parts.scheme == "https" else http.client.HTTPConnection(parts.netloc, timeout=15))
+    try:
+        conn.request("GET", parts.path, headers=headers)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def promtool_check_metrics(text: str) -> None:
+    checked = subprocess.run(["/usr/bin/promtool", "check", "metrics"], input=text,
+                             capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_metrics_format_follows_accept_and_gzip_follows_accept_encoding(
+        redis_server: RedisServer, run_exporter: Run) -> None:
+    exporter = run_exporter("redis", config(redis_server))
+    metrics = exporter.url + "/metrics"
+
+    # No Accept (curl, a browser): the text format 0.0.4, which promtool accepts.
+    status, headers, body = raw_get(metrics, {})
+    assert status == 200
+    assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert "Content-Encoding" not in headers
+    text = body.decode()
+    promtool_check_metrics(text)
+    assert "# EOF" not in text and "_created" not in text
+
+    # Prometheus' own Accept and Accept-Encoding: OpenMetrics, gzip-compressed.
+    status, headers, body = raw_get(metrics, {"Accept": PROMETHEUS_ACCEPT,
+                                              "Accept-Encoding": "gzip"})
+    assert status == 200
+    assert headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0;")
+    assert headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in headers["Vary"]
+    document = gzip.decompress(body).decode()
+    # One document: the cached collector data, the request-fed and the self-metrics
+    # parts share a single terminating # EOF.
+    assert document.endswith("# EOF\n") and document.count("# EOF") == 1
+    families = {f.name: f for f in parse_openmetrics(document)}
+    assert families["redis_exporter_http_connections_dropped"].type == "counter"
+    assert families["redis_up"].samples[0].value == 1
+    assert "_created" not in document
+    # The same samples as the text format (names, labels), only the framing differs.
+    samples = {(s.name, tuple(sorted(s.labels.items())))
+               for f in families.values() for s in f.samples}
+    assert {n for n, _ in samples} == {n for n, _ in parse(text)}
+
+    # The render cache keeps one rendering per format: text again is still text.
+    status, headers, body = raw_get(metrics, {"Accept": "text/plain;version=0.0.4"})
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert b"# EOF" not in body
+    # gzip refused by q=0, OpenMetrics not preferred: plain text, uncompressed.
+    status, headers, body = raw_get(metrics, {
+        "Accept": f"text/plain;version=0.0.4;q=0.9,{OPENMETRICS};q=0.5",
+        "Accept-Encoding": "gzip;q=0, identity"})
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert "Content-Encoding" not in headers
+    promtool_check_metrics(body.decode())
+    # A version prometheus_client cannot compare is skipped, not a 500.
+    status, headers, body = raw_get(metrics, {
+        "Accept": "application/openmetrics-text;version=abc"})
+    assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert "Traceback" not in exporter.log()
+
+
+def test_prometheus_scrapes_the_exporter_in_openmetrics(
+        workdir: Path, redis_server: RedisServer, run_exporter: Run) -> None:
+    exporter = run_exporter("redis", config(redis_server))
+    prometheus = Prometheus(workdir, {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+        "scrape_configs": [{"job_name": "redis",
+                            "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}]}]})
+    try:
+        prometheus.start()
+
+        def scraped() -> list[dict[str, Any]] | None:
+            targets = prometheus.api("targets")["activeTargets"]
+            return targets if targets and targets[0]["health"] == "up" else None
+
+        assert wait_until("target up", scraped, 30)[0]["lastError"] == ""
+        # Counter metadata under the family name (no _total): parsed as OpenMetrics.
+        metadata = prometheus.api("targets/metadata",
+                                  metric="redis_exporter_http_connections_dropped")
+        assert metadata and metadata[0]["type"] == "counter", metadata
+        assert prometheus.query('redis_up{target="main"}')[0]["value"][1] == "1"
+        assert prometheus.query("redis_exporter_http_connections_dropped_total")
+        assert prometheus.query('{__name__=~".+_created"}') == []
+    finally:
+        prometheus.stop()
+
+
 # -- bad web config ----------------------------------------------------------------
 
 @pytest.mark.parametrize(
@@ -163,12 +289,18 @@ def test_basic_auth_answers_401_without_or_with_wrong_credentials_and_200_with_r
         ("tls_server_config:\n  cert_file: {dir}/missing.pem\n  key_file: {dir}/missing.key\n",
          ["tls_server_config.cert_file: no such file"]),
         ("tls_server_config:\n  key_file: k.pem\n", ["tls_server_config.cert_file"]),
-        ("tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS10\n",
+        ("tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS14\n",
          ["tls_server_config.min_version"]),
+        ("http_server_config:\n  http2: true\n",
+         ["http_server_config.http2: true: not supported by this exporter"]),
+        ("tls_server_config:\n  cert_file: a\n  key_file: b\n"
+         "  client_auth_type: RequireAnyClientCert\n",
+         ["tls_server_config.client_auth_type: RequireAnyClientCert: not supported",
+          "RequireAndVerifyClientCert"]),
         ("basic_auth_users: [\n", ["web.config.file", "YAML"]),
     ],
     ids=["unknown-key", "plain-password", "missing-cert-file", "no-cert-file-key",
-         "bad-min-version", "broken-yaml"],
+         "bad-min-version", "http2", "require-any-client-cert", "broken-yaml"],
 )
 def test_bad_web_config_exits_2_with_one_line_naming_the_key(
         workdir: Path, redis_server: RedisServer, web_config: str, names: list[str]) -> None:
@@ -185,6 +317,295 @@ def test_missing_web_config_file_exits_2_naming_the_flag(
     result = start_failure("--config.file", str(conf),
                            "--web.config.file", str(workdir / "nope.yml"))
     assert_one_line_error(result, "web.config.file", "nope.yml")
+
+
+# -- the whole exporter-toolkit web config ------------------------------------------
+
+TLS = {"cert_file": "/nonexistent/cert.pem", "key_file": "/nonexistent/key.pem"}
+
+
+@pytest.mark.parametrize(
+    ("web_config", "expected"),
+    [
+        ({"tls_server_config": {**TLS, "curve_preferences": ["CurveP256", "CurveP384"]}},
+         "tls_server_config.curve_preferences: 2 curves: not supported by this exporter "
+         "(Python's ssl sets a single curve); list one"),
+        ({"tls_server_config": {**TLS, "curve_preferences": ["X25519MLKEM768"]}},
+         "tls_server_config.curve_preferences: 'X25519MLKEM768': not supported"),
+        ({"tls_server_config": {**TLS, "cipher_suites": ["TLS_RSA_WITH_3DES_EDE_CBC_SHA"]}},
+         "tls_server_config.cipher_suites: TLS_RSA_WITH_3DES_EDE_CBC_SHA: insecure"),
+        ({"tls_server_config": {**TLS, "cipher_suites": ["ECDHE-RSA-AES128-GCM-SHA256"]}},
+         "tls_server_config.cipher_suites: 'ECDHE-RSA-AES128-GCM-SHA256': unknown"),
+        ({"tls_server_config": {**TLS, "cipher_suites": ["TLS_AES_128_GCM_SHA256"]}},
+         "tls_server_config.cipher_suites: no suite for TLS 1.2 and below"),
+        ({"tls_server_config": {**TLS, "min_version": "TLS13", "max_version": "TLS12"}},
+         "tls_server_config.min_version: TLS13 is above max_version TLS12"),
+        ({"tls_server_config": {**TLS, "cert": "PEM"}},
+         "tls_server_config: set only one of cert and cert_file"),
+        ({"tls_server_config": {"cert": "PEM"}}, "tls_server_config.key_file: required"),
+        ({"tls_server_config": {**TLS, "client_ca_file": "/ca.pem"}},
+         "tls_server_config.client_ca_file: set, but client_auth_type NoClientCert never "
+         "verifies"),
+        ({"tls_server_config": {**TLS, "client_auth_type": "VerifyClientCertIfGiven",
+                                "client_allowed_sans": ["prometheus.example"]}},
+         "tls_server_config.client_allowed_sans: needs client_auth_type "
+         "RequireAndVerifyClientCert"),
+        ({"http_server_config": {"headers": {"X-Powered-By": "saasmon"}}},
+         "http_server_config.headers.X-Powered-By: not a header the web config can set"),
+        ({"http_server_config": {"headers": {"X-Frame-Options": "allow-from x"}}},
+         "http_server_config.headers.X-Frame-Options: 'allow-from x': must be deny or "
+         "sameorigin"),
+        ({"http_server_config": {"headers": {"Content-Security-Policy": "a\r\nSet-Cookie: x"}}},
+         "http_server_config.headers.Content-Security-Policy: must be one line"),
+        ({"rate_limit": {"interval": "1s", "burst": 0}},
+         "rate_limit.burst: must be at least 1 when interval is above 0"),
+        ({"rate_limit": {"interval": 5, "burst": 1}}, "rate_limit.interval: 5: needs a unit"),
+        ({"rate_limit": {"interval": "1 second", "burst": 1}},
+         "rate_limit.interval: '1 second': not a duration"),
+    ],
+    ids=["two-curves", "unknown-curve", "insecure-cipher", "openssl-cipher-name",
+         "only-tls13-ciphers", "min-above-max", "cert-twice", "no-key", "ca-without-auth",
+         "sans-without-verify", "header-not-allowed", "bad-frame-options", "header-injection",
+         "burst-0", "interval-without-unit", "interval-not-duration"],
+)
+def test_web_config_refuses_what_it_cannot_honour_naming_the_key_and_why(
+        workdir: Path, web_config: dict[str, Any], expected: str) -> None:
+    path = write(workdir / "web.yml", web_config)
+    with pytest.raises(ConfigError) as refused:
+        load_web_config(str(path))
+    assert str(refused.value).startswith(f"web.config.file: {expected}"), refused.value
+
+
+def test_every_key_of_the_toolkit_documentation_is_accepted(
+        workdir: Path, certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    # The toolkit's documented file, every key set (http2 false: HTTP/1.1 is what we serve).
+    web = write(workdir / "web.yml", {
+        "tls_server_config": {
+            "cert_file": str(cert), "key_file": str(key),
+            "client_auth_type": "RequireAndVerifyClientCert", "client_ca_file": str(cert),
+            "client_allowed_sans": ["prometheus.example", "10.0.0.1"],
+            "min_version": "TLS12", "max_version": "TLS13",
+            "cipher_suites": ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256"],
+            "prefer_server_cipher_suites": False, "curve_preferences": ["X25519"]},
+        "http_server_config": {"http2": False, "headers": {
+            "Content-Security-Policy": "default-src 'self'", "X-Frame-Options": "deny",
+            "X-Content-Type-Options": "nosniff", "X-XSS-Protection": "1; mode=block",
+            "Strict-Transport-Security": "max-age=31536000"}},
+        "basic_auth_users": {
+            "prometheus": bcrypt.hashpw(b"pass", bcrypt.gensalt(rounds=4)).decode()},
+        "rate_limit": {"interval": "1s", "burst": 50},
+    })
+    conf = write(workdir / "redis.yml",
+                 {"targets": [{"name": "main", "url": "redis://127.0.0.1:6379"}]})
+    result = run_cli("redis", "--config.check", "--config.file", str(conf),
+                     "--web.config.file", str(web))
+    assert result.returncode == 0, result.stderr
+
+
+def test_cipher_suite_names_map_to_the_same_suites_in_openssl() -> None:
+    listed = subprocess.run(["openssl", "ciphers", "-stdname", "ALL:@SECLEVEL=0"],
+                            capture_output=True, text=True, check=True, timeout=30).stdout
+    openssl = dict(line.split(" - ")[0:2] for line in listed.splitlines() if " - " in line)
+    openssl = {iana.strip(): name.split()[0] for iana, name in openssl.items()}
+    for iana, name in CIPHER_SUITES.items():
+        assert openssl.get(iana) == name, iana
+    assert set(openssl) >= TLS13_SUITES
+
+
+def test_rate_limiter_is_a_token_bucket_starting_full() -> None:
+    now = [100.0]
+    limiter = RateLimiter(interval=2.0, burst=3, clock=lambda: now[0])
+    assert [limiter.allow() for _ in range(4)] == [True, True, True, False]
+    now[0] += 1.9
+    assert not limiter.allow()
+    now[0] += 0.1  # one interval: one more request
+    assert limiter.allow() and not limiter.allow()
+    now[0] += 60  # a long pause refills the burst, never more
+    assert [limiter.allow() for _ in range(4)] == [True, True, True, False]
+
+
+def handshake(port: int, context: ssl.SSLContext) -> tuple[str, str] | str:
+    """(TLS version, cipher) of a request to /-/healthy, or "refused" (the TLS connection
+    failed, or the server closed it without an answer)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answer = tls.recv(64)  # TLS 1.3: a refused client certificate shows here
+            if not answer:
+                return "refused"
+            assert answer.startswith(b"HTTP/1.1 "), answer
+            version, cipher = tls.version(), tls.cipher()
+            assert version is not None and cipher is not None
+            return version, cipher[0]
+    except (ssl.SSLError, ConnectionError):
+        return "refused"
+
+
+def client(cert: Path, *, minimum: ssl.TLSVersion | None = None,
+           maximum: ssl.TLSVersion | None = None, ciphers: str | None = None,
+           curve: str | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(cert))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.0 on purpose
+        if minimum is not None:
+            context.minimum_version = minimum
+        if maximum is not None:
+            context.maximum_version = maximum
+    if ciphers is not None:
+        context.set_ciphers(ciphers)
+    if curve is not None:
+        context.set_ecdh_curve(curve)
+    return context
+
+
+def tls_exporter(run_exporter: Run, workdir: Path, redis_server: RedisServer,
+                 cert: Path, key: Path, **settings: Any) -> Exporter:
+    web = write(workdir / f"web-{free_port()}.yml", {
+        "tls_server_config": {"cert_file": str(cert), "key_file": str(key),
+                              **settings.pop("tls", {})}, **settings})
+    return run_exporter("redis", config(redis_server), scheme="https",
+                        ssl_context=client(cert), extra_args=["--web.config.file", str(web)])
+
+
+def test_max_version_cipher_suites_server_preference_and_headers_are_honoured(
+        workdir: Path, redis_server: RedisServer, run_exporter: Run,
+        certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    exporter = tls_exporter(
+        run_exporter, workdir, redis_server, cert, key,
+        tls={"max_version": "TLS12",
+             "cipher_suites": ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+                               "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"]},
+        http_server_config={"http2": False, "headers": {
+            "Strict-Transport-Security": "max-age=31536000",
+            "x-content-type-options": "nosniff", "X-XSS-Protection": ""}})
+    port = exporter.port
+    # The client prefers AES-256; the server's order (prefer_server_cipher_suites) wins.
+    assert handshake(port, client(cert, ciphers="ECDHE-RSA-AES256-GCM-SHA384:"
+                                                "ECDHE-RSA-AES128-GCM-SHA256")) == \
+        ("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256")
+    assert handshake(port, client(cert, minimum=ssl.TLSVersion.TLSv1_3)) == "refused"
+    assert handshake(port, client(cert, ciphers="ECDHE-RSA-CHACHA20-POLY1305")) == "refused"
+    status, _, headers = request(exporter.url + "/metrics", context=client(cert))
+    assert status == 200
+    assert headers["Strict-Transport-Security"] == "max-age=31536000"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert "X-XSS-Protection" not in headers  # blank: unset, as in the toolkit
+
+
+def test_min_version_tls13_and_the_curve_are_honoured(
+        workdir: Path, redis_server: RedisServer, run_exporter: Run,
+        certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    exporter = tls_exporter(run_exporter, workdir, redis_server, cert, key,
+                            tls={"min_version": "TLS13", "curve_preferences": ["CurveP384"]})
+    port = exporter.port
+    assert handshake(port, client(cert, maximum=ssl.TLSVersion.TLSv1_2)) == "refused"
+    assert handshake(port, client(cert, curve="prime256v1")) == "refused"
+    assert handshake(port, client(cert, curve="secp384r1"))[0] == "TLSv1.3"
+
+
+def test_min_version_tls10_lets_a_tls10_client_in_with_the_client_cipher_order(
+        workdir: Path, redis_server: RedisServer, run_exporter: Run,
+        certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    exporter = tls_exporter(
+        run_exporter, workdir, redis_server, cert, key,
+        tls={"min_version": "TLS10", "prefer_server_cipher_suites": False,
+             "cipher_suites": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+                               "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA"]})
+    old = client(cert, minimum=ssl.TLSVersion.TLSv1, maximum=ssl.TLSVersion.TLSv1,
+                 ciphers="ECDHE-RSA-AES256-SHA:ECDHE-RSA-AES128-SHA:@SECLEVEL=0")
+    assert handshake(exporter.port, old) == ("TLSv1", "ECDHE-RSA-AES256-SHA")
+    assert handshake(exporter.port, client(cert))[0] == "TLSv1.3"
+
+
+@pytest.fixture
+def client_certs(workdir: Path) -> dict[str, tuple[Path, Path]]:
+    """A CA, and (cert, key) pairs it signed for two client names, plus one self-signed."""
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    ca, ca_key = workdir / "ca.pem", workdir / "ca.key"
+    run("req", "-x509", *ec, "-days", "2", "-keyout", str(ca_key), "-out", str(ca),
+        "-subj", "/CN=saasmon test CA")
+    made = {"ca": (ca, ca_key)}
+    for name in ("prometheus.example", "intruder.example", "self-signed.example"):
+        cert, key, csr = (workdir / f"{name}.{ext}" for ext in ("pem", "key", "csr"))
+        ext = write(workdir / f"{name}.ext", f"subjectAltName=DNS:{name}\n")
+        if name.startswith("self-signed"):
+            run("req", "-x509", *ec, "-days", "2", "-keyout", str(key), "-out", str(cert),
+                "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}")
+        else:
+            run("req", *ec, "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={name}")
+            run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+                "-CAcreateserial", "-days", "2", "-out", str(cert), "-extfile", str(ext))
+        made[name] = (cert, key)
+    return made
+
+
+def test_client_certificates_are_verified_and_their_sans_allowed_from_inline_pem(
+        workdir: Path, redis_server: RedisServer, run_exporter: Run,
+        certificate: tuple[Path, Path], client_certs: dict[str, tuple[Path, Path]]) -> None:
+    cert, key = certificate
+
+    def with_client(name: str | None) -> ssl.SSLContext:
+        context = client(cert)
+        if name is not None:
+            context.load_cert_chain(*client_certs[name])
+        return context
+
+    # Certificate, key and CA inline, as PEM text in the file.
+    web = write(workdir / "web.yml", {"tls_server_config": {
+        "cert": cert.read_text(), "key": key.read_text(),
+        "client_auth_type": "RequireAndVerifyClientCert",
+        "client_ca": client_certs["ca"][0].read_text(),
+        "client_allowed_sans": ["prometheus.example", "10.0.0.1"]}})
+    exporter = run_exporter("redis", config(redis_server), scheme="https",
+                            ssl_context=with_client("prometheus.example"),
+                            extra_args=["--web.config.file", str(web)])
+    metrics = exporter.url + "/metrics"
+    status, body, _ = request(metrics, context=with_client("prometheus.example"))
+    assert status == 200 and value(parse(body), "redis_up", target="main") == 1
+    # Signed by the CA, but its SAN is not in the list: refused before any work.
+    assert request(metrics, context=with_client("intruder.example"))[0] == 403
+    # No certificate, or one the CA did not sign: no TLS connection at all.
+    assert handshake(exporter.port, with_client(None)) == "refused"
+    assert handshake(exporter.port, with_client("self-signed.example")) == "refused"
+    log = exporter.log()
+    assert "PRIVATE KEY" not in log and "Traceback" not in log
+
+
+def test_an_inline_key_that_does_not_load_is_refused_without_quoting_it(
+        workdir: Path, certificate: tuple[Path, Path]) -> None:
+    cert, _ = certificate
+    key = "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1tYXRlcmlhbA==\n-----END PRIVATE KEY-----\n"
+    web = write(workdir / "web.yml", {"tls_server_config": {"cert": cert.read_text(),
+                                                            "key": key}})
+    result = start_failure("--web.config.file", str(web))
+    assert_one_line_error(result, "web.config.file: tls_server_config: cannot load")
+    assert "c2VjcmV0" not in result.stderr
+
+
+def test_rate_limit_answers_429_past_the_burst_and_recovers_after_the_interval(
+        workdir: Path, redis_server: RedisServer, run_exporter: Run) -> None:
+    web = write(workdir / "web.yml", {"rate_limit": {"interval": "3s", "burst": 3},
+                                      "http_server_config": {"headers": {
+                                          "X-Frame-Options": "sameorigin"}}})
+    # Started on /-/healthy: polling /-/ready could spend the burst before the test does.
+    exporter = run_exporter("redis", config(redis_server), wait_ready=False,
+                            extra_args=["--web.config.file", str(web)])
+    time.sleep(3.1)  # the bucket is full again
+    answers = [request(exporter.url + "/-/healthy") for _ in range(5)]
+    assert [status for status, _, _ in answers[:3]] == [200, 200, 200]
+    status, body, headers = answers[-1]
+    assert status == 429 and body == "Too many requests\n"
+    assert headers["X-Frame-Options"] == "sameorigin"
+    time.sleep(3.1)
+    assert request(exporter.url + "/-/healthy")[0] == 200
 
 
 # -- health, readiness, reload -----------------------------------------------------

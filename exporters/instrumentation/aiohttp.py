@@ -20,15 +20,9 @@ from dataclasses import dataclass
 from weakref import WeakKeyDictionary
 
 from aiohttp import web
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from exporters.runtime.exposition import metrics_response, without_created
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -241,34 +235,43 @@ class Instrumentation:
                 self.metrics.errors.labels(route, cls)
 
 
-def metrics_handler(registry: CollectorRegistry | None = None) -> Handler:
-    """An aiohttp handler rendering `registry` in the Prometheus text format."""
+def metrics_handler(registry: CollectorRegistry | None = None, *,
+                    created_series: bool = False) -> Handler:
+    """An aiohttp handler serving `registry`: OpenMetrics or the text format as the Accept
+    header asks (Prometheus asks for OpenMetrics), gzip-compressed when accepted.
+
+    Counters, histograms and summaries come without their `*_created` series unless
+    `created_series` is true (prometheus_client's PROMETHEUS_DISABLE_CREATED_SERIES, when
+    set, leaves them out either way)."""
     chosen = REGISTRY if registry is None else registry
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        return web.Response(body=generate_latest(chosen),
-                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+        families = chosen.collect()
+        return await metrics_response(
+            request, families if created_series else without_created(families))
 
     return handle
 
 
 def add_metrics_route(app: web.Application, registry: CollectorRegistry | None = None,
-                      path: str = "/metrics") -> None:
-    app.router.add_get(path, metrics_handler(registry))
+                      path: str = "/metrics", *, created_series: bool = False) -> None:
+    app.router.add_get(path, metrics_handler(registry, created_series=created_series))
 
 
 def instrument(app: web.Application, registry: CollectorRegistry | None = None, *,
                metrics_path: str | None = "/metrics", buckets: Iterable[float] = LATENCY_BUCKETS,
                handler_timeout: float | None = None,
-               exclude: Iterable[str] = ()) -> Instrumentation:
+               exclude: Iterable[str] = (), created_series: bool = False) -> Instrumentation:
     """Install the middleware first in `app`'s chain and (unless metrics_path is None) add
-    `GET metrics_path` serving `registry`. Call before the app starts."""
+    `GET metrics_path` serving `registry` (`created_series`: see metrics_handler). Call
+    before the app starts."""
     instrumentation = Instrumentation(registry, buckets=buckets,
                                       handler_timeout=handler_timeout, exclude=exclude)
     # Outermost, so errors raised by the app's other middlewares are counted too.
     app.middlewares.insert(0, instrumentation.middleware)
     if metrics_path is not None:
-        add_metrics_route(app, instrumentation.registry, metrics_path)
+        add_metrics_route(app, instrumentation.registry, metrics_path,
+                          created_series=created_series)
 
     async def prime(app: web.Application) -> None:
         instrumentation.prime(app)

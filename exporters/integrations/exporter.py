@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.core import Metric
 
 from exporters.integrations import status as st
@@ -16,11 +15,12 @@ from exporters.integrations.deliveries import ALL
 from exporters.integrations.probes import Outcome, Prober, families, target_url
 from exporters.runtime.collector import Collector
 from exporters.runtime.exporter import ExporterKind, Instance, Route
+from exporters.runtime.exposition import metrics_response
 from exporters.runtime.families import counter
 from exporters.runtime.logs import SecretRegistry, log_fields
 from exporters.runtime.overrides import longest_timeout
 from exporters.runtime.pgpool import ReadOnlyPool, collector_pool
-from exporters.runtime.server import render, scrape_deadline
+from exporters.runtime.server import scrape_deadline
 
 log = logging.getLogger("saasmon.integrations")
 URL_TARGET = "url"  # the target label of every ad-hoc URL probe: URLs never become labels
@@ -96,8 +96,7 @@ class IntegrationsInstance(Instance):
         budget = min(module.timeout_seconds, scrape_deadline(request))
         outcome, detail = await self.prober.probe(url, module, named, budget)
         self._count(label, module_name, outcome, detail)
-        return web.Response(body=render(families(outcome)),
-                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return await metrics_response(request, families(outcome))
 
     def _count(self, label: str, module_name: str, outcome: Outcome, detail: str) -> None:
         result = "success" if outcome.success else "failure"

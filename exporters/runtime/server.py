@@ -12,18 +12,24 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import StreamReader, web
-from prometheus_client import CONTENT_TYPE_LATEST, ProcessCollector
+from prometheus_client import ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import generate_latest
 
 from exporters import __version__
 from exporters.runtime.collector import DEFAULT_SCRAPE_TIMEOUT, SCRAPE_DEADLINE_MARGIN, Scheduler
 from exporters.runtime.config import ConfigError, load_config
 from exporters.runtime.connections import BodyTimeout, Gate, Slot
 from exporters.runtime.exporter import ExporterKind, Instance
+from exporters.runtime.exposition import negotiate, respond
 from exporters.runtime.families import counter, gauge
 from exporters.runtime.logs import SecretRegistry, log_fields
-from exporters.runtime.webconfig import BasicAuth, WebConfig, ssl_context
+from exporters.runtime.webconfig import (
+    BasicAuth,
+    WebConfig,
+    allowed_client,
+    rate_limiter,
+    ssl_context,
+)
 
 log = logging.getLogger("saasmon.server")
 
@@ -34,20 +40,14 @@ DEFAULT_HEADER_TIMEOUT = 60.0
 # Seconds from a request's headers to the end of its body (a deadline, not an idle timer):
 # beacons, Alertmanager webhooks and pings are small and sent at once.
 DEFAULT_BODY_TIMEOUT = 10.0
-
-
-class _Families:
-    """Adapter so generate_latest() can render a list of families."""
-
-    def __init__(self, families: Iterable[Metric]) -> None:
-        self.families = families
-
-    def collect(self) -> Iterable[Metric]:
-        return self.families
+# Renderings of the collected data kept per generation, one per Content-Type negotiated
+# (text 0.0.4 and OpenMetrics 1.0.0 in practice).
+RENDER_CACHE_FORMATS = 4
 
 
 def render(families: Iterable[Metric]) -> bytes:
-    return generate_latest(_Families(families))
+    """Families in the text format (0.0.4), for callers that do not negotiate."""
+    return negotiate("").document(families)
 
 
 class ExporterServer:
@@ -66,6 +66,10 @@ class ExporterServer:
         self.telemetry_path = telemetry_path
         self.web_config = web_config
         self.auth = BasicAuth(web_config.basic_auth_users) if web_config.basic_auth_users else None
+        self.limiter = rate_limiter(web_config)
+        http, tls = web_config.http_server_config, web_config.tls_server_config
+        self.response_headers = http.response_headers() if http is not None else {}
+        self.allowed_sans = tls.client_allowed_sans if tls is not None else []
         self.instance: Instance | None = None
         self.scheduler: Scheduler | None = None
         self.reload_ok = 1
@@ -73,7 +77,8 @@ class ExporterServer:
         self._reload_lock = asyncio.Lock()
         # Rendered data keyed by (scheduler, generation): a reload brings a new scheduler
         # whose generations start again at 0, so the number alone cannot tell them apart.
-        self._cache: tuple[Scheduler | None, int, bytes] = (None, -1, b"")
+        # One rendering per negotiated Content-Type (text, OpenMetrics).
+        self._cache: tuple[Scheduler | None, int, dict[str, bytes]] = (None, -1, {})
         self._process = ProcessCollector(registry=None)
         self._public_paths = {r.path for r in kind.routes if r.public}
 
@@ -131,13 +136,19 @@ class ExporterServer:
         finally:
             if slot is not None:
                 slot.request_done()
-        if self.web_config.http_server_config is not None:
-            response.headers.update(self.web_config.http_server_config.headers)
+        response.headers.update(self.response_headers)
         return response
 
     async def _answer(self, request: web.Request,
                       handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
                       slot: Slot | None) -> web.StreamResponse:
+        if self.allowed_sans and not allowed_client(_peercert(request), self.allowed_sans):
+            # Go's toolkit fails such a handshake; here it is refused before any work.
+            response = web.Response(status=403, text="Client certificate not allowed\n")
+            response.force_close()
+            return response
+        if self.limiter is not None and not self.limiter.allow():
+            return web.Response(status=429, text="Too many requests\n")
         # Until its request is authorised, a connection is still waiting on its client:
         # while credentials are checked, a newer connection may take its slot.
         route = request.match_info.route.resource
@@ -189,14 +200,22 @@ class ExporterServer:
         scheduler = self.scheduler
         assert scheduler is not None
         await scheduler.collect_on_scrape(scrape_deadline(request))
-        cached_for, generation, data = self._cache
+        fmt = negotiate(request.headers.get("Accept", ""))
+        cached_for, generation, rendered = self._cache
         if cached_for is not scheduler or generation != scheduler.generation:
+            rendered = {}
+            self._cache = (scheduler, scheduler.generation, rendered)
+        data = rendered.get(fmt.content_type)
+        if data is None:
             # Re-render the collected data only when a collector has finished since.
-            data = render(scheduler.data_families())
-            self._cache = (scheduler, scheduler.generation, data)
+            data = fmt.fragment(scheduler.data_families())
+            # The Content-Type echoes the version asked for: a few are kept, not any number.
+            if len(rendered) < RENDER_CACHE_FORMATS:
+                rendered[fmt.content_type] = data
         assert self.instance is not None
-        body = data + render(self.instance.families()) + render(self._own_families(scheduler))
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        body = (data + fmt.fragment(self.instance.families())
+                + fmt.document(self._own_families(scheduler)))
+        return await respond(request, fmt, body)
 
     def _own_families(self, scheduler: Scheduler) -> Iterable[Metric]:
         ns = self.kind.namespace
@@ -273,6 +292,13 @@ def _slot(request: web.Request) -> Slot | None:
     transport = request.transport
     protocol = transport.get_protocol() if transport is not None else None
     return protocol if isinstance(protocol, Slot) else None
+
+
+def _peercert(request: web.Request) -> dict[str, Any] | None:
+    """The verified client certificate of a TLS connection (None without one)."""
+    transport = request.transport
+    cert = transport.get_extra_info("peercert") if transport is not None else None
+    return cert if isinstance(cert, dict) else None
 
 
 def scrape_deadline(request: web.Request) -> float:
