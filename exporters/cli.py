@@ -63,7 +63,8 @@ def parser() -> argparse.ArgumentParser:
                          help="path under which to expose metrics (default %(default)s)")
         sub.add_argument("--web.config.file", dest="web_config", metavar="FILE",
                          default=_env(name, "web.config.file", None),
-                         help="exporter-toolkit web config: TLS and basic auth")
+                         help="exporter-toolkit web config (TLS, client certificates, basic "
+                              "auth, headers, rate limit; see docs/exporters/running.md)")
         sub.add_argument("--web.max-connections", dest="max_connections", metavar="N",
                          type=int, default=_env(name, "web.max-connections", None),
                          help="open connections served at once; more get a 503 "
