@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from alert_rules.generator.promtool_tests import values_text
-from tests.rule_scenarios import Scenario, run, series
+from tests.support.rule_scenarios import Scenario, run, series
 
 APP = {"job": "saasmon-app", "instance": "app:8080", "route": "/api/x", "method": "GET"}
 

@@ -297,4 +297,4 @@ def exported(live_metrics: dict[str, str]) -> dict[str, str]:  # noqa: F811 - fi
     return out
 
 
-from tests.live_metrics import live_metrics  # noqa: E402,F401  (fixture)
+from tests.support.live_metrics import live_metrics  # noqa: E402,F401  (fixture)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from exporters.smsrelay.message import DEFAULT_TEMPLATE, WebhookMessage, render
-from tests.alertmanager_support import (
+from tests.support.alertmanager import (
     SECRET_NAMES,
     SECRETS_PREFIX,
     SHIPPED_CONFIG,

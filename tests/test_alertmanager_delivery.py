@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.alertmanager_support import (
+from tests.support.alertmanager import (
     TWILIO_SID,
     Alertmanager,
     StandIns,
@@ -31,7 +31,8 @@ from tests.alertmanager_support import (
     wait_for,
     write_test_config,
 )
-from tests.conftest import Exporter, value
+from tests.support.exporter import Exporter
+from tests.support.metrics import value
 
 FROM, ONCALL_A, ONCALL_B = "+15005550006", "+15551230001", "+15551230002"
 SLACK_PATHS = {"#critical-alerts": "slack_critical_alerts_url", "#alerts": "slack_alerts_url",

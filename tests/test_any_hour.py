@@ -24,8 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporters.cron.config import default_jobs
 from exporters.devservers import PostgresServer
 from refapp.datagen import CRON_JOBS, Generator, Knobs
-from tests.conftest import Exporter
-from tests.rule_scenarios import Scenario, alert_names, run, series
+from tests.support.exporter import Exporter
+from tests.support.rule_scenarios import Scenario, alert_names, run, series
 
 FAKETIME = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
 WEEK = 7 * 86400

@@ -1,7 +1,7 @@
 """Business exporter against a real PostgreSQL filled by the data generator.
 
 Every KPI of the default pack is checked against the same KPI computed in Python from the
-rows (tests/business_support.py follows the written definitions, not the SQL).
+rows (tests/support/business.py follows the written definitions, not the SQL).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from exporters.business.pack import DEFAULT_PACK
 from exporters.devservers import PostgresServer
 from exporters.runtime.config import ConfigError, load_config
 from refapp.datagen import TABLES, Knobs, generate_into
-from tests.business_support import Key, expected
-from tests.conftest import Exporter, Samples, parse, run_cli, total, value
+from tests.support.business import Key, expected
+from tests.support.exporter import Exporter, run_cli
+from tests.support.metrics import Samples, parse, total, value
 
 Run = Callable[..., Exporter]
 SECRET = "Biz-S3cret-Pw-91"

@@ -32,7 +32,7 @@ from exporters.cli import EXPORTERS
 from exporters.devservers import PostgresServer
 from exporters.integrations.config import DEFAULT_MODULES
 from exporters.integrations.parsers import load_json, statuspage
-from tests.compose_support import (
+from tests.support.compose import (
     COMPOSE_FILE,
     REPO,
     SECRETS_DIR_DEFAULT,

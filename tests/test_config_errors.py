@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.support.exporter import run_cli
 
 SECRET = "Sup3r-Secret-Value"
 PG = f"dsn: postgresql://u:{SECRET}@127.0.0.1:5/db\n"

@@ -24,7 +24,8 @@ import yaml
 from exporters.cron.collectors import Queries
 from exporters.devservers import PostgresServer
 from refapp.schema import schema_sql
-from tests.conftest import Exporter, Samples, run_cli, value
+from tests.support.exporter import Exporter, run_cli
+from tests.support.metrics import Samples, value
 
 Run = Callable[..., Exporter]
 SENTINEL = "S3ntinel-Cron-Passw0rd"

@@ -22,7 +22,7 @@ from refapp.datagen import (
     generate_into,
     knob_table,
 )
-from tests.business_support import expected, rows_of
+from tests.support.business import expected, rows_of
 
 ANCHOR = datetime(2025, 3, 5, 12, 0, tzinfo=UTC)  # a Wednesday, noon UTC
 DAY = 86400.0

@@ -53,7 +53,7 @@ from exporters.webvitals.beacon import (
 )
 from exporters.webvitals.config import RouteRule
 from exporters.webvitals.routes import RouteNormalizer
-from tests.fuzz_strategies import (
+from tests.support.fuzz_strategies import (
     BASE,
     DSN,
     FILES,

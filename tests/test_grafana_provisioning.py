@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from tests.compose_support import REPO, bind_mounts, container_path, resolve, services
+from tests.support.compose import REPO, bind_mounts, container_path, resolve, services
 
 PROVISIONING = REPO / "grafana" / "provisioning"
 DATASOURCES = PROVISIONING / "datasources"

@@ -26,7 +26,8 @@ from exporters.devservers import PostgresServer, free_port
 from exporters.integrations.config import IntegrationsConfig
 from exporters.runtime.config import ConfigError, load_config
 from refapp.schema import schema_sql
-from tests.conftest import Exporter, Samples, parse, run_cli, total, value
+from tests.support.exporter import Exporter, run_cli
+from tests.support.metrics import Samples, parse, total, value
 
 Run = Callable[..., Exporter]
 FIXTURES = Path(__file__).parent / "fixtures" / "integrations"

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from exporters.devservers import PostgresServer
-from tests.conftest import Exporter, value
+from tests.support.exporter import Exporter
+from tests.support.metrics import value
 
 Run = Callable[..., Exporter]
 

@@ -12,7 +12,8 @@ import pytest
 import redis
 
 from exporters.devservers import RedisServer
-from tests.conftest import Exporter, Samples, parse, run_cli, total, value
+from tests.support.exporter import Exporter, run_cli
+from tests.support.metrics import Samples, parse, total, value
 
 Run = Callable[..., Exporter]
 SENTINEL = "S3ntinel-Secret-42"

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from exporters.devservers import RedisServer
-from tests.conftest import Exporter, total, value
+from tests.support.exporter import Exporter
+from tests.support.metrics import total, value
 
 Run = Callable[..., Exporter]
 

@@ -38,7 +38,7 @@ from refapp.app import FAILURE_REASONS, AppConfig, create_app
 from refapp.cronrunner import DEFAULT_JOBS
 from refapp.faults import Faults
 from refapp.load import PAGES, VITALS, plan, rating
-from tests.conftest import Samples, parse, total, value
+from tests.support.metrics import Samples, parse, total, value
 
 Client = TestClient[web.Request, web.Application]
 _db_numbers = itertools.count(1)

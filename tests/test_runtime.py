@@ -14,7 +14,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from exporters.runtime.collector import Collector, CollectorError, Scheduler
 from exporters.runtime.server import render
-from tests.conftest import parse, value
+from tests.support.metrics import parse, value
 
 
 class Stubborn(Collector):

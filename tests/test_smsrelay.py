@@ -19,8 +19,9 @@ import pytest
 from exporters.devservers import free_port
 from exporters.runtime.config import ConfigError, load_config
 from exporters.smsrelay.config import SmsRelayConfig
-from tests.alertmanager_support import TWILIO_SID, StandIns, wait_for, webhook_payload
-from tests.conftest import Exporter, run_cli, value
+from tests.support.alertmanager import TWILIO_SID, StandIns, wait_for, webhook_payload
+from tests.support.exporter import Exporter, run_cli
+from tests.support.metrics import value
 
 Run = Callable[..., Exporter]
 TOKEN = "tw1lio-Auth-T0ken-5ecret"

@@ -34,7 +34,7 @@ from refapp.standin_alertmanager import (
     main,
     standin_swaps,
 )
-from tests.alertmanager_support import AMTOOL, TWILIO_SID, wait_for
+from tests.support.alertmanager import AMTOOL, TWILIO_SID, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 

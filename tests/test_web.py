@@ -24,7 +24,8 @@ import pytest
 import yaml
 
 from exporters.devservers import RedisServer, free_port
-from tests.conftest import SAASMON, Exporter, Samples, parse, value
+from tests.support.exporter import SAASMON, Exporter
+from tests.support.metrics import Samples, parse, value
 
 Run = Callable[..., Exporter]
 

@@ -15,7 +15,8 @@ import yaml
 
 from exporters.webvitals.config import RateLimit
 from exporters.webvitals.limits import ClientResolver, DedupeCache, RateLimiter
-from tests.conftest import Exporter, Samples, parse, run_cli, total, value
+from tests.support.exporter import Exporter, run_cli
+from tests.support.metrics import Samples, parse, total, value
 
 Run = Callable[..., Exporter]
 ORIGIN = "https://app.example.com"

@@ -23,8 +23,8 @@ import yaml
 from alert_rules.generator.catalog import load_catalog
 from alert_rules.generator.scaled import seconds, write_scaled
 from exporters.devservers import free_port
-from tests.alertmanager_support import AMTOOL, wait_for
-from tests.processes import read_log, ready, stop_process
+from tests.support.alertmanager import AMTOOL, wait_for
+from tests.support.processes import read_log, ready, stop_process
 
 PROMETHEUS = "/usr/bin/prometheus"
 TIMER = re.compile(r"^(?P<lead>\s*(?:group_wait|group_interval|repeat_interval):\s*)"

@@ -35,12 +35,13 @@ import yaml
 
 from exporters.devservers import PostgresServer, free_port
 from refapp.receivers import Mail
-from tests.alertmanager_support import Alertmanager, wait_for
-from tests.conftest import Exporter, parse
 from tests.drills.alerting import Prometheus, amtool_receivers, routes, scale_timers
 from tests.drills.catalog import mixin_jobs
 from tests.drills.harness import SCRAPE_INTERVAL, time_scale
 from tests.drills.notifications import Delivery, ReceiverMap, Receivers, read
+from tests.support.alertmanager import Alertmanager, wait_for
+from tests.support.exporter import Exporter
+from tests.support.metrics import parse
 
 # Not scaled: the passive peer's wait must cover the active peer's sends (SMTP with
 # STARTTLS, the relay's call to Twilio) plus a gossip round on a loaded CI machine, and stay

@@ -48,8 +48,6 @@ from scripts.demo import (
     stop_all,
     wait_ready,
 )
-from tests.alertmanager_support import Alertmanager
-from tests.conftest import Exporter
 from tests.drills.alerting import (
     Prometheus,
     Route,
@@ -61,6 +59,8 @@ from tests.drills.alerting import (
 from tests.drills.catalog import alert_rules, mixin_jobs, receivers_for, rules_of
 from tests.drills.notifications import Delivery, ReceiverMap, Receivers
 from tests.drills.workload import LibraryCache
+from tests.support.alertmanager import Alertmanager
+from tests.support.exporter import Exporter
 
 # Re-exported: drill modules import the catalog helpers from here.
 __all__ = ["Drill", "DrillRun", "Expected", "Stack", "alert_rules", "expected", "receivers_for",

@@ -39,8 +39,8 @@ from refapp.standin_alertmanager import (
     write_config,
     write_secrets,
 )
-from tests.alertmanager_support import TWILIO_SID, LoopThread
-from tests.conftest import Exporter
+from tests.support.alertmanager import TWILIO_SID, LoopThread
+from tests.support.exporter import Exporter
 
 ONCALL = "+15551230001"
 SMS_FROM = "+15005550006"

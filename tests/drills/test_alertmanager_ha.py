@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.alertmanager_support import wait_for
 from tests.drills.ha import QUIET_S, HaStack, Peer, start_stack
+from tests.support.alertmanager import wait_for
 
 DELIVERY_S = 30  # fault -> notification: scaled `for` + scrape + evaluation + group_wait, x3
 SETTLE_S = 30  # fault removed -> alert resolved in the Alertmanagers, with room to spare

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 SECRETS_SCRIPT = REPO / "deploy" / "secrets" / "create.sh"
 SECRETS_IN_CONTAINER = "/run/secrets/"

@@ -52,7 +52,7 @@ from refapp.standin_alertmanager import (
     substitute,
 )
 from refapp.standin_alertmanager import write_config as write_test_config
-from tests.processes import read_log, ready, stop_process
+from tests.support.processes import read_log, ready, stop_process
 
 __all__ = [
     "ALERTMANAGER", "AMTOOL", "REPO", "SECRETS_PREFIX", "SECRET_NAMES", "SHIPPED_CONFIG",

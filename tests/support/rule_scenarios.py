@@ -19,7 +19,7 @@ import yaml
 
 from alert_rules.generator.promtool_tests import series_key
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ROOT / "alert_rules" / "generated"
 RULE_FILES = (GENERATED / "saasmon-rules.yaml", GENERATED / "saasmon-alerts.yaml")
 

@@ -23,9 +23,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporters.devservers import PostgresServer, RedisServer, free_port
 from refapp.schema import schema_sql
-from tests.conftest import Exporter
+from tests.support.exporter import Exporter
 
-FIXTURES = Path(__file__).parent / "fixtures" / "integrations"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "integrations"
 ORIGIN = "https://app.example.com"
 
 
