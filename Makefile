@@ -20,7 +20,7 @@ venv: $(VENV)/.installed
 
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy exporters refapp alert_rules tests scripts bench
+	$(VENV)/bin/mypy exporters refapp alert_rules dashboards tests scripts bench
 
 unit: deps venv
 	$(VENV)/bin/pytest -q

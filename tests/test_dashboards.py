@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests import dashboard_lint as lint
-from tests.dashboard_lint import Board, Finding
+from dashboards import lint
+from dashboards.lint import Board, Finding
 
 REPO = Path(__file__).resolve().parent.parent
 GENERATED = REPO / "dashboards" / "generated"
@@ -294,13 +294,13 @@ def test_cli_prints_one_line_per_problem(tmp_path: Path) -> None:
     _panel(board, 3)["description"] = ""
     path = tmp_path / "saasmon-redis.json"
     path.write_text(json.dumps(board))
-    out = subprocess.run([sys.executable, "-m", "tests.dashboard_lint", str(path)],
+    out = subprocess.run([sys.executable, "-m", "dashboards.lint", str(path)],
                          cwd=REPO, capture_output=True, text=True, check=False)
     assert out.returncode == 1, out.stderr
     assert out.stdout.splitlines() == [
         f'{path}: panel "Evictions": panel-title-description-rule: no description']
     path.write_text(json.dumps(good_board()))
-    out = subprocess.run([sys.executable, "-m", "tests.dashboard_lint", str(path)],
+    out = subprocess.run([sys.executable, "-m", "dashboards.lint", str(path)],
                          cwd=REPO, capture_output=True, text=True, check=False)
     assert (out.returncode, out.stdout) == (0, ""), out.stdout + out.stderr
 

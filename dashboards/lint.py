@@ -5,7 +5,7 @@ conventions of dashboards/README.md. PromQL validity is left to the real `promto
 run once over every query of every board; a small tokenizer answers the remaining questions
 (which selectors, which matchers, which range, inside which function).
 
-    python -m tests.dashboard_lint dashboards/generated/*.json
+    python -m dashboards.lint dashboards/generated/*.json
 
 prints one line per problem, `file: panel "title": rule: problem`, and exits 1 if there is any.
 """
@@ -799,7 +799,7 @@ def lint_boards(boards: Mapping[str, Board],
 
 def main(argv: Sequence[str]) -> int:
     if not argv:
-        print("usage: python -m tests.dashboard_lint FILE...", file=sys.stderr)
+        print("usage: python -m dashboards.lint FILE...", file=sys.stderr)
         return 2
     boards = {path: json.loads(Path(path).read_text()) for path in argv}
     findings = lint_boards(boards)
