@@ -1,4 +1,5 @@
-"""Fixtures: private PostgreSQL/Redis servers and exporters run as real processes.
+"""Fixtures: private PostgreSQL/Redis servers and exporters run as real processes; and the
+hook that gives every test its room (tests/support/rooms.py).
 
 Helpers live in tests/support and are imported from there, never from this file.
 """
@@ -14,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from exporters.devservers import PostgresServer, RedisServer
+from tests.support import rooms
 from tests.support.exporter import Exporter
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rooms.assign(items)
+    rooms.order(items)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Hypothesis strategies for tests/test_fuzz.py: config documents near the valid ones,
+"""Hypothesis strategies for tests/integration/test_fuzz.py: config documents near the valid ones,
 JSON values, beacon and webhook bodies, heartbeat state files."""
 
 from __future__ import annotations

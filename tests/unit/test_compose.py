@@ -537,6 +537,7 @@ async def query(dsn: str, sql: str) -> Any:
         await conn.close()
 
 
+@pytest.mark.integration  # a real PostgreSQL and the exporters
 def test_database_init_seed_and_exporter_role(workdir: Path, secrets_dir: Path,
                                               run_exporter: Any) -> None:
     server = PostgresServer(workdir / "pg", max_connections=30)

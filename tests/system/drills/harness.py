@@ -10,7 +10,7 @@ templates (addresses swapped, timers scaled by the same factor).
 
 A `Drill` injects a real fault, the harness waits until each `Expected` alert reached exactly
 its receivers, then the drill removes the fault and the harness waits for the resolutions
-(tests/drills/runner.py).
+(tests/system/drills/runner.py).
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ from scripts.demo import (
     stop_all,
     wait_ready,
 )
-from tests.drills.alerting import (
+from tests.support.alertmanager import Alertmanager
+from tests.support.exporter import Exporter
+from tests.system.drills.alerting import (
     Prometheus,
     Route,
     routes,
@@ -56,17 +58,15 @@ from tests.drills.alerting import (
     wait_until,
     write_rules,
 )
-from tests.drills.catalog import alert_rules, mixin_jobs, receivers_for, rules_of
-from tests.drills.notifications import Delivery, ReceiverMap, Receivers
-from tests.drills.workload import LibraryCache
-from tests.support.alertmanager import Alertmanager
-from tests.support.exporter import Exporter
+from tests.system.drills.catalog import alert_rules, mixin_jobs, receivers_for, rules_of
+from tests.system.drills.notifications import Delivery, ReceiverMap, Receivers
+from tests.system.drills.workload import LibraryCache
 
 # Re-exported: drill modules import the catalog helpers from here.
 __all__ = ["Drill", "DrillRun", "Expected", "Stack", "alert_rules", "expected", "receivers_for",
            "rules_of"]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 # One real minute is one drill second: `for: 5m` waits 5 s, group_interval 15m is 15 s.
 DEFAULT_SCALE = 1 / 60
 SCRAPE_INTERVAL = 1.0

@@ -22,7 +22,7 @@ from alert_rules.generator.scaled import (
     write_scaled,
 )
 
-GENERATED = Path(__file__).resolve().parents[2] / "alert_rules" / "generated"
+GENERATED = Path(__file__).resolve().parents[3] / "alert_rules" / "generated"
 SCALE = 1 / 60
 
 

@@ -30,7 +30,7 @@ from tests.support.exporter import Exporter, run_cli
 from tests.support.metrics import Samples, parse, total, value
 
 Run = Callable[..., Exporter]
-FIXTURES = Path(__file__).parent / "fixtures" / "integrations"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "integrations"
 TOKEN = "St4tus-T0ken-Secret-91"
 URL_PASSWORD = "Url-P4ss-Secret-57"
 DB_PASSWORD = "Db-P4ssw0rd-Secret-33"
@@ -374,7 +374,7 @@ def test_a_frontend_page_is_probed_with_its_own_module_not_the_jobs(
     forced = probe(exporter, "frontend", module="app_health")
     assert value(forced, "probe_success") == 0
     assert one_hot(forced, "probe_failure_reason", "reason") == "invalid_body"
-    shipped = yaml.safe_load((Path(__file__).parent.parent / "deploy" / "prometheus"
+    shipped = yaml.safe_load((Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
                               / "prometheus.yml").read_text())
     (job,) = [j for j in shipped["scrape_configs"] if j["job_name"] == "saasmon-app-probe"]
     assert "module" not in (job.get("params") or {}), job

@@ -12,9 +12,9 @@ from typing import Any
 import _jsonnet
 import yaml
 
-from tests.drills.alerting import amtool_receivers
+from tests.system.drills.alerting import amtool_receivers
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SHIPPED_AM = REPO / "alertmanager" / "alertmanager.yml"
 ALERTS = REPO / "alert_rules" / "generated" / "saasmon-alerts.yaml"
 MIXIN = REPO / "alert_rules" / "mixin"

@@ -38,6 +38,7 @@ async def _db_checksums(dsn: str) -> dict[str, str]:
         await conn.close()
 
 
+@pytest.mark.integration  # a real PostgreSQL
 def test_same_seed_loads_identical_rows_and_another_seed_does_not(
         postgres: PostgresServer) -> None:
     postgres.psql("CREATE DATABASE copy")

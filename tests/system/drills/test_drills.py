@@ -1,8 +1,8 @@
-"""Every fault drill, one test each: tests/drills/infra.py and tests/drills/app.py.
+"""Every fault drill, one test each: tests/system/drills/infra.py and tests/system/drills/app.py.
 
-The drills share one stack (tests/drills/harness.py) and run in the background as soon as
+The drills share one stack (tests/system/drills/harness.py) and run in the background as soon as
 the first drill test needs them, concurrently where they cannot interfere
-(tests/drills/runner.py); each test waits for its own drill's outcome. Run a few with
+(tests/system/drills/runner.py); each test waits for its own drill's outcome. Run a few with
 `-k`: only the selected drills run.
 """
 
@@ -17,16 +17,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.drills import infra
-from tests.drills.harness import Drill, DrillRun, Stack
-from tests.drills.runner import run_all
+from tests.system.drills import infra
+from tests.system.drills.harness import Drill, DrillRun, Stack
+from tests.system.drills.runner import run_all
 
 
 def all_drills() -> list[Drill]:
     drills = list(infra.DRILLS)
     # helper E2's application drills, once that module exists (its import errors surface).
-    if importlib.util.find_spec("tests.drills.app") is not None:
-        drills += importlib.import_module("tests.drills.app").DRILLS
+    if importlib.util.find_spec("tests.system.drills.app") is not None:
+        drills += importlib.import_module("tests.system.drills.app").DRILLS
     return drills
 
 

@@ -19,7 +19,7 @@ import yaml
 from dashboards import lint
 from dashboards.lint import Board, Finding
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 GENERATED = REPO / "dashboards" / "generated"
 CATALOG = REPO / "alert_rules" / "generated" / "catalog.json"
 RECORDING = REPO / "alert_rules" / "generated" / "saasmon-rules.yaml"

@@ -36,7 +36,7 @@ from refapp.standin_alertmanager import (
 )
 from tests.support.alertmanager import AMTOOL, TWILIO_SID, wait_for
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 # -- the compose variant ----------------------------------------------------------------------

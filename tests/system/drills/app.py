@@ -26,7 +26,7 @@ import asyncpg
 from exporters.cron.config import default_jobs
 from refapp.cronrunner import DEFAULT_JOBS, Runner, Settings
 from scripts.demo import STATUS_PAGE
-from tests.drills.harness import (
+from tests.system.drills.harness import (
     Drill,
     DrillRun,
     Expected,

@@ -5,7 +5,7 @@ drill time scale and sends every alert to BOTH Alertmanagers, as an HA setup mus
 share their notification log and silences, never alerts. Both run the shipped routing and
 templates pointed at the stand-in receivers, timers scaled by the same factor. The faults
 are real: a PostgreSQL server that stops (PostgresDown) and an exporter that stops
-(TargetDown). The drill pieces come from tests/drills (alerting.py, notifications.py).
+(TargetDown). The drill pieces come from tests/system/drills (alerting.py, notifications.py).
 
 Why a pair notifies once: the peers gossip their notification log (nflog: per receiver and
 alert group, which alerts were last notified and when). Each peer has a position, its rank
@@ -35,13 +35,13 @@ import yaml
 
 from exporters.devservers import PostgresServer, free_port
 from refapp.receivers import Mail
-from tests.drills.alerting import Prometheus, amtool_receivers, routes, scale_timers
-from tests.drills.catalog import mixin_jobs
-from tests.drills.harness import SCRAPE_INTERVAL, time_scale
-from tests.drills.notifications import Delivery, ReceiverMap, Receivers, read
 from tests.support.alertmanager import Alertmanager, wait_for
 from tests.support.exporter import Exporter
 from tests.support.metrics import parse
+from tests.system.drills.alerting import Prometheus, amtool_receivers, routes, scale_timers
+from tests.system.drills.catalog import mixin_jobs
+from tests.system.drills.harness import SCRAPE_INTERVAL, time_scale
+from tests.system.drills.notifications import Delivery, ReceiverMap, Receivers, read
 
 # Not scaled: the passive peer's wait must cover the active peer's sends (SMTP with
 # STARTTLS, the relay's call to Twilio) plus a gossip round on a loaded CI machine, and stay

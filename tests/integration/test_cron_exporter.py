@@ -610,7 +610,7 @@ def test_bad_config_gives_one_line_and_exit_2(text: str, expected: str, tmp_path
 
 
 def test_default_jobs_file_is_valid_and_names_the_guides_schedules() -> None:
-    raw = yaml.safe_load((Path(__file__).parent.parent / "exporters" / "cron"
+    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "exporters" / "cron"
                           / "default_jobs.yaml").read_text())
     assert [j["schedule"] for j in raw] == ["0 8 * * *", "*/30 * * * *", "0 */6 * * *",
                                             "*/15 * * * *", "0 6 * * *"]

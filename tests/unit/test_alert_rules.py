@@ -13,7 +13,7 @@ import yaml
 
 from alert_rules.generator.catalog import AREAS, BUNDLE, GUIDES, load_catalog
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 GENERATED = REPO / "alert_rules" / "generated"
 ALERTS = GENERATED / "saasmon-alerts.yaml"
 RECORDING = GENERATED / "saasmon-rules.yaml"
@@ -44,6 +44,7 @@ def seconds(duration: str) -> float:
 
 
 # -- current and valid -------------------------------------------------------------------
+@pytest.mark.integration  # the whole Jsonnet render: about 50 s of CPU, too slow for make check
 def test_generated_files_match_the_catalog() -> None:
     out = subprocess.run([sys.executable, "-m", "alert_rules.generator", "--check"],
                          cwd=REPO, capture_output=True, text=True)
@@ -241,6 +242,7 @@ def _counter_arguments(expr: str) -> set[str]:
     return set(re.findall(r"\b(?:rate|irate|increase)\(\s*([a-zA-Z_:][\w:]*)", expr))
 
 
+@pytest.mark.integration  # the live exporters: PostgreSQL, Redis, every exporter
 def test_rate_and_increase_only_on_counters(exported: dict[str, str]) -> None:
     bad = []
     for rule in alert_rules() + recording_rules():
@@ -251,6 +253,7 @@ def test_rate_and_increase_only_on_counters(exported: dict[str, str]) -> None:
     assert not bad, bad
 
 
+@pytest.mark.integration  # the live exporters: PostgreSQL, Redis, every exporter
 def test_no_alert_reads_a_metric_nobody_exports(exported: dict[str, str]) -> None:
     recorded = {r["record"] for r in recording_rules()}
     dead = []
