@@ -1,5 +1,6 @@
 """Fixtures: private PostgreSQL/Redis servers and exporters run as real processes; and the
-hook that gives every test its room (tests/support/rooms.py).
+hooks that give every test its room (tests/support/rooms.py) and every session its scratch
+directory (tests/support/scratch.py).
 
 Helpers live in tests/support and are imported from there, never from this file.
 """
@@ -15,13 +16,39 @@ from pathlib import Path
 import pytest
 
 from exporters.devservers import PostgresServer, RedisServer
-from tests.support import rooms
+from tests.support import rooms, scratch
 from tests.support.exporter import Exporter
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if scratch.current() is None:
+        scratch.start()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     rooms.assign(items)
     rooms.order(items)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    path = scratch.current()
+    if path is not None and not scratch.keeping():
+        scratch.finish(path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_temporary_directory_left_behind() -> Iterator[None]:
+    """Every test removes the temporary directories it made: whatever is still in the
+    session's scratch directory after the last test fails the run (and is removed)."""
+    yield
+    path = scratch.current()
+    if path is None or scratch.keeping():
+        return
+    left = scratch.leftovers(path)
+    scratch.clear(path)
+    if left:
+        pytest.fail(f"temporary directories left behind in {path}: {', '.join(left)}",
+                    pytrace=False)
 
 
 @pytest.fixture

@@ -138,6 +138,7 @@ def live_metrics() -> Iterator[dict[str, str]]:
         redis.kill()
         standby.stop("immediate")
         pg.stop("immediate")
+        subprocess.run(["rm", "-rf", str(base)], check=False)
 
 
 def app_metrics(dsn: str, redis_url: str, base: Path) -> dict[str, str]:
