@@ -3,17 +3,21 @@
 Not a test: it starts one private Redis and `saasmon redis` (the exporter that needs nothing
 but a Redis) in each variant below, opens --connections TCP connections to each that send
 a request line and Host header at once and then one byte of a never-ending header every
---byte-seconds, and follows them for a fixed window. Meanwhile a normal scrape of /metrics
-(no auth configured, a new connection each time, as Prometheus after a reconnect) runs
-every --probe-seconds. It writes a Markdown report (bench/SLOWLORIS.md).
+--byte-seconds, and follows them for a fixed window. The connections come from --attackers
+loopback addresses (127.0.0.2, 127.0.0.3, ...) in turn, as from several hosts; with
+--reconnect-seconds S, a connection the server closed is opened again S seconds later, as a
+persistent attacker would. Meanwhile a normal scrape of /metrics from 127.0.0.1 (no auth
+configured, a new connection each time, as Prometheus after a reconnect) runs every
+--probe-seconds. It writes a Markdown report (bench/SLOWLORIS.md).
 
 Variants, attacked at the same time (each its own process and port; the attack itself costs
 a few hundred bytes a second, so they do not disturb each other):
 * `--web.header-timeout N` (default 10),
-* the default flags (header timeout 60 s, 256 connections at most),
-* with --old-rev REV, the exporter as of REV (e.g. cad25ed~1, before the slow-client fix),
-  run from a temporary `git worktree` with `python -P -m exporters` and PYTHONPATH set to
-  it, so the installed (new) package cannot be picked up; the worktree is removed after.
+* the default flags (header timeout 60 s, 256 connections at most, 64 per address),
+* for each --old-rev REV, the exporter as of REV (e.g. cad25ed~1, before any slow-client
+  fix), run from a temporary `git worktree` with `python -P -m exporters` and PYTHONPATH
+  set to it, so the installed (new) package cannot be picked up; the worktree is removed
+  after.
 
 Connections "still open at t" count those the server had not closed t seconds after the
 attack began, from each connection's close time, so the figures do not depend on when a
@@ -60,8 +64,10 @@ HEAD = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slowloris-bench
 DRIP = b"X-Slowloris: " + b"a" * 65536
 PROBE_TIMEOUT_SECONDS = 10.0
 BASELINE_PROBES = 5
-REFUSED_WITHIN_SECONDS = 1.0  # closed this soon after connecting: refused, not timed out
 DEFAULT_MAX_CONNECTIONS = 256  # --web.max-connections of every exporter but webvitals
+SCRAPER = "127.0.0.1"  # the probe's address; attackers use 127.0.0.2 and up
+NEWEST_FLAG = "--web.body-timeout"  # what an old tree's --help must lack
+FD_SAMPLE_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,7 @@ class SlowClient(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.opened_at = 0.0
         self.closed_at: float | None = None
+        self.closed = asyncio.Event()
         self.reply = b""
         self.ours = False  # closed by us at the end of the window, not by the server
 
@@ -104,6 +111,7 @@ class SlowClient(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed_at = time.monotonic()
+        self.closed.set()
 
 
 @dataclass(frozen=True)
@@ -124,23 +132,28 @@ class Outcome:
     baseline_ms: list[float] = field(default_factory=list)
     probes: list[Probe] = field(default_factory=list)
     fds: dict[int, int] = field(default_factory=dict)  # checkpoint -> exporter's open FDs
+    idle_fds: int = -1  # before the attack
+    peak_fds: int = -1  # the most seen during it (sampled every FD_SAMPLE_SECONDS)
+    first_wave: int = 0  # connections opened at the start (the rest are reconnections)
     log_errors: list[str] = field(default_factory=list)
 
     def open_at(self, seconds: float) -> int:
         limit = self.started + seconds
         return sum(1 for c in self.clients
-                   if c.transport is not None and (c.closed_at is None or c.closed_at > limit))
+                   if c.transport is not None and c.opened_at <= limit
+                   and (c.closed_at is None or c.closed_at > limit))
 
     def closes(self) -> tuple[list[float], list[float]]:
-        """Close times since the attack began: (refused at once, closed later by the server)."""
+        """Close times since the attack began: (refused with a 503, closed by the server
+        without an answer: timed out, or gave its slot to a newer connection)."""
         refused: list[float] = []
-        later: list[float] = []
+        closed: list[float] = []
         for c in self.clients:
             if c.closed_at is None or c.ours:
                 continue
-            held = c.closed_at - c.opened_at
-            (refused if held < REFUSED_WITHIN_SECONDS else later).append(c.closed_at - self.started)
-        return refused, later
+            busy = c.reply.startswith(b"HTTP/1.1 503")
+            (refused if busy else closed).append(c.closed_at - self.started)
+        return refused, closed
 
     def answers(self) -> dict[str, int]:
         """What the attacking connections got before the close, by first line."""
@@ -180,14 +193,46 @@ async def wait_ready(session: aiohttp.ClientSession, port: int, timeout: float =
     raise RuntimeError(f"exporter on port {port} not ready within {timeout:.0f}s")
 
 
+async def pause(client: SlowClient, seconds: float) -> None:
+    """Sleep, waking early when the server closes the connection."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(client.closed.wait(), timeout=max(0.0, seconds))
+
+
 async def drip(client: SlowClient, offset: float, every: float, stop_at: float) -> None:
     # Offsets spread the writes over the period, as independent attackers would.
-    await asyncio.sleep(offset)
+    await pause(client, offset)
     for i in range(len(DRIP)):
         if client.closed_at is not None or client.transport is None or time.monotonic() >= stop_at:
             return
         client.transport.write(DRIP[i : i + 1])
-        await asyncio.sleep(every)
+        await pause(client, every)
+
+
+async def keep_attacking(outcome: Outcome, client: SlowClient, source: str, port: int,
+                         offset: float, args: argparse.Namespace, stop_at: float) -> None:
+    """Drip on the connection; with --reconnect-seconds, open it again each time the
+    server closes it, until the window ends."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await drip(client, offset, args.byte_seconds, stop_at)
+        if not args.reconnect_seconds or client.closed_at is None:
+            return
+        await asyncio.sleep(args.reconnect_seconds)
+        if time.monotonic() >= stop_at:
+            return
+        try:
+            _, client = await loop.create_connection(SlowClient, "127.0.0.1", port,
+                                                     local_addr=(source, 0))
+        except OSError:
+            outcome.connect_errors += 1
+            return
+        outcome.clients.append(client)
+        offset = 0.0
+
+
+def attacker_address(index: int, attackers: int) -> str:
+    return f"127.0.0.{2 + index % attackers}"
 
 
 def open_fds(pid: int) -> int:
@@ -208,22 +253,35 @@ async def attack(proc: ExporterProcess, outcome: Outcome, args: argparse.Namespa
         await wait_ready(session, port)
         for _ in range(BASELINE_PROBES):
             outcome.baseline_ms.append((await probe(session, proc.spec.url, 0.0)).ms)
+        outcome.idle_fds = open_fds(proc.pid)
         ready.set()
         await go.wait()  # every variant starts its attack at the same moment
         outcome.started = time.monotonic()
         window = max(args.checkpoints) + 2.0
         stop_at = outcome.started + window
-        for _ in range(args.connections):
+
+        async def sample_fds() -> None:
+            while time.monotonic() < stop_at:
+                outcome.peak_fds = max(outcome.peak_fds, open_fds(proc.pid))
+                await asyncio.sleep(FD_SAMPLE_SECONDS)
+
+        sampler = asyncio.create_task(sample_fds())
+        first: list[tuple[SlowClient, str]] = []
+        for i in range(args.connections):
+            source = attacker_address(i, args.attackers)
             try:
-                _, client = await loop.create_connection(SlowClient, "127.0.0.1", port)
+                _, client = await loop.create_connection(SlowClient, "127.0.0.1", port,
+                                                         local_addr=(source, 0))
             except OSError:
                 outcome.connect_errors += 1
                 continue
             outcome.clients.append(client)
+            first.append((client, source))
         outcome.opening_seconds = time.monotonic() - outcome.started
-        drips = [asyncio.create_task(drip(c, i * args.byte_seconds / len(outcome.clients),
-                                          args.byte_seconds, stop_at))
-                 for i, c in enumerate(outcome.clients)]
+        outcome.first_wave = len(first)
+        drips = [asyncio.create_task(keep_attacking(
+                     outcome, c, source, port, i * args.byte_seconds / len(first), args, stop_at))
+                 for i, (c, source) in enumerate(first)]
 
         async def checkpoints() -> None:
             for mark in sorted(args.checkpoints):
@@ -238,6 +296,7 @@ async def attack(proc: ExporterProcess, outcome: Outcome, args: argparse.Namespa
             next_probe = max(next_probe + args.probe_seconds, time.monotonic())
         await asyncio.sleep(max(0.0, stop_at - time.monotonic()))
         await marks
+        await sampler
         for task in drips:
             task.cancel()
         await asyncio.gather(*drips, return_exceptions=True)
@@ -304,12 +363,12 @@ def worktree(rev: str) -> Iterator[Path]:
 
 
 def check_old_tree(tree: Path) -> None:
-    """The old code must be what runs: its CLI does not know the new flag."""
+    """The old code must be what runs: its CLI does not know the newest flag."""
     out = subprocess.run([sys.executable, "-P", "-m", "exporters", "redis", "--help"],
                          env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True,
                          text=True, timeout=60, check=True)
-    if "header-timeout" in out.stdout:
-        raise RuntimeError(f"{tree} already has --web.header-timeout: not the old code")
+    if NEWEST_FLAG in out.stdout:
+        raise RuntimeError(f"{tree} already has {NEWEST_FLAG}: not the old code")
 
 
 # ---------------------------------------------------------------------------
@@ -343,57 +402,69 @@ def seconds_range(values: list[float]) -> str:
     return f"{len(values)} at {min(values):.1f}-{max(values):.1f} s"
 
 
-def reading(outcomes: list[Outcome], marks: list[int]) -> list[str]:
+def reading(outcomes: list[Outcome], marks: list[int], args: argparse.Namespace) -> list[str]:
     """One line per variant in words, then what the numbers mean together."""
     lines = []
-    over_cap = False
     for o in outcomes:
-        refused, later = o.closes()
-        held = o.open_at(0.5)  # after the burst of opening, before any timeout
-        over_cap |= o.variant.tree is None and held > DEFAULT_MAX_CONNECTIONS
-        text = f"- {o.variant.label}: {held} connections held"
+        refused, closed = o.closes()
+        text = (f"- {o.variant.label}: {o.open_at(o.opening_seconds + 0.5)} connections "
+                "open just after the burst; "
+                f"the exporter's FDs peaked {o.peak_fds - o.idle_fds} above idle "
+                f"({o.idle_fds} → {o.peak_fds})")
         if refused:
-            text += f", {len(refused)} refused at once with a 503"
-        text += (f"; the server closed the held ones at {min(later):.1f}-{max(later):.1f} s"
-                 if later else "; the server closed none of them")
-        after = [m for m in marks if any(m < t <= m + 1 for t in later)]
-        if after:
-            text += (f" (so they still count as open at {', '.join(f'{m} s' for m in after)}, "
+            text += f"; {len(refused)} refused with a 503"
+        text += (f"; the server closed {len(closed)} without an answer at "
+                 f"{min(closed):.1f}-{max(closed):.1f} s" if closed
+                 else "; the server closed none without an answer")
+        after = [m for m in marks if any(m < t <= m + 1 for t in closed)]
+        if after and not args.reconnect_seconds:
+            text += (f" (so some still count as open at {', '.join(f'{m} s' for m in after)}, "
                      "a moment before they go)")
         failed = [p for p in o.probes if p.status != 200]
         if failed:
             answers = sorted({str(p.status) if p.status else p.error for p in failed})
             oks = [p.at for p in o.probes if p.status == 200 and p.at > failed[-1].at]
-            text += (f"; normal scrapes got {', '.join(answers)} until {failed[-1].at:.0f} s"
-                     + (f" and 200 from {oks[0]:.0f} s on" if oks else ""))
+            text += (f"; {len(failed)} normal scrapes got {', '.join(answers)} "
+                     f"(the last at {failed[-1].at:.0f} s)"
+                     + (f", 200 from {oks[0]:.0f} s on" if oks else ""))
         else:
             text += "; every normal scrape succeeded"
-        fds = [n for n in o.fds.values() if n >= 0]
-        lines.append(text + (f"; the exporter's FDs peaked at {max(fds)}." if fds else "."))
+        lines.append(text + ".")
     lines += [
         "",
-        "Before the fix nothing bounds a half-sent request in time or in number: each holds "
-        "a descriptor for as long as the client likes, so enough of them (the soft limit "
-        f"here is {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}) exhaust the process. With "
-        "the fix the held connections are bounded by --web.max-connections and released after "
-        "--web.header-timeout. The cap protects the process, not scrape availability: while "
-        "slow clients fill it, a scrape on a new connection gets a 503, and an attacker that "
-        "reconnects as its connections are closed keeps it full. A lower header timeout "
-        "shortens that window (Prometheus sends its whole request at once, so seconds are "
-        "enough); exposing the exporter only to Prometheus' network is what prevents it.",
+        "Each held connection costs the exporter a descriptor: without a cap enough of them "
+        f"(the soft limit here is {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}) exhaust "
+        "the process. A cap alone protects the process, not scrape availability: while slow "
+        "clients fill it a scrape on a new connection gets a 503 until they time out, and an "
+        "attacker that reconnects keeps it full. With connection slots (this tree) a "
+        "connection that finds no free slot takes the slot of the connection that has waited "
+        "longest on its client (half-sent headers, idle keep-alive, a body still arriving); "
+        "a scrape sends its whole request at once and is answered before the connections "
+        "that follow could push it out. One client address holds at most "
+        "--web.max-connections-per-address slots (64 of 256 by default); a 503 is left for "
+        "when every slot owes an answer. Connections are counted when made, so a burst no "
+        f"longer leaves more open than the cap ({DEFAULT_MAX_CONNECTIONS}): the old code "
+        "counted a connection only once aiohttp had registered it, after the event-loop pass "
+        "that accepted it. The FD peak is a moment's: during a burst it also holds sockets "
+        "the event loop has accepted (up to 100 per pass) but not yet handed to the server, "
+        "and displaced ones it closes on its next pass.",
     ]
-    if over_cap:
+    if args.reconnect_seconds:
+        reconnections = sum(len(o.clients) - o.first_wave for o in outcomes)
+        window = max(marks) + 2.0
         lines += [
             "",
-            f"A burst is admitted a few past the cap ({DEFAULT_MAX_CONNECTIONS}): the count "
-            "is taken when a connection is accepted, and connections accepted in the same "
-            "event-loop pass are not yet registered with the server.",
+            "Scrape latencies in this run are measured by the process that also drives the "
+            f"attack: {reconnections} reconnections in {window:.0f} s over all variants, on "
+            "the same cores as the exporters. They mostly show that process's own delay: "
+            "compare the variants with one another, not with the baseline taken before the "
+            "attack.",
         ]
     return lines
 
 
 def render(outcomes: list[Outcome], args: argparse.Namespace, command: str,
-           started: dt.datetime, old_rev: str | None) -> str:
+           started: dt.datetime, old_revs: list[str]) -> str:
     marks = sorted(args.checkpoints)
     window = max(marks) + 2.0
     out = [
@@ -413,25 +484,36 @@ def render(outcomes: list[Outcome], args: argparse.Namespace, command: str,
         "## Method",
         "",
         f"- `saasmon redis` against a private Redis, all on loopback. {args.connections} TCP "
-        "connections per exporter, opened one after another at the start; each sends "
+        "connections per exporter, opened one after another at the start, from "
+        f"{args.attackers} attacker address(es) in turn ({attacker_address(0, args.attackers)}"
+        + (f" to {attacker_address(args.attackers - 1, args.attackers)}"
+           if args.attackers > 1 else "")
+        + "); each sends "
         f"`GET /metrics HTTP/1.1`, `Host` and `User-Agent` at once, then one byte of an endless "
         f"`X-Slowloris: aaaa...` header every {args.byte_seconds:g} s (offsets spread over the "
-        "period). Closed connections are not reopened.",
-        "- *Still open at t*: connections the server had not closed t s after the attack began, "
-        "from each connection's close time. *FDs*: entries in /proc/PID/fd of the exporter "
-        "at that moment.",
-        f"- Scrape during the attack: `GET /metrics` without credentials (no auth configured) "
+        "period). "
+        + (f"A connection the server closes is opened again {args.reconnect_seconds:g} s "
+           "later (same address), for the whole window." if args.reconnect_seconds
+           else "Closed connections are not reopened."),
+        "- *Still open at t*: connections open (as the client sees them) t s after the attack "
+        "began, from each connection's open and close times; a connection the server has not "
+        "accepted yet (in the listen backlog) counts as open. *FDs*: entries in /proc/PID/fd "
+        f"of the exporter at that moment; the peak is sampled every {FD_SAMPLE_SECONDS:g} s "
+        "(the exporter's own FDs, Redis connection included, are the idle count).",
+        f"- Scrape during the attack: `GET /metrics` from {SCRAPER}, without credentials "
+        "(no auth configured), "
         f"on a new connection every {args.probe_seconds:g} s from 1 s on, "
         f"{PROBE_TIMEOUT_SECONDS:g} s timeout. Baseline: {BASELINE_PROBES} such scrapes just "
         "before the attack.",
         f"- The variants run at the same time, each its own process and port, for {window:.0f} s.",
     ]
-    if old_rev:
-        out.append(f"- *before the fix* is `{old_rev}`, run from a temporary git worktree "
+    for rev in old_revs:
+        out.append(f"- *as of {rev}*: that revision, run from a temporary git worktree "
                    "(`python -P -m exporters` with PYTHONPATH set to it; its `--help` was "
-                   "checked to lack `--web.header-timeout`).")
-    head = ["variant", *(f"open at {m} s" for m in marks), "closed by the server",
-            "refused at once (503)", *(f"FDs at {m} s" for m in (marks[0], marks[-1])),
+                   f"checked to lack `{NEWEST_FLAG}`).")
+    head = ["variant", *(f"open at {m} s" for m in marks), "exporter FDs idle → peak",
+            "closed by the server without an answer", "refused (503)",
+            *(f"FDs at {m} s" for m in (marks[0], marks[-1])),
             "scrapes OK during attack", "OK scrape p50 / max ms", "baseline p50 ms"]
     out += ["", "## Results", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for o in outcomes:
@@ -441,16 +523,18 @@ def render(outcomes: list[Outcome], args: argparse.Namespace, command: str,
         base = f"{percentile(o.baseline_ms, 50):.1f}" if o.baseline_ms else "n/a"
         flags = " ".join(o.variant.flags) or "default flags"
         label = o.variant.label if o.variant.tree is not None else f"`{flags}`"
-        cells = [label, *(str(o.open_at(m)) for m in marks), seconds_range(later),
+        cells = [label, *(str(o.open_at(m)) for m in marks), f"{o.idle_fds} → {o.peak_fds}",
+                 seconds_range(later),
                  str(len(refused)), *(str(o.fds.get(m, -1)) for m in (marks[0], marks[-1])),
                  f"{len(ok)} / {len(o.probes)}", latency, base]
         out.append("| " + " | ".join(cells) + " |")
-    out += ["", "## Reading", "", *reading(outcomes, marks), "", "## Details", ""]
+    out += ["", "## Reading", "", *reading(outcomes, marks, args), "", "## Details", ""]
     for o in outcomes:
         answers = ", ".join(f"{k!r}: {n}" for k, n in sorted(o.answers().items()))
         out += [f"### {o.variant.label}", "",
-                f"- connections opened: {len(o.clients)} in {o.opening_seconds:.2f} s "
-                f"({o.connect_errors} failed to connect)",
+                f"- connections opened: {o.first_wave} in {o.opening_seconds:.2f} s, then "
+                f"{len(o.clients) - o.first_wave} reconnections ({o.connect_errors} failed "
+                "to connect)",
                 f"- what the closed ones received first: {answers or 'none closed'}",
                 "- exporter FDs at each mark: "
                 + ", ".join(f"{m} s: {o.fds.get(m, -1)}" for m in marks),
@@ -476,10 +560,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--probe-seconds", type=float, default=2.5)
     parser.add_argument("--header-timeout", type=float, default=10.0,
                         help="the --web.header-timeout of the first variant")
-    parser.add_argument("--old-rev", help="also attack the exporter as of this git revision")
+    parser.add_argument("--attackers", type=int, default=8,
+                        help="loopback addresses the attack comes from (127.0.0.2 and up)")
+    parser.add_argument("--reconnect-seconds", type=float, default=0.0,
+                        help="reopen a connection the server closed after this long (0: never)")
+    parser.add_argument("--old-rev", action="append", default=[],
+                        help="also attack the exporter as of this git revision (repeatable)")
     args = parser.parse_args(argv)
     if not 1 <= args.connections <= 5000 or max(args.checkpoints) > 600:
         parser.error("1 <= --connections <= 5000 and checkpoints <= 600 s keep it bounded")
+    if not 1 <= args.attackers <= 250:
+        parser.error("--attackers must be 1..250 (127.0.0.2 to 127.0.0.251)")
+    if args.reconnect_seconds and args.reconnect_seconds < 0.1:
+        parser.error("--reconnect-seconds below 0.1 would only measure a busy loop")
     return args
 
 
@@ -495,16 +588,16 @@ def main(argv: list[str] | None = None) -> int:
     variants = [Variant(f"--web.header-timeout {args.header_timeout:g}",
                         ["--web.header-timeout", f"{args.header_timeout:g}"]),
                 Variant("default flags", [])]
-    old_rev = None
+    old_revs: list[str] = []
     try:
         with sigterm_as_interrupt(), contextlib.ExitStack() as stack:
-            if args.old_rev:
-                tree = stack.enter_context(worktree(args.old_rev))
+            for rev in args.old_rev:
+                tree = stack.enter_context(worktree(rev))
                 # Registered after the worktree, so it runs first: no process outlives its tree.
                 stack.callback(registry.stop_all)
                 check_old_tree(tree)
-                old_rev = f"{args.old_rev} = {git('rev-parse', '--short', args.old_rev)}"
-                variants.append(Variant(f"before the fix ({args.old_rev})", [], tree))
+                old_revs.append(f"{rev} = {git('rev-parse', '--short', rev)}")
+                variants.append(Variant(f"as of {rev}", [], tree))
             redis.start()
             config.write_text(yaml.safe_dump({"targets": [{"name": "main", "url": redis.url}]}))
             outcomes = asyncio.run(run_all(registry, variants, config, args))
@@ -515,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
         registry.stop_all()
         redis.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    report = render(outcomes, args, command, started, old_rev)
+    report = render(outcomes, args, command, started, old_revs)
     args.out.write_text(report)
     print(report)
     return 0

@@ -56,7 +56,8 @@ def parser() -> argparse.ArgumentParser:
         sub = subs.add_parser(name, help=description, description=description)
         sub.add_argument("--web.listen-address", dest="listen", metavar="HOST:PORT",
                          default=_env(name, "web.listen-address", None),
-                         help="host:port to listen on (default: this exporter's port, see README)")
+                         help="host:port to listen on (default: this exporter's port, "
+                              "see docs/exporters/running.md)")
         sub.add_argument("--web.telemetry-path", dest="telemetry_path", metavar="PATH",
                          default=_env(name, "web.telemetry-path", "/metrics"),
                          help="path under which to expose metrics (default %(default)s)")
@@ -66,11 +67,19 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--web.max-connections", dest="max_connections", metavar="N",
                          type=int, default=_env(name, "web.max-connections", None),
                          help="open connections served at once; more get a 503 "
-                              "(default: per exporter, see README)")
+                              "(default: per exporter, see docs/exporters/running.md)")
+        sub.add_argument("--web.max-connections-per-address", dest="per_address", metavar="N",
+                         type=int, default=_env(name, "web.max-connections-per-address", None),
+                         help="open connections one client address may hold (default: a "
+                              "quarter of --web.max-connections)")
         sub.add_argument("--web.header-timeout", dest="header_timeout", metavar="SECONDS",
                          type=float, default=_env(name, "web.header-timeout", "60"),
                          help="close a connection without a complete request after this "
                               "long, idle keep-alive included (default %(default)s)")
+        sub.add_argument("--web.body-timeout", dest="body_timeout", metavar="SECONDS",
+                         type=float, default=_env(name, "web.body-timeout", "10"),
+                         help="answer 408 and close when a request body has not arrived "
+                              "this long after its headers (default %(default)s)")
         sub.add_argument("--config.file", dest="config", metavar="FILE",
                          default=_env(name, "config.file", None),
                          help=f"YAML config file (keys also settable as SAASMON_{name.upper()}_<KEY>)")
@@ -98,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("web.max-connections: must be at least 1")
         if not args.header_timeout > 0:
             raise ConfigError("web.header-timeout: must be more than 0")
+        if args.per_address is not None and args.per_address < 1:
+            raise ConfigError("web.max-connections-per-address: must be at least 1")
+        if not args.body_timeout > 0:
+            raise ConfigError("web.body-timeout: must be more than 0")
         web_config = load_web_config(args.web_config)
         config = load_config(kind.config_model, args.config, kind.name)
         SecretRegistry.add(*kind.secrets(config))
@@ -108,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         print(kind.summary(config))
         return 0
     server = ExporterServer(kind, args.config, args.telemetry_path, web_config,
-                            args.max_connections, args.header_timeout)
+                            args.max_connections, args.header_timeout, args.per_address,
+                            args.body_timeout)
     try:
         asyncio.run(serve(server, config, args.listen))
     except OSError as exc:

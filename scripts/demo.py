@@ -286,12 +286,35 @@ def prometheus_config(ports: dict[str, int]) -> dict[str, Any]:
     return config
 
 
+def free_ports() -> dict[str, int]:
+    """A free loopback port for every listener of the demo, by name."""
+    return {name: free_port() for name in (
+        "postgres", "postgres-standby", "redis", "cron", "integrations", "business",
+        "webvitals", "app", "statuspage", "prometheus", "alertmanager", "receivers", "smtp",
+        "smsrelay", "node", "blackbox")}
+
+
+def prometheus_argv(config: Path, storage: Path, port: int) -> list[str]:
+    return [
+        PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={storage}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        # The first evaluation may run before the notifier knows the Alertmanager: its
+        # alerts are dropped and sent again only after this delay (default 1m).
+        f"--rules.alert.resend-delay={SCRAPE_INTERVAL}",
+        # The console templates live in /etc/prometheus on Debian; without these flags the
+        # UI's /consoles links point nowhere. Harmless when the directories are missing.
+        "--web.console.templates=/etc/prometheus/consoles",
+        "--web.console.libraries=/etc/prometheus/console_libraries",
+    ]
+
+
 @dataclass
 class Demo:
     postgres: PostgresServer
     redis: RedisServer
     children: list[Child]
     urls: dict[str, str]
+    commands: list[str]
 
 
 def prepare_run_dir(run_dir: Path) -> None:
@@ -376,12 +399,7 @@ def start_alerting(stack: contextlib.ExitStack, children: list[Child], run_dir: 
         "--smtp-listen", f"127.0.0.1:{ports['smtp']}", "--tls-cert", str(cert),
         "--tls-key", str(key)], logs, receivers_url + "/-/healthy")
 
-    # Secret files as in production, with throwaway values: Slack URLs on the stand-in.
-    secrets_dir = run_dir / "secrets"
-    values = standin_secrets(receivers_url)
-    values["twilio_auth_token"] = "demo-" + os.urandom(12).hex()
-    values["heartbeat_url"] = receivers_url + "/heartbeat"
-    write_secrets(secrets_dir, values)
+    secrets_dir = write_demo_secrets(run_dir / "secrets", receivers_url)
 
     say("starting the SMS relay and Alertmanager ...")
     relay_config = run_dir / "sms-relay.yml"
@@ -398,18 +416,37 @@ def start_alerting(stack: contextlib.ExitStack, children: list[Child], run_dir: 
                 logs, f"http://127.0.0.1:{ports['smsrelay']}/-/ready")
 
     am_dir = run_dir / "alertmanager"
-    config = write_config(am_dir, standin_swaps(
-        secrets_dir, f"127.0.0.1:{ports['smsrelay']}", receivers_url,
+    config = write_alertmanager_config(am_dir, secrets_dir, ports)
+    start_child(stack, children, "alertmanager",
+                alertmanager_argv(config, am_dir / "data", ports["alertmanager"]),
+                logs, f"http://127.0.0.1:{ports['alertmanager']}/-/ready",
+                # Go trusts the SMTP stand-in's self-signed certificate (STARTTLS) through this.
+                env={"SSL_CERT_FILE": str(cert)})
+
+
+def write_demo_secrets(secrets_dir: Path, receivers_url: str) -> Path:
+    """Secret files as in production, with throwaway values: Slack URLs on the stand-in."""
+    values = standin_secrets(receivers_url)
+    values["twilio_auth_token"] = "demo-" + os.urandom(12).hex()
+    values["heartbeat_url"] = receivers_url + "/heartbeat"
+    write_secrets(secrets_dir, values)
+    return secrets_dir
+
+
+def write_alertmanager_config(am_dir: Path, secrets_dir: Path, ports: dict[str, int]) -> Path:
+    """The shipped routing and templates, addresses swapped for the demo's stand-ins."""
+    return write_config(am_dir, standin_swaps(
+        secrets_dir, f"127.0.0.1:{ports['smsrelay']}", f"http://127.0.0.1:{ports['receivers']}",
         f"127.0.0.1:{ports['smtp']}"))
-    am_url = f"http://127.0.0.1:{ports['alertmanager']}"
-    start_child(stack, children, "alertmanager", [
-        ALERTMANAGER, f"--config.file={config}", f"--storage.path={am_dir / 'data'}",
-        f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
-        f"--web.external-url={am_url}",
+
+
+def alertmanager_argv(config: Path, storage: Path, port: int) -> list[str]:
+    return [
+        ALERTMANAGER, f"--config.file={config}", f"--storage.path={storage}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--web.external-url=http://127.0.0.1:{port}",
         "--cluster.listen-address=",  # one instance: no gossip port, no settle wait
-    ], logs, am_url + "/-/ready",
-        # Go trusts the SMTP stand-in's self-signed certificate (STARTTLS) through this.
-        env={"SSL_CERT_FILE": str(cert)})
+    ]
 
 
 def start_host_probes(stack: contextlib.ExitStack, children: list[Child], logs: Path,
@@ -483,10 +520,7 @@ def start(stack: contextlib.ExitStack, run_dir: Path) -> Demo:
     children: list[Child] = []
     # Runs before the servers stop (the stack unwinds last-in first-out).
     stack.callback(stop_all, children)
-    ports = {name: free_port() for name in (
-        "postgres", "postgres-standby", "redis", "cron", "integrations", "business",
-        "webvitals", "app", "statuspage", "prometheus", "alertmanager", "receivers", "smtp",
-        "smsrelay", "node", "blackbox")}
+    ports = free_ports()
     app_url = f"http://127.0.0.1:{ports['app']}"
 
     say("starting the reference app, its cron runner and load generator ...")
@@ -572,20 +606,12 @@ def start(stack: contextlib.ExitStack, run_dir: Path) -> Demo:
     prom_config = run_dir / "prometheus.yml"
     write_yaml(prom_config, prometheus_config(ports))
     prom_port = ports["prometheus"]
-    start_child(stack, children, "prometheus", [
-        PROMETHEUS, f"--config.file={prom_config}",
-        f"--storage.tsdb.path={run_dir / 'prometheus'}",
-        f"--web.listen-address=127.0.0.1:{prom_port}",
-        # The first evaluation may run before the notifier knows the Alertmanager: its
-        # alerts are dropped and sent again only after this delay (default 1m).
-        f"--rules.alert.resend-delay={SCRAPE_INTERVAL}",
-        # The console templates live in /etc/prometheus on Debian; without these flags the
-        # UI's /consoles links point nowhere. Harmless when the directories are missing.
-        "--web.console.templates=/etc/prometheus/consoles",
-        "--web.console.libraries=/etc/prometheus/console_libraries",
-    ], logs, f"http://127.0.0.1:{prom_port}/-/ready")
+    start_child(stack, children, "prometheus",
+                prometheus_argv(prom_config, run_dir / "prometheus", prom_port),
+                logs, f"http://127.0.0.1:{prom_port}/-/ready")
 
     prom_url = f"http://127.0.0.1:{prom_port}"
+    am_url = f"http://127.0.0.1:{ports['alertmanager']}"
     receivers_url = f"http://127.0.0.1:{ports['receivers']}"
     urls = {
         "reference app": app_url + "/",
@@ -599,30 +625,68 @@ def start(stack: contextlib.ExitStack, run_dir: Path) -> Demo:
         "storage probe": (f"http://127.0.0.1:{ports['blackbox']}/probe?module=http_2xx&target="
                           + urllib.parse.quote(storage_url(ports), safe="")),
         "app probe": f"http://127.0.0.1:{ports['integrations']}/probe?target=app",
-        "prometheus": f"{prom_url}/",
-        "targets": f"{prom_url}/targets",
-        "alerts": f"{prom_url}/alerts",
-        "rules": f"{prom_url}/rules",
-        "query up": graph_url(prom_url, "up"),
-        "query p95": graph_url(prom_url, "job:http_request_duration_seconds:p95_5m"),
-        "query dau": graph_url(prom_url, "business_daily_active_users"),
-        "query week over week": graph_url(
-            prom_url, f'sum(rate(http_requests_total{{job="{JOBS["app"]}"}}[5m])) / '
-                      f'sum(rate(http_requests_total{{job="{JOBS["app"]}"}}[5m] offset 1w))',
-            "8d"),
-        "alertmanager": f"http://127.0.0.1:{ports['alertmanager']}/",
+        **prometheus_links(prom_url),
+        **alertmanager_links(am_url),
         "notifications": receivers_url + "/received",
         "smtp": f"smtp://127.0.0.1:{ports['smtp']}",
         "postgres": postgres.dsn,
         "postgres standby": standby.dsn,
         "redis": redis_server.url,
     }
-    return Demo(postgres, redis_server, children, urls)
+    return Demo(postgres, redis_server, children, urls, alertmanager_commands(am_url))
 
 
-def graph_url(prom_url: str, expr: str, range_input: str = "15m") -> str:
+def prometheus_ui(prom_url: str) -> str:
+    """Where this Prometheus serves its pages.
+
+    Debian's package (2.42) ships only the classic UI, under /classic: its /targets, /alerts
+    and /rules answer 404 and / redirects to /classic/graph. A build with the React UI serves
+    them at the root.
+    """
+    classic = prom_url + "/classic"
+    return classic if http_ok(classic + "/targets") else prom_url
+
+
+def prometheus_links(prom_url: str) -> dict[str, str]:
+    """The demo's Prometheus links, for the UI this Prometheus serves.
+
+    "prometheus" stays the bare address: it is the Grafana datasource URL (and the browser
+    lands on the graph page from it).
+    """
+    ui = prometheus_ui(prom_url)
+    requests = f'http_requests_total{{job="{JOBS["app"]}"}}'
+    return {
+        "prometheus": f"{prom_url}/",
+        "targets": f"{ui}/targets",
+        "alerts": f"{ui}/alerts",
+        "rules": f"{ui}/rules",
+        "query up": graph_url(ui, "up"),
+        "query p95": graph_url(ui, "job:http_request_duration_seconds:p95_5m"),
+        "query dau": graph_url(ui, "business_daily_active_users"),
+        "query week over week": graph_url(
+            ui, f"sum(rate({requests}[5m])) / sum(rate({requests}[5m] offset 1w))", "8d"),
+    }
+
+
+def graph_url(ui: str, expr: str, range_input: str = "15m") -> str:
     query = urllib.parse.urlencode({"g0.expr": expr, "g0.tab": "0", "g0.range_input": range_input})
-    return f"{prom_url}/graph?{query}"
+    return f"{ui}/graph?{query}"
+
+
+def alertmanager_links(am_url: str) -> dict[str, str]:
+    """Alertmanager's API: Debian's package has no web UI (its / is a page saying so)."""
+    return {
+        "alertmanager alerts": f"{am_url}/api/v2/alerts",
+        "alertmanager groups": f"{am_url}/api/v2/alerts/groups",
+        "alertmanager silences": f"{am_url}/api/v2/silences",
+        "alertmanager status": f"{am_url}/api/v2/status",
+    }
+
+
+def alertmanager_commands(am_url: str) -> list[str]:
+    """amtool (Debian's prometheus-alertmanager) in place of the missing web UI."""
+    amtool = f"amtool --alertmanager.url={am_url}"
+    return [f"{amtool} alert query", f"{amtool} silence query", f"{amtool} config routes"]
 
 
 def print_urls(demo: Demo, run_dir: Path) -> None:
@@ -631,6 +695,9 @@ def print_urls(demo: Demo, run_dir: Path) -> None:
     width = max(len(label) for label in demo.urls)
     for label, url in demo.urls.items():
         say(f"  {label:<{width}}  {url}")
+    say("Debian's Alertmanager has no web UI: read it through the API links above or amtool:")
+    for command in demo.commands:
+        say(f"  {command}")
     say(f"Prometheus scrapes every {SCRAPE_INTERVAL}: the first samples need up to that long.")
     say("Alerts go Prometheus -> Alertmanager (shipped routing and templates) -> stand-in "
         "receivers: see them at 'notifications' (JSON) or one JSON line each in "

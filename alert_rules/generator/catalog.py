@@ -22,6 +22,15 @@ AREAS = ("api", "database", "redis", "storage", "frontend", "realtime", "host", 
 SEVERITIES = ("critical", "high", "medium", "low")
 DURATION = re.compile(r"^\d+(s|m|h|d)$")
 Comparator = Literal[">", "<", ">=", "<="]
+# What a signal measures, which decides the data shapes its alert is judged on
+# (tests/integration/test_alert_shapes.py): a gauge level, a 0/1 state, a pass/fail probe, a ratio of
+# counter rates, a counter rate or increase, a histogram quantile, a comparison with last
+# week, the age of a timestamp.
+KINDS = ("level", "state", "probe", "ratio", "rate", "quantile", "baseline", "staleness")
+# A signal read straight from an exported metric: `name{%(someSelector)s[,label op "v"]}`.
+DIRECT = re.compile(r'^\s*(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)?\{(?P<matchers>[^{}]*)\}\s*$')
+MATCHER = re.compile(r'^(?P<label>[a-zA-Z_]+)(?P<op>=~|!=|!~|=)"(?P<value>[^"]*)"$')
+SELECTOR_KEY = re.compile(r'^%\((?P<key>[a-zA-Z]+Selector)\)s$')
 
 
 class CatalogError(Exception):
@@ -94,6 +103,17 @@ class GuideCatalog(Strict):
     unencodable: list[Unencodable] = []
 
 
+class Guard(Strict):
+    """A recorded series that must also pass the rule's threshold (compared with
+    `comparator`) for the alert to fire: the condition that makes the threshold meaningful."""
+
+    record: str = Field(pattern=r"^[a-z_]+:[a-z0-9_]+:[a-z0-9_]+$")
+    expr: str
+    comparator: Comparator
+    # Compared with this instead of the rule's threshold (ours, said where it is set).
+    value: float | None = None
+
+
 class Signal(Strict):
     alert: str = Field(pattern=r"^[A-Z][A-Za-z0-9]+$")
     record: str | None = Field(default=None, pattern=r"^[a-z_]+:[a-z0-9_]+:[a-z0-9_]+$")
@@ -101,6 +121,10 @@ class Signal(Strict):
     labels: list[str]
     bad: Literal["above", "below"]
     unit: str
+    kind: Literal[KINDS]  # type: ignore[valid-type]
+    # The range of the rates/increases behind a recorded signal (its longest, if several).
+    window: str | None = None
+    guard: Guard | None = None
     for_: str = Field(alias="for")
     area: Literal[AREAS]  # type: ignore[valid-type]
     summary: str
@@ -109,6 +133,44 @@ class Signal(Strict):
     dashboard: str | None = None
 
     _check_for = field_validator("for_")(_duration)
+    _check_window = field_validator("window")(_duration)
+
+    @model_validator(mode="after")
+    def _shape(self) -> Signal:
+        if self.record is None:
+            direct(self.expr)  # raises on anything but one selector
+        if self.window is not None and f"[{self.window}]" not in self.expr:
+            raise ValueError(f"window {self.window} is not a range of the expression")
+        return self
+
+
+class Selector(BaseModel):
+    """A direct signal's series: metric name, the mixin selector it uses, fixed matchers."""
+
+    metric: str | None  # None: the name is matched by a `__name__` matcher
+    selector: str  # key of the mixin's _config.selectors (appSelector, ...)
+    matchers: list[dict[str, str]]  # [{label, op, value}] besides the selector's
+
+
+def direct(expr: str) -> Selector:
+    """Structure of a direct signal's expression template (the YAML source, not rendered
+    PromQL): the mixin and the tests read these fields instead of the string."""
+    found = DIRECT.match(expr)
+    if found is None:
+        raise ValueError("a signal without `record` must be one selector: name{%(xSelector)s,...}")
+    selector, matchers = None, []
+    for part in (p.strip() for p in found.group("matchers").split(",")):
+        key = SELECTOR_KEY.match(part)
+        matcher = MATCHER.match(part)
+        if key:
+            selector = key.group("key")
+        elif matcher:
+            matchers.append(matcher.groupdict())
+        else:
+            raise ValueError(f"cannot read matcher {part!r}")
+    if selector is None:
+        raise ValueError("a direct signal names its job through a %(...Selector)s")
+    return Selector(metric=found.group("name"), selector=selector, matchers=matchers)
 
 
 class Slo(Strict):
@@ -241,6 +303,15 @@ def load_catalog(directory: Path = CATALOG_DIR) -> Catalog:
     if len(ids) != len(set(ids)):
         dup = sorted({i for i in ids if ids.count(i) > 1})
         raise CatalogError(f"entry ids used twice: {', '.join(dup)}")
+    records: dict[str, str] = {}
+    for name, signal in signals.items():
+        # Two signals may share a record only if they mean the same series; otherwise one
+        # alert would read the other's jobs (a failed app probe firing the storage alert).
+        pairs = [(signal.record, signal.expr)] + (
+            [(signal.guard.record, signal.guard.expr)] if signal.guard else [])
+        for record, expr in pairs:
+            if record is not None and records.setdefault(record, expr) != expr:
+                raise CatalogError(f"signals: {name}: record {record} means something else elsewhere")
     alerts: dict[str, str] = {}
     for name, signal in signals.items():
         other = alerts.setdefault(signal.alert, name)
@@ -270,7 +341,8 @@ def dashboard_targets(guides: list[GuideCatalog], signals: dict[str, Signal]) ->
 def catalog_json(catalog: Catalog) -> dict[str, Any]:
     """What the mixin imports: signals, SLOs and merged rules (thresholds by rule id)."""
     return {
-        "signals": {name: s.model_dump(by_alias=True, exclude_none=True)
+        "signals": {name: {**s.model_dump(by_alias=True, exclude_none=True),
+                           **({} if s.record else {"series": direct(s.expr).model_dump()})}
                     for name, s in catalog.signals.items()},
         "slos": {name: {**s.model_dump(), "guide": s.sources[0].split(" § ")[0]}
                  for name, s in catalog.slos.items()},

@@ -5,7 +5,8 @@ one that is bad for less than its `for` duration. The alert files are tested on 
 series they read (recorded series are fed directly; recording rules have their own
 tests), and the expected alerts at the evaluation time are worked out by simulating
 Prometheus' pending/firing state machine for every rule of the same alert name, so
-ladders (several severities under one name) are asserted in full.
+ladders (several severities under one name) are asserted in full. What each rule compares
+comes from the mixin's structured rule descriptions, never from the rendered PromQL.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from alert_rules.generator.catalog import Catalog, Rule
 from alert_rules.generator.gotemplate import expand
 
 
@@ -32,10 +32,6 @@ UNITS = {"s": 1 / 60, "m": 1, "h": 60, "d": 1440}
 LABEL_VALUES = {"instance": "host-1:9630", "target": "main", "collector": "activity",
                 "cron_job": "nightly-report", "channel": "sms", "provider": "stripe",
                 "pattern": "library:item:*"}
-SELECTOR = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)?\{(?P<matchers>[^}]*)\}')
-MATCHER = re.compile(r'(?P<label>[a-zA-Z_]+)\s*(?P<op>=~|!=|!~|=)\s*"(?P<value>[^"]*)"')
-
-
 def minutes(duration: str) -> int:
     return max(1, int(int(duration[:-1]) * UNITS[duration[-1]]))
 
@@ -49,25 +45,22 @@ def _regex_example(pattern: str) -> str:
     return pattern.replace(".+", "pg").replace(".*", "test")
 
 
-def series_of(expr: str, match: dict[str, str], labels: list[str]
-              ) -> tuple[str, dict[str, str], dict[str, str]]:
+Description = dict[str, Any]
+
+
+def series_of(desc: Description) -> tuple[str, dict[str, str], dict[str, str]]:
     """Metric name, the labels the alert's selector requires, and a full input series'
     labels (the required ones plus a value for every other label the signal carries)."""
-    lhs = expr.split(" ", 1)[0] if not expr.startswith("{") else expr[: expr.index("}") + 1]
-    found = SELECTOR.match(lhs)
-    name = lhs
+    name = desc["series"] or ""
     values: dict[str, str] = {}
-    if found:
-        name = found.group("name") or ""
-        for m in MATCHER.finditer(found.group("matchers")):
-            value = m.group("value") if m.group("op") == "=" else _regex_example(m.group("value"))
-            if m.group("label") == "__name__":
-                name = value
-            elif m.group("op") in ("=", "=~"):
-                values[m.group("label")] = value
-    values.update(match)
+    for m in desc["matchers"]:
+        value = m["value"] if m["op"] == "=" else _regex_example(m["value"])
+        if m["label"] == "__name__":
+            name = value
+        elif m["op"] in ("=", "=~"):
+            values[m["label"]] = value
     required = dict(values)
-    for label in labels:
+    for label in desc["labels"]:
         values.setdefault(label, LABEL_VALUES.get(label, "saasmon-test" if label == "job" else "x"))
     return name, required, values
 
@@ -180,11 +173,30 @@ MATCHER_EQ = re.compile(r'(\w+)="([^"]*)"')
 Files = dict[tuple[str, int], list[dict[str, Any]]]  # (area, step) -> cases
 
 
-def _threshold_candidate(alert: dict[str, Any], comparator: str, name: str,
-                         required: Labels) -> Candidate:
-    threshold = float(alert["expr"].rsplit(" ", 1)[1])
+def guard_key(desc: Description) -> str | None:
+    """The guard series of a guarded rule, with the labels of the rule's input series."""
+    if not desc.get("guard"):
+        return None
+    _, _, labels = series_of(desc)
+    return series_key(desc["guard"]["series"], {k: v for k, v in labels.items() if k in desc["labels"]})
+
+
+def guard_values(desc: Description) -> tuple[float, float]:
+    """A guard value that lets the rule fire, and one that holds it back."""
+    return fire_and_quiet(desc["guard"]["comparator"], desc["guard"]["threshold"])
+
+
+def _threshold_candidate(alert: dict[str, Any], desc: Description) -> Candidate:
+    name, required, _ = series_of(desc)
+    comparator, threshold = desc["comparator"], desc["threshold"]
+    guard = guard_key(desc)
 
     def condition(series: dict[str, list[float]], index: int) -> tuple[float, Labels] | None:
+        if guard is not None:
+            value = _sample(series, guard, index)
+            if value is None or not _compare(value, desc["guard"]["comparator"],
+                                             desc["guard"]["threshold"]):
+                return None
         for key in series:
             series_name, labels = _parse_key(key)
             # A selector sees a series with its name that carries every label it requires.
@@ -197,60 +209,65 @@ def _threshold_candidate(alert: dict[str, Any], comparator: str, name: str,
     return Candidate(alert, condition)
 
 
-def catalog_cases(catalog: Catalog, rendered_rules: list[tuple[Rule, dict[str, Any]]],
-                  index: dict[int, int], files: Files) -> None:
-    by_alert: dict[str, list[tuple[Rule, dict[str, Any]]]] = {}
-    for rule, alert in rendered_rules:
-        by_alert.setdefault(alert["alert"], []).append((rule, alert))
-    for alertname, pairs in by_alert.items():
-        signal = catalog.signals[pairs[0][0].signal]
-        candidates = []
-        for rule, alert in pairs:
-            name, required, _ = series_of(alert["expr"], rule.match, signal.labels)
-            candidates.append(_threshold_candidate(alert, rule.comparator, name, required))
-        for rule, alert in pairs:
-            name, _, labels = series_of(alert["expr"], rule.match, signal.labels)
+Pair = tuple[Description, dict[str, Any]]
+
+
+def catalog_cases(pairs: list[Pair], index: dict[int, int], files: Files) -> None:
+    by_alert: dict[str, list[Pair]] = {}
+    for desc, alert in pairs:
+        by_alert.setdefault(alert["alert"], []).append((desc, alert))
+    for alertname, group in by_alert.items():
+        candidates = [_threshold_candidate(alert, desc) for desc, alert in group]
+        for desc, alert in group:
+            name, _, labels = series_of(desc)
             key = series_key(name, labels)
-            threshold = float(alert["expr"].rsplit(" ", 1)[1])
-            fire, quiet = fire_and_quiet(rule.comparator, threshold)
+            threshold = desc["threshold"]
+            fire, quiet = fire_and_quiet(desc["comparator"], threshold)
             hold = minutes(alert["for"])
             step = step_for(hold)
             steps = hold // step
-            tag = (f"#{index[id(alert)]} {alertname} {rule.severity} {rule.guide} "
-                   f"{rule.comparator} {fmt(threshold)}")
+            tag = (f"#{index[id(alert)]} {alertname} {desc['severity']} {desc['guide']} "
+                   f"{desc['comparator']} {fmt(threshold)}")
+            guard = guard_key(desc)
+            # A guarded rule's cases carry a passing guard, plus one case where it fails.
+            passing, failing = guard_values(desc) if guard else (0.0, 0.0)
+            extra = {guard: [passing] * (steps + 2)} if guard else {}
             cases = [
-                _case(f"{tag}: fires", candidates, {key: [fire] * (steps + 2)},
+                _case(f"{tag}: fires", candidates, {key: [fire] * (steps + 2), **extra},
                       hold + step, alertname, step),
-                _case(f"{tag}: quiet at the threshold", candidates, {key: [quiet] * (steps + 2)},
-                      hold + step, alertname, step),
+                _case(f"{tag}: quiet at the threshold", candidates,
+                      {key: [quiet] * (steps + 2), **extra}, hold + step, alertname, step),
                 _case(f"{tag}: bad for less than for", candidates,
-                      {key: [fire] * steps + [quiet] * 2}, hold, alertname, step),
+                      {key: [fire] * steps + [quiet] * 2, **extra}, hold, alertname, step),
             ]
-            if not _has(cases[0], rule):
+            if guard:
+                cases.append(_case(f"{tag}: quiet when its guard fails", candidates,
+                                   {key: [fire] * (steps + 2), guard: [failing] * (steps + 2)},
+                                   hold + step, alertname, step))
+            if not _has(cases[0], desc):
                 raise AssertionError(f"{tag}: the firing case does not fire it")
-            files.setdefault((signal.area, step), []).extend(cases)
+            area = desc["group"].removeprefix("saasmon-")
+            files.setdefault((area, step), []).extend(cases)
 
 
-def _has(case: dict[str, Any], rule: Rule) -> bool:
-    return any(a["exp_labels"]["severity"] == rule.severity and a["exp_labels"]["guide"] == rule.guide
+def _has(case: dict[str, Any], desc: Description) -> bool:
+    return any(a["exp_labels"]["severity"] == desc["severity"] and a["exp_labels"]["guide"] == desc["guide"]
                for a in case["alert_rule_test"][0]["exp_alerts"])
 
 
-def slo_cases(rendered: dict[str, Any], index: dict[int, int], files: Files) -> None:
-    groups = [g for g in rendered["alerts"]["groups"] if g["name"].startswith("saasmon-slo-")]
-    for group in groups:
-        slo = group["name"].removeprefix("saasmon-slo-")
+def slo_cases(pairs: list[Pair], index: dict[int, int], files: Files) -> None:
+    by_slo: dict[str, list[Pair]] = {}
+    for desc, alert in pairs:
+        by_slo.setdefault(desc["slo"], []).append((desc, alert))
+    for slo, group in by_slo.items():
         candidates = []
-        for alert in group["rules"]:
-            long_part, short_part, count_part = alert["expr"].split("\nand\n")
-            long_rec, threshold = long_part.split("{")[0], float(long_part.rsplit(" ", 1)[1])
-            short_rec = short_part.split("{")[0]
-            count_rec, least = count_part.split("{")[0], float(count_part.rsplit(" ", 1)[1])
+        for desc, alert in group:
+            threshold, least = desc["threshold"], desc["min_errors"]
             labels = {"slo": slo, "job": "saasmon-test"}
-            if "instance=" in alert["annotations"]["description"]:
+            if "instance" in desc["labels"]:
                 labels["instance"] = "host-1:9630"
-            lk, sk = series_key(long_rec, labels), series_key(short_rec, labels)
-            ck = series_key(count_rec, labels)
+            lk, sk = series_key(desc["long"]["series"], labels), series_key(desc["short"]["series"], labels)
+            ck = series_key(desc["errors"]["series"], labels)
 
             def condition(series: dict[str, list[float]], index: int, lk: str = lk, sk: str = sk,
                           ck: str = ck, threshold: float = threshold, least: float = least,
@@ -287,50 +304,27 @@ def slo_cases(rendered: dict[str, Any], index: dict[int, int], files: Files) -> 
             ])
 
 
-def rendered_catalog_rules(catalog: Catalog, rendered: dict[str, Any]) -> list[tuple[Rule, dict[str, Any]]]:
-    """Pair each catalog rule with its rendered alert (the mixin keeps the catalog order per area)."""
-    alerts = {g["name"]: g["rules"] for g in rendered["alerts"]["groups"]}
-    pairs: list[tuple[Rule, dict[str, Any]]] = []
-    for area in sorted({catalog.signals[r.signal].area for r in catalog.rules}):
-        rules = [r for r in catalog.rules if catalog.signals[r.signal].area == area]
-        group = alerts[f"saasmon-{area}"]
-        if len(group) != len(rules):
-            raise AssertionError(f"group saasmon-{area}: {len(group)} alerts for {len(rules)} rules")
-        for rule, alert in zip(rules, group, strict=True):
-            expected = (catalog.signals[rule.signal].alert, rule.severity)
-            if (alert["alert"], alert["labels"]["severity"]) != expected:
-                raise AssertionError(f"rule {rule.id} does not line up with {alert['alert']}")
-            pairs.append((rule, alert))
-    return pairs
-
-
-def watchdog_case(number: int) -> dict[str, Any]:
+def watchdog_case(number: int, alert: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": f"#{number} Watchdog always: fires",
         "interval": "1m",
         "input_series": [],
         "alert_rule_test": [{"eval_time": "1m", "alertname": "Watchdog", "exp_alerts": [{
-            "exp_labels": {"severity": "none", "area": "meta"},
-            "exp_annotations": {
-                "summary": "Always firing: proves that the alerting pipeline works end to end.",
-                "description": "Prometheus evaluates rules and Alertmanager delivers them. The "
-                               "heartbeat receiver pages when this alert stops arriving.",
-                "runbook_url": "https://github.com/saasmon/saasmon/blob/main/docs/runbooks/Watchdog.md",
-                "dashboard_url": "http://localhost:3000/d/saasmon-exporters",
-            }}]}],
+            "exp_labels": alert["labels"], "exp_annotations": alert["annotations"]}]}],
     }
 
 
-def test_files(catalog: Catalog, rendered: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def test_files(rendered: dict[str, Any]) -> dict[str, dict[str, Any]]:
     # Case names start with the rule's position in the alerts file ("#12 ApiErrorRateHigh
     # ..."), so the meta-test can find each rule's three cases.
     alerts = [a for g in rendered["alerts"]["groups"] for a in g["rules"]]
     index = {id(a): i for i, a in enumerate(alerts)}
+    pairs = list(zip(rendered["descriptions"], alerts, strict=True))
     files: Files = {}
-    catalog_cases(catalog, rendered_catalog_rules(catalog, rendered), index, files)
-    slo_cases(rendered, index, files)
+    catalog_cases([p for p in pairs if p[0]["kind"] not in ("burn_rate", "always")], index, files)
+    slo_cases([p for p in pairs if p[0]["kind"] == "burn_rate"], index, files)
     watchdog = next(i for i, a in enumerate(alerts) if a["alert"] == "Watchdog")
-    files.setdefault(("meta", 1), []).append(watchdog_case(watchdog))
+    files.setdefault(("meta", 1), []).append(watchdog_case(watchdog, alerts[watchdog]))
     # One file per area and evaluation step (promtool sets the interval per file).
     return {
         f"alerts-{area}{'' if step == 1 else f'-every-{step}m'}.test.yaml": {

@@ -63,11 +63,13 @@ def importer(catalog_text: str) -> Importer:
 
 
 def evaluate(catalog_text: str, time_scale: float = 1) -> dict[str, Any]:
-    """Render the mixin against catalog JSON text; returns {alerts, rules} in Prometheus form."""
+    """Render the mixin against catalog JSON text: {alerts, rules} in Prometheus form and
+    `descriptions`, one structured description per alert rule in the alert file's order."""
     snippet = (
         "local mixin = (import 'mixin.libsonnet') + {_config+:: {"
         f"timeScale: {time_scale}}}}};\n"
-        "{alerts: mixin.prometheusAlerts, rules: mixin.prometheusRules}"
+        "{alerts: mixin.prometheusAlerts, rules: mixin.prometheusRules, "
+        "descriptions: mixin.ruleDescriptions}"
     )
     out: dict[str, Any] = json.loads(_jsonnet.evaluate_snippet(
         str(MIXIN / "render.jsonnet"), snippet, import_callback=importer(catalog_text)))
@@ -79,6 +81,10 @@ RULE_KEYS = ("alert", "record", "expr", "for", "labels", "annotations")
 
 def _ordered(rendered: dict[str, Any]) -> dict[str, Any]:
     """Conventional key order in rule files (Jsonnet emits keys sorted)."""
+    descriptions = rendered["descriptions"]
+    alerts = [a for g in rendered["alerts"]["groups"] for a in g["rules"]]
+    if [d["alert"] for d in descriptions] != [a["alert"] for a in alerts]:
+        raise AssertionError("rule descriptions do not follow the alert file's order")
     for kind in ("alerts", "rules"):
         for group in rendered[kind]["groups"]:
             group["rules"] = [{k: r[k] for k in RULE_KEYS if k in r} for r in group["rules"]]
@@ -109,7 +115,9 @@ def artefacts(catalog: Catalog) -> dict[Path, str]:
     files[GENERATED / "saasmon-rules.yaml"] = HEADER + dump_yaml(rendered["rules"])
     files[GENERATED / "saasmon-alerts.yaml"] = HEADER + dump_yaml(rendered["alerts"])
     files[GENERATED / "prometheusrule.yaml"] = HEADER + dump_yaml(operator_rule(rendered))
-    for name, test in test_files(catalog, rendered).items():
+    files[GENERATED / "rule-descriptions.json"] = json.dumps(
+        rendered["descriptions"], indent=1, sort_keys=True) + "\n"
+    for name, test in test_files(rendered).items():
         files[GENERATED / "tests" / name] = HEADER + dump_yaml(test)
     for name, page in runbooks(catalog, rendered).items():
         files[REPO / "docs" / "runbooks" / name] = page

@@ -10,17 +10,29 @@ SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
 
 
-# The mixin's burnRateWindows (slo.libsonnet), in words, and their default severities.
-BURN_TIERS = ("14.4x over 1 h (page)", "6x over 6 h (page)", "3x over 1 d (ticket)",
-              "1x over 3 d (ticket)")
-DEFAULT_BURN_SEVERITIES = ("critical", "critical", "medium", "medium")
 
 def _fmt(value: float) -> str:
     return format(value, ".12g")
 
 
+def _selector(desc: dict[str, Any]) -> str:
+    """The expanded selector of a direct signal's series, from its rule description."""
+    inner = ",".join(f'{m["label"]}{m["op"]}"{m["value"]}"' for m in desc["matchers"])
+    return f"{desc['series'] or ''}{{{inner}}}"
+
+
+def _burn_tiers(descs: list[dict[str, Any]], objective: float) -> str:
+    """The burn-rate tiers of one objective in words, from the mixin's rule descriptions."""
+    budget = 1 - objective
+    return " ".join(
+        f"{d['severity'].capitalize()}: {_fmt(round(d['threshold'] / budget, 6))}x over "
+        f"{d['long']['window']} and {d['short']['window']}, for {d['for']}." for d in descs)
+
+
 def runbooks(catalog: Catalog, rendered: dict[str, Any]) -> dict[str, str]:
     pages: dict[str, str] = {}
+    descriptions = rendered["descriptions"]
+    recorded = {r["record"]: r["expr"] for g in rendered["rules"]["groups"] for r in g["rules"]}
     # The guide's escalation time of each rule's first entry (e.g. a P1 answered within 1 h).
     by_id = {e.id: e for g in catalog.guides for e in g.entries}
     escalations = {r.id: by_id[r.entries[0]].escalation or "" for r in catalog.rules}
@@ -43,9 +55,11 @@ def runbooks(catalog: Catalog, rendered: dict[str, Any]) -> dict[str, str]:
         actions = sorted({r.action for r in rules if r.action})
         if actions:
             lines += ["", "## What the guides prescribe", ""] + [f"- {a}" for a in actions]
-        expr = signal.record or signal.expr.strip()
-        lines += ["", "## Signal", "", "```promql", expr if signal.record is None
-                  else f"{signal.record}  # recording rule:\n{signal.expr.strip()}", "```", ""]
+        # Expanded, as Prometheus runs it: a recording rule's expression or the selector.
+        desc = next(d for d in descriptions if d.get("signal") == name)
+        lines += ["", "## Signal", "", "```promql", _selector(desc) if signal.record is None
+                  else f"{signal.record}  # recording rule:\n{recorded[signal.record].strip()}",
+                  "```", ""]
         pages[f"{signal.alert}.md"] = "\n".join(lines)
     for name, slo in catalog.slos.items():
         pages[f"{slo.alert}.md"] = "\n".join([
@@ -56,8 +70,7 @@ def runbooks(catalog: Catalog, rendered: dict[str, Any]) -> dict[str, str]:
             "Multiwindow burn-rate alert: the error ratio over a long and a short window both "
             "exceed a multiple of the budget (1 - objective), with at least "
             f"{_fmt(slo.min_errors)} bad events in the long window. "
-            + " ".join(f"{sev.capitalize()}: {tier}." for sev, tier in zip(
-                slo.severities or DEFAULT_BURN_SEVERITIES, BURN_TIERS, strict=True))
+            + _burn_tiers([d for d in descriptions if d.get("slo") == name], slo.objective)
             + " The `long_window` label says which pair fired.", "",
             "## First checks", "",
             "1. Which errors consume the budget - the SLO dashboard and the underlying error alerts.",

@@ -35,7 +35,10 @@ local fmt = import 'format.libsonnet';
     local value = cfg.thresholds[rule.id];
     {
       alert: s.alert,
-      expr: '%s %s %s' % [seriesOf(rule), rule.comparator, std.format('%.12g', value)],
+      expr: '%s %s %s' % [seriesOf(rule), rule.comparator, std.format('%.12g', value)]
+            + (if std.objectHas(s, 'guard') then '\nand on (%s)\n%s %s %s' % [
+              std.join(', ', s.labels), s.guard.record, s.guard.comparator,
+              std.format('%.12g', if std.objectHas(s.guard, 'value') then s.guard.value else value)] else ''),
       'for': fmt.scaleDuration(rule['for'], cfg.timeScale),
       labels: {
         severity: rule.severity,
@@ -59,6 +62,56 @@ local fmt = import 'format.libsonnet';
     },
 
   local areas = std.set([signals[r.signal].area for r in cfg.catalog.rules]),
+
+  // The series an alert compares with its threshold, as data: name and label matchers.
+  local seriesSelectorOf(rule) =
+    local s = signals[rule.signal];
+    local fixed = if std.objectHas(s, 'record') then []
+    else [{ label: l, op: cfg.selectorMatchers[s.series.selector][l][0], value: cfg.selectorMatchers[s.series.selector][l][1] }
+          for l in std.objectFields(cfg.selectorMatchers[s.series.selector])] + s.series.matchers;
+    {
+      series: if std.objectHas(s, 'record') then s.record else s.series.metric,
+      matchers: fixed + [{ label: k, op: '=', value: rule.match[k] } for k in std.objectFields(rule.match)],
+    },
+
+  // One structured description per alert rule, in the order of the alert file: what the
+  // rule compares, with what, over which window and for how long. The promtool tests, the
+  // behaviour suite and the runbooks read these instead of parsing rendered PromQL.
+  ruleDescriptions+:: [
+    local s = signals[r.signal];
+    {
+      id: r.id,
+      alert: s.alert,
+      group: 'saasmon-%s' % area,
+      severity: r.severity,
+      guide: r.guide,
+      guide_level: r.guide_level,
+      signal: r.signal,
+      kind: s.kind,
+      unit: s.unit,
+      window: if std.objectHas(s, 'window') then s.window else null,
+      labels: s.labels,
+      comparator: r.comparator,
+      threshold: std.parseJson(std.format('%.12g', cfg.thresholds[r.id])),  // as rendered
+      'for': fmt.scaleDuration(r['for'], cfg.timeScale),
+      // A second series that must also pass the threshold (compared with its comparator).
+      guard: if std.objectHas(s, 'guard') then {
+        series: s.guard.record,
+        comparator: s.guard.comparator,
+        threshold: std.parseJson(std.format('%.12g', if std.objectHas(s.guard, 'value') then s.guard.value else cfg.thresholds[r.id])),
+      } else null,
+    } + seriesSelectorOf(r)
+    for area in areas
+    for r in cfg.catalog.rules
+    if signals[r.signal].area == area
+  ] + [{
+    id: 'watchdog',
+    alert: 'Watchdog',
+    group: 'saasmon-meta',
+    severity: 'none',
+    kind: 'always',
+    'for': '0s',
+  }],
 
   prometheusAlerts+:: {
     groups+: [

@@ -22,24 +22,34 @@
       alertmanager: 'alertmanager',
       prometheus: 'prometheus',
     },
+    // Label matchers of each job selector, as data: rule descriptions and tests read them;
+    // `selectors` below renders them for the signal expressions.
+    selectorMatchers: {
+      appSelector: { job: ['=', $._config.jobs.app] },
+      appProbeSelector: { job: ['=', $._config.jobs.appProbe] },
+      appHealthSelector: { job: ['=', $._config.jobs.appProbe] },
+      postgresSelector: { job: ['=', $._config.jobs.postgres] },
+      redisSelector: { job: ['=', $._config.jobs.redis] },
+      cronSelector: { job: ['=', $._config.jobs.cron] },
+      integrationsSelector: { job: ['=', $._config.jobs.integrations] },
+      integrationProbeSelector: { job: ['=', $._config.jobs.integrationProbe] },
+      businessSelector: { job: ['=', $._config.jobs.business] },
+      webVitalsSelector: { job: ['=', $._config.jobs.webvitals] },
+      nodeSelector: { job: ['=', $._config.jobs.node] },
+      storageSelector: { job: ['=', $._config.jobs.storageProbe] },
+      saasmonSelector: { job: ['=~', 'saasmon-.*'] },
+      smsRelaySelector: { job: ['=', $._config.jobs.smsRelay] },
+      alertmanagerSelector: { job: ['=', $._config.jobs.alertmanager] },
+      prometheusSelector: { job: ['=', $._config.jobs.prometheus] },
+    },
     // Substituted into signal expressions as %(name)s.
     selectors: {
-      appSelector: 'job="%s"' % $._config.jobs.app,
-      appProbeSelector: 'job="%s"' % $._config.jobs.appProbe,
-      appHealthSelector: 'job="%s"' % $._config.jobs.appProbe,
-      postgresSelector: 'job="%s"' % $._config.jobs.postgres,
-      redisSelector: 'job="%s"' % $._config.jobs.redis,
-      cronSelector: 'job="%s"' % $._config.jobs.cron,
-      integrationsSelector: 'job="%s"' % $._config.jobs.integrations,
-      integrationProbeSelector: 'job="%s"' % $._config.jobs.integrationProbe,
-      businessSelector: 'job="%s"' % $._config.jobs.business,
-      webVitalsSelector: 'job="%s"' % $._config.jobs.webvitals,
-      nodeSelector: 'job="%s"' % $._config.jobs.node,
-      storageSelector: 'job="%s"' % $._config.jobs.storageProbe,
-      saasmonSelector: 'job=~"saasmon-.*"',
-      smsRelaySelector: 'job="%s"' % $._config.jobs.smsRelay,
-      alertmanagerSelector: 'job="%s"' % $._config.jobs.alertmanager,
-      prometheusSelector: 'job="%s"' % $._config.jobs.prometheus,
+      [key]: std.join(',', [
+        '%s%s"%s"' % [label, $._config.selectorMatchers[key][label][0], $._config.selectorMatchers[key][label][1]]
+        for label in std.objectFields($._config.selectorMatchers[key])
+      ])
+      for key in std.objectFields($._config.selectorMatchers)
+    } + {
       // Not from a guide: the least request rate (per second) last week must have had for
       // ApiTrafficSurge/ApiTrafficDrop to compare against it. Below it (a quiet hour, a new
       // app with no last week) a ratio is noise or +Inf. 0.1/s = 30 requests in 5 minutes.

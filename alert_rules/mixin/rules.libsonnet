@@ -3,8 +3,10 @@
 {
   local cfg = $._config,
   local signals = cfg.catalog.signals,
+  // A signal's record and its guard's record (with the signal's area).
   local recorded = std.uniq(std.sort(
-    [s for s in std.objectValues(signals) if std.objectHas(s, 'record')],
+    [s for s in std.objectValues(signals) if std.objectHas(s, 'record')]
+    + [s.guard { area: s.area } for s in std.objectValues(signals) if std.objectHas(s, 'guard')],
     function(s) s.record), function(s) s.record),
 
   // Series for dashboards that no alert reads directly.

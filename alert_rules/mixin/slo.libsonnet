@@ -53,6 +53,31 @@ local fmt = import 'format.libsonnet';
     ],
   },
 
+  // Burn-rate rules as data (see alerts.libsonnet ruleDescriptions): the three records an
+  // alert compares and the numbers it compares them with.
+  ruleDescriptions+:: [
+    local slo = slos[name];
+    local w = cfg.burnRateWindows[i];
+    {
+      id: 'slo:%s:%d' % [name, i],
+      alert: slo.alert,
+      group: 'saasmon-slo-%s' % name,
+      severity: severityOf(slo, i),
+      guide: slo.guide,
+      slo: name,
+      kind: 'burn_rate',
+      labels: slo.labels,
+      long: { series: record(name, w.long), window: w.long },
+      short: { series: record(name, w.short), window: w.short },
+      errors: { series: errorsRecord(w.long), window: w.long },
+      threshold: std.parseJson(std.format('%.12g', w.factor * (1 - slo.objective))),  // as rendered
+      min_errors: slo.min_errors,
+      'for': fmt.scaleDuration(w['for'], cfg.timeScale),
+    }
+    for name in std.objectFields(slos)
+    for i in std.range(0, std.length(cfg.burnRateWindows) - 1)
+  ],
+
   prometheusAlerts+:: {
     groups+: [
       {

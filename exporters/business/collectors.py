@@ -14,6 +14,7 @@ from exporters.business.config import NAMESPACE, BusinessConfig
 from exporters.business.pack import PackMetric, PackQuery
 from exporters.runtime.collector import Collector, CollectorError
 from exporters.runtime.families import gauge
+from exporters.runtime.overrides import Schedule
 from exporters.runtime.pgpool import ReadOnlyPool, classify_pg_error
 
 
@@ -33,12 +34,13 @@ class ConnectionPool(ReadOnlyPool):
     same connection is executed without being planned again (hence the statement cache).
     """
 
-    def __init__(self, config: BusinessConfig, lane: str) -> None:
+    def __init__(self, config: BusinessConfig, lane: str, server_timeout: float) -> None:
         self.config = config
         self.lane = lane
-        # The server cancels anything that outlives the slowest query's own timeout, even
-        # if this process is gone; each query's own timeout is enforced client-side.
-        self.server_timeout = max(q.timeout_seconds for q in config.pack.queries)
+        # The server cancels anything that outlives the lane's slowest query's own timeout
+        # (after overrides), even if this process is gone; each query's own timeout is
+        # enforced client-side.
+        self.server_timeout = server_timeout
         self.connect_timeout = min(10.0, self.server_timeout)
         super().__init__(
             config.required_dsn, application_name=f"saasmon_business_{lane}",
@@ -118,20 +120,10 @@ def _family(metric: PackMetric, rows: Sequence[Mapping[str, Any]], max_series: i
     return family, dropped
 
 
-def effective_schedule(query: PackQuery, config: BusinessConfig) -> tuple[float, float]:
-    """(interval, timeout) of a query after the config's per-query overrides."""
-    override = config.queries.get(query.name)
-    interval, timeout = query.interval_seconds, query.timeout_seconds
-    if override is not None:
-        interval = override.interval_seconds or interval
-        timeout = override.timeout_seconds or timeout
-    return interval, timeout
-
-
 class PackQueryCollector(Collector):
-    def __init__(self, query: PackQuery, pool: ConnectionPool, config: BusinessConfig) -> None:
-        interval, timeout = effective_schedule(query, config)
-        super().__init__(config.target, interval, timeout)
+    def __init__(self, query: PackQuery, pool: ConnectionPool, config: BusinessConfig,
+                 schedule: Schedule) -> None:
+        super().__init__(config.target, schedule.interval, schedule.timeout)
         self.name = query.name
         self.query = query
         self.connections = pool

@@ -4,27 +4,26 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from exporters.business.collectors import (
-    ConnectionPool,
-    PackQueryCollector,
-    effective_schedule,
-)
+from exporters.business.collectors import ConnectionPool, PackQueryCollector
 from exporters.business.config import NAMESPACE, BusinessConfig
 from exporters.runtime.exporter import ExporterKind, Instance
+from exporters.runtime.overrides import Schedule, longest_timeout
 
 
 class BusinessInstance(Instance):
     def __init__(self, config: BusinessConfig) -> None:
-        self.pools = {"fast": ConnectionPool(config, "fast"),
-                      "slow": ConnectionPool(config, "slow")}
-        self.collectors = []
-        for query in config.pack.queries:
-            override = config.queries.get(query.name)
-            if override is not None and not override.enabled:
-                continue
-            interval, _ = effective_schedule(query, config)
-            lane = "slow" if interval >= config.slow_interval_seconds else "fast"
-            self.collectors.append(PackQueryCollector(query, self.pools[lane], config))
+        schedules = config.schedules()
+
+        def lane(schedule: Schedule) -> str:
+            return "slow" if schedule.interval >= config.slow_interval_seconds else "fast"
+
+        # Each lane allows its slowest query's timeout; a lane without queries never
+        # connects, so its fallback is never used.
+        self.pools = {name: ConnectionPool(config, name, longest_timeout(
+            (s for s in schedules.values() if lane(s) == name), default=10.0))
+            for name in ("fast", "slow")}
+        self.collectors = [PackQueryCollector(q, self.pools[lane(s)], config, s)
+                           for q in config.pack.queries if (s := schedules.get(q.name))]
 
     async def close(self) -> None:
         for pool in self.pools.values():
@@ -46,8 +45,7 @@ class BusinessExporter(ExporterKind[BusinessConfig]):
     def summary(self, config: BusinessConfig) -> str:
         url = urlsplit(config.required_dsn)
         pack = config.pack
-        enabled = [q for q in pack.queries
-                   if config.queries.get(q.name) is None or config.queries[q.name].enabled]
+        enabled = config.schedules()
         return (f"business: config ok: target {config.target!r} at "
                 f"{url.hostname}:{url.port or 5432}{url.path}, pack "
                 f"{config.pack_file or 'default'}: {len(enabled)} of {len(pack.queries)} "

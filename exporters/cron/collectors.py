@@ -17,6 +17,7 @@ from exporters.cron.config import CronConfig
 from exporters.cron.state import JobState
 from exporters.runtime.collector import Collector
 from exporters.runtime.families import counter, gauge
+from exporters.runtime.overrides import Schedule
 from exporters.runtime.pgpool import ReadOnlyPool, classify_pg_error
 
 # Ids below the mark that were not there when we passed them: an insert committing after a
@@ -87,8 +88,8 @@ def _duration(row: Any) -> float | None:
 class TableCollector(Collector):
     name = "table"
 
-    def __init__(self, config: CronConfig, pool: ReadOnlyPool) -> None:
-        super().__init__(config.target, config.interval_seconds, config.timeout_seconds)
+    def __init__(self, config: CronConfig, pool: ReadOnlyPool, schedule: Schedule) -> None:
+        super().__init__(config.target, schedule.interval, schedule.timeout)
         self.config = config
         self.connections = pool
         self.sql = Queries(config.table)

@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from exporters.cron.schedule import ScheduleError, check_expression, zone
 from exporters.runtime.config import DsnConfig, StrictModel, read_secret_file
+from exporters.runtime.overrides import CollectorOverride, CollectorsConfig, Schedule
 
 DEFAULT_JOBS = Path(__file__).with_name("default_jobs.yaml")
 Severity = Literal["critical", "high", "medium", "low"]
@@ -62,7 +63,7 @@ def default_jobs() -> list[Job]:
     return [Job.model_validate(raw) for raw in _default_jobs_raw()]
 
 
-class CronConfig(DsnConfig):
+class CronConfig(DsnConfig, CollectorsConfig[CollectorOverride]):
     jobs: list[Job] = Field(default_factory=default_jobs, max_length=500)
     # dirt-free-crm § Cron Job Monitoring: "All 18 cron jobs executed on schedule" - the
     # guide's count, of which it names 5. Exported as cron_jobs_expected once set: a default
@@ -122,6 +123,10 @@ class CronConfig(DsnConfig):
             resolved.append(job)
         object.__setattr__(self, "jobs", resolved)
         return self
+
+    def collector_defaults(self) -> dict[str, Schedule]:
+        # The table source's collector (exporters.cron.collectors), run only with a dsn.
+        return {"table": Schedule(self.interval_seconds, self.timeout_seconds)}
 
     @property
     def token_value(self) -> str | None:

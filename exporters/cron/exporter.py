@@ -38,11 +38,12 @@ class CronInstance(Instance):
         self.pool: ReadOnlyPool | None = None
         self.table: TableCollector | None = None
         self.collectors: list[Collector] = []
-        if config.dsn_value:
+        schedule = config.schedule(TableCollector.name)
+        if config.dsn_value and schedule is not None:
             self.pool = collector_pool(
                 config.required_dsn, "saasmon_cron_exporter", max_size=config.pool_max_size,
-                timeout=config.timeout_seconds, interval=config.interval_seconds)
-            self.table = TableCollector(config, self.pool)
+                timeout=schedule.timeout, interval=config.interval_seconds)
+            self.table = TableCollector(config, self.pool, schedule)
             self.collectors.append(self.table)
 
     # -- heartbeat routes ----------------------------------------------------------

@@ -9,9 +9,11 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, StringConstraints, field_validator, model_validator
 
 from exporters.runtime.config import ConfigError, DsnConfig, StrictModel, read_secret_file
+from exporters.runtime.overrides import CollectorOverride, CollectorsConfig, Schedule
 
 Prober = Literal["statuspage", "stripe_status", "app_health", "http"]
-TableName = Literal["payments", "message_deliveries", "webhook_events"]
+# The `table` of each collector in exporters.integrations.deliveries: its collector name.
+TABLES = ("payments", "message_deliveries", "webhook_events")
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 
 MiB = 1024 * 1024
@@ -105,10 +107,9 @@ class TargetConfig(StrictModel):
         return [s for s in found if s]
 
 
-class CollectorOverride(StrictModel):
-    enabled: bool = True
-    interval_seconds: float | None = Field(default=None, gt=0, le=3600)
-    timeout_seconds: float | None = Field(default=None, gt=0, le=300)
+class TableOverride(CollectorOverride):
+    """The runtime's per-collector override, plus how old a row must be to be counted."""
+
     # Count a row only once it is this old (default 300 for message_deliveries, else 0).
     settle_seconds: float | None = Field(default=None, ge=0, le=86400)
 
@@ -143,7 +144,7 @@ DECLINE_REASONS = (
 )
 
 
-class IntegrationsConfig(DsnConfig):
+class IntegrationsConfig(DsnConfig, CollectorsConfig[TableOverride]):
     modules: dict[Name, ModuleConfig] = Field(default_factory=dict, max_length=50)
     targets: dict[Name, TargetConfig] = Field(default_factory=dict, max_length=200)
     builtin_targets: bool = True
@@ -167,7 +168,6 @@ class IntegrationsConfig(DsnConfig):
     # At start, label values (failure reasons, providers) seen in this recent window get a
     # 0 series at once, so the first new failure is an increase rate() can see. 0 = off.
     seed_window_seconds: float = Field(default=7 * 86400.0, ge=0, le=90 * 86400.0)
-    collectors: dict[TableName, CollectorOverride] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> IntegrationsConfig:
@@ -178,6 +178,9 @@ class IntegrationsConfig(DsnConfig):
                 raise ConfigError(f"targets.{name}.module: unknown module {target.module!r} "
                                   f"(known: {', '.join(sorted(modules))})")
         return self
+
+    def collector_defaults(self) -> dict[str, Schedule]:
+        return dict.fromkeys(TABLES, Schedule(self.interval_seconds, self.timeout_seconds))
 
     def all_modules(self) -> dict[str, ModuleConfig]:
         return {**DEFAULT_MODULES, **self.modules}

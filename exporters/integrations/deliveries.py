@@ -21,6 +21,7 @@ from prometheus_client.core import Metric
 from exporters.integrations.config import IntegrationsConfig
 from exporters.runtime.collector import Collector
 from exporters.runtime.families import counter
+from exporters.runtime.overrides import Schedule
 from exporters.runtime.pgpool import ReadOnlyPool, classify_pg_error
 
 DATABASE_TARGET = "database"
@@ -81,13 +82,10 @@ class TableCollector(Collector):
     # $1 = window seconds, $2 = limit; returns the label columns to pre-create series for.
     seed_sql: str
 
-    def __init__(self, pool: ReadOnlyPool, config: IntegrationsConfig) -> None:
-        override = config.collectors.get(self.table)  # type: ignore[call-overload]
-        interval, timeout = config.interval_seconds, config.timeout_seconds
-        if override is not None:
-            interval = override.interval_seconds or interval
-            timeout = override.timeout_seconds or timeout
-        super().__init__(DATABASE_TARGET, interval, timeout)
+    def __init__(self, pool: ReadOnlyPool, config: IntegrationsConfig,
+                 schedule: Schedule) -> None:
+        super().__init__(DATABASE_TARGET, schedule.interval, schedule.timeout)
+        override = config.override(self.table)
         self.settle_seconds = self.default_settle_seconds
         if override is not None and override.settle_seconds is not None:
             self.settle_seconds = override.settle_seconds
@@ -162,8 +160,9 @@ WHERE status = 'failed' AND created_at > now() - make_interval(secs => $1)
 GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT $2
 """
 
-    def __init__(self, pool: ReadOnlyPool, config: IntegrationsConfig) -> None:
-        super().__init__(pool, config)
+    def __init__(self, pool: ReadOnlyPool, config: IntegrationsConfig,
+                 schedule: Schedule) -> None:
+        super().__init__(pool, config, schedule)
         self.statuses = LabelCap(EXTRA_STATUSES, PAYMENT_STATUSES)
         self.reasons = LabelCap(config.top_n_reasons)
         self.by_status: dict[tuple[str, ...], float] = {(s,): 0 for s in PAYMENT_STATUSES}
@@ -223,8 +222,9 @@ WHERE created_at > now() - make_interval(secs => $1)
 GROUP BY 1, 2 ORDER BY count(*) DESC, 1, 2 LIMIT $2
 """
 
-    def __init__(self, pool: ReadOnlyPool, config: IntegrationsConfig) -> None:
-        super().__init__(pool, config)
+    def __init__(self, pool: ReadOnlyPool, config: IntegrationsConfig,
+                 schedule: Schedule) -> None:
+        super().__init__(pool, config, schedule)
         self.channels = LabelCap(EXTRA_STATUSES, CHANNELS)
         self.providers = LabelCap(config.top_n_providers)
         self.statuses = LabelCap(EXTRA_STATUSES, DELIVERY_STATUSES)
@@ -270,8 +270,9 @@ WHERE received_at > now() - make_interval(secs => $1)
 GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT $2
 """
 
-    def __init__(self, pool: ReadOnlyPool, config: IntegrationsConfig) -> None:
-        super().__init__(pool, config)
+    def __init__(self, pool: ReadOnlyPool, config: IntegrationsConfig,
+                 schedule: Schedule) -> None:
+        super().__init__(pool, config, schedule)
         self.providers = LabelCap(config.top_n_providers)
         self.statuses = LabelCap(EXTRA_STATUSES, WEBHOOK_STATUSES)
         self.counts: dict[tuple[str, ...], float] = {}

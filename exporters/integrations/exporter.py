@@ -18,6 +18,7 @@ from exporters.runtime.collector import Collector
 from exporters.runtime.exporter import ExporterKind, Instance, Route
 from exporters.runtime.families import counter
 from exporters.runtime.logs import SecretRegistry, log_fields
+from exporters.runtime.overrides import longest_timeout
 from exporters.runtime.pgpool import ReadOnlyPool, collector_pool
 from exporters.runtime.server import render, scrape_deadline
 
@@ -38,14 +39,13 @@ class IntegrationsInstance(Instance):
         self.pool: ReadOnlyPool | None = None
         self.collectors: list[Collector] = []
         if config.dsn is not None:
+            schedules = config.schedules()
             self.pool = collector_pool(
                 config.required_dsn, "saasmon_integrations", max_size=config.pool_max_size,
-                timeout=config.timeout_seconds, interval=config.interval_seconds)
-            self.collectors = [
-                cls(self.pool, config) for cls in ALL
-                if config.collectors.get(cls.table) is None  # type: ignore[call-overload]
-                or config.collectors[cls.table].enabled  # type: ignore[index]
-            ]
+                timeout=longest_timeout(schedules.values(), config.timeout_seconds),
+                interval=config.interval_seconds)
+            self.collectors = [cls(self.pool, config, schedules[cls.table])
+                               for cls in ALL if cls.table in schedules]
         # Every named target's own module starts at 0, so its first failure is an increase.
         self.probes: dict[tuple[str, str, str], int] = {
             (name, t.module, result): 0 for name, t in self.targets.items()

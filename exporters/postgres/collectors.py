@@ -15,6 +15,7 @@ from exporters.postgres.config import PostgresConfig
 from exporters.runtime.collector import Collector
 from exporters.runtime.families import counter, gauge, top_n
 from exporters.runtime.logs import SecretRegistry, log_fields
+from exporters.runtime.overrides import Schedule
 from exporters.runtime.pgpool import ReadOnlyPool, classify_pg_error
 
 log = logging.getLogger("saasmon.postgres")
@@ -42,15 +43,8 @@ def mask_statement(text: str) -> str:
 
 
 class PostgresCollector(Collector):
-    def __init__(self, pool: ReadOnlyPool, config: PostgresConfig) -> None:
-        override = config.collectors.get(self.name)  # type: ignore[call-overload]
-        interval = config.interval_seconds
-        timeout = config.timeout_seconds
-        if override is not None:
-            interval = override.interval_seconds if override.interval_seconds is not None \
-                else interval
-            timeout = override.timeout_seconds or timeout
-        super().__init__(config.target, interval, timeout)
+    def __init__(self, pool: ReadOnlyPool, config: PostgresConfig, schedule: Schedule) -> None:
+        super().__init__(config.target, schedule.interval, schedule.timeout)
         self.connections = pool
         self.config = config
 

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from exporters.runtime.config import DsnConfig, StrictModel
+from exporters.runtime.config import DsnConfig
+from exporters.runtime.overrides import CollectorOverride, CollectorsConfig, Schedule
 
-CollectorName = Literal["activity", "database", "statements", "tables", "replication",
-                        "checkpoints"]
-
-
-class CollectorOverride(StrictModel):
-    enabled: bool = True
-    interval_seconds: float | None = Field(default=None, ge=0)
-    timeout_seconds: float | None = Field(default=None, gt=0)
+# The `name` of each collector in exporters.postgres.collectors, in the order they run.
+COLLECTORS = ("activity", "database", "statements", "tables", "replication", "checkpoints")
 
 
-class PostgresConfig(DsnConfig):
+class PostgresConfig(DsnConfig, CollectorsConfig[CollectorOverride]):
     dsn_env: ClassVar[str | None] = "SAASMON_POSTGRES_DSN"
     target: str = Field(default="postgres", min_length=1, max_length=64)
     interval_seconds: float = Field(default=15.0, ge=0, le=3600)
@@ -29,7 +24,6 @@ class PostgresConfig(DsnConfig):
     # dirt-free-crm § database health (30 s): every guide's "slow" is a bucket.
     slow_query_thresholds_seconds: list[float] = Field(
         default=[0.1, 1.0, 5.0, 30.0], min_length=1, max_length=10)
-    collectors: dict[CollectorName, CollectorOverride] = Field(default_factory=dict)
     # The size of the volume the databases live on (PostgreSQL cannot tell it): exported as
     # pg_storage_allocated_bytes for PostgresStorageHigh. Unset, PostgresStorageLimitUnset
     # says the storage alert is blind.
@@ -40,3 +34,6 @@ class PostgresConfig(DsnConfig):
         if any(t <= 0 for t in self.slow_query_thresholds_seconds):
             raise ValueError("slow_query_thresholds_seconds must all be positive")
         return self
+
+    def collector_defaults(self) -> dict[str, Schedule]:
+        return dict.fromkeys(COLLECTORS, Schedule(self.interval_seconds, self.timeout_seconds))

@@ -7,19 +7,19 @@ from urllib.parse import urlsplit
 from exporters.postgres.collectors import ALL
 from exporters.postgres.config import PostgresConfig
 from exporters.runtime.exporter import ExporterKind, Instance
+from exporters.runtime.overrides import longest_timeout
 from exporters.runtime.pgpool import collector_pool
 
 
 class PostgresInstance(Instance):
     def __init__(self, config: PostgresConfig) -> None:
+        schedules = config.schedules()
         self.pool = collector_pool(
             config.required_dsn, "saasmon_exporter", max_size=config.pool_max_size,
-            timeout=config.timeout_seconds, interval=config.interval_seconds)
-        self.collectors = [
-            cls(self.pool, config) for cls in ALL
-            if config.collectors.get(cls.name) is None  # type: ignore[call-overload]
-            or config.collectors[cls.name].enabled  # type: ignore[index]
-        ]
+            timeout=longest_timeout(schedules.values(), config.timeout_seconds),
+            interval=config.interval_seconds)
+        self.collectors = [cls(self.pool, config, schedules[cls.name])
+                           for cls in ALL if cls.name in schedules]
 
     async def close(self) -> None:
         await self.pool.close()

@@ -12,6 +12,7 @@ from prometheus_client.core import Metric
 from exporters.redis.config import RedisConfig, RedisTarget
 from exporters.runtime.collector import Collector
 from exporters.runtime.families import counter, gauge, top_n
+from exporters.runtime.overrides import Schedule
 
 # INFO field -> (metric name, help, is_counter). One row per field, no code per field.
 INFO_FIELDS: list[tuple[str, str, str, bool]] = [
@@ -42,14 +43,16 @@ INFO_FIELDS: list[tuple[str, str, str, bool]] = [
 ]
 
 
-def client_for(target: RedisTarget, config: RedisConfig) -> aioredis.Redis:
+def client_for(target: RedisTarget, timeout: float) -> aioredis.Redis:
+    """The target's client; `timeout` is the longest of its collectors', so the client's
+    own limits never cut a collector's run short (the scheduler bounds each run)."""
     pool = aioredis.BlockingConnectionPool.from_url(
         target.url.get_secret_value(),
         password=target.password.get_secret_value() if target.password else None,
         max_connections=2,
-        timeout=config.timeout_seconds,
-        socket_timeout=config.timeout_seconds,
-        socket_connect_timeout=config.timeout_seconds,
+        timeout=timeout,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
         client_name="saasmon_exporter",
     )
     return aioredis.Redis(connection_pool=pool)
@@ -57,8 +60,8 @@ def client_for(target: RedisTarget, config: RedisConfig) -> aioredis.Redis:
 
 class RedisCollector(Collector):
     def __init__(self, target: RedisTarget, client: aioredis.Redis, config: RedisConfig,
-                 interval: float) -> None:
-        super().__init__(target.name, interval, config.timeout_seconds)
+                 schedule: Schedule) -> None:
+        super().__init__(target.name, schedule.interval, schedule.timeout)
         self.client = client
         self.config = config
 

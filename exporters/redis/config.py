@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from exporters.runtime.config import StrictModel, read_secret_file
+from exporters.runtime.overrides import CollectorOverride, CollectorsConfig, Schedule
 
 
 class RedisTarget(StrictModel):
@@ -43,7 +44,7 @@ class KeyPattern(StrictModel):
     pattern: str = Field(min_length=1, max_length=200)
 
 
-class RedisConfig(StrictModel):
+class RedisConfig(CollectorsConfig[CollectorOverride]):
     targets: list[RedisTarget] = Field(min_length=1, max_length=100)
     interval_seconds: float = Field(default=15.0, ge=0, le=3600)
     timeout_seconds: float = Field(default=5.0, gt=0, le=300)
@@ -63,3 +64,9 @@ class RedisConfig(StrictModel):
         if duplicates:
             raise ValueError(f"target names must be unique, repeated: {', '.join(duplicates)}")
         return self
+
+    def collector_defaults(self) -> dict[str, Schedule]:
+        # The names of exporters.redis.collectors; each runs once per target.
+        return {"info": Schedule(self.interval_seconds, self.timeout_seconds),
+                "key_patterns": Schedule(self.key_patterns_interval_seconds,
+                                         self.timeout_seconds)}

@@ -10,19 +10,22 @@ from exporters.redis.collectors import InfoCollector, KeyPatternCollector, clien
 from exporters.redis.config import RedisConfig
 from exporters.runtime.collector import Collector
 from exporters.runtime.exporter import ExporterKind, Instance
+from exporters.runtime.overrides import longest_timeout
 
 
 class RedisInstance(Instance):
     def __init__(self, config: RedisConfig) -> None:
         self.clients: list[aioredis.Redis] = []
         self.collectors: list[Collector] = []
+        schedules = config.schedules()
+        if not config.key_patterns:
+            schedules.pop(KeyPatternCollector.name, None)
+        kinds = [cls for cls in (InfoCollector, KeyPatternCollector) if cls.name in schedules]
         for target in config.targets:
-            client = client_for(target, config)
+            client = client_for(target, longest_timeout(schedules.values(),
+                                                        config.timeout_seconds))
             self.clients.append(client)
-            self.collectors.append(InfoCollector(target, client, config, config.interval_seconds))
-            if config.key_patterns:
-                self.collectors.append(KeyPatternCollector(
-                    target, client, config, config.key_patterns_interval_seconds))
+            self.collectors += [cls(target, client, config, schedules[cls.name]) for cls in kinds]
 
     async def close(self) -> None:
         # The pool was handed in, so the client only closes it when told to.

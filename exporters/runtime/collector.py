@@ -31,6 +31,14 @@ REASONS = ("timeout", "connection", "query", "auth", "other")
 
 
 STOP_TIMEOUT = 5.0
+# The scrape's deadline: Prometheus' scrape timeout header (its default when absent) less
+# a margin to receive and parse the answer.
+DEFAULT_SCRAPE_TIMEOUT = 10.0
+SCRAPE_DEADLINE_MARGIN = 0.5
+# The longest a collector run inside the scrape (interval 0) is waited for under
+# Prometheus' default scrape timeout: a run that needs longer is reported as a timeout on
+# every scrape, its late result never served.
+ON_SCRAPE_BUDGET = DEFAULT_SCRAPE_TIMEOUT - SCRAPE_DEADLINE_MARGIN
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import urlsplit
 
@@ -24,11 +23,39 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Far above any password, token, DSN or URL; a file past it is a wrong path (a log, a disk
+# image, /dev/zero), and reading it whole would hang the start or a reload and fill memory.
+SECRET_FILE_LIMIT = 64 * 1024
+# Far above any config or query pack (the shipped pack is 19 KB).
+YAML_FILE_LIMIT = 4 * 1024 * 1024
+
+
+class TooLarge(Exception):
+    """A file holds more than its reader's limit."""
+
+
+def read_limited(path: str, limit: int) -> bytes:
+    """The file's bytes, reading at most one past `limit` (TooLarge beyond it), so an endless
+    device or a huge file costs one bounded read."""
+    with open(path, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge
+    return data
+
+
+def size_text(limit: int) -> str:
+    return f"{limit // 1048576} MiB" if limit % 1048576 == 0 else f"{limit // 1024} KiB"
+
+
 def read_secret_file(path: str, key: str) -> SecretStr:
     try:
-        return SecretStr(Path(path).read_bytes().decode("utf-8").strip())
+        return SecretStr(read_limited(path, SECRET_FILE_LIMIT).decode("utf-8").strip())
     except OSError as exc:
         raise ConfigError(f"{key}: cannot read file {path!r}: {exc.strerror}") from None
+    except TooLarge:
+        raise ConfigError(f"{key}: file {path!r} is larger than "
+                          f"{size_text(SECRET_FILE_LIMIT)}, not a secret") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{key}: file {path!r} is not UTF-8") from None
 
@@ -135,9 +162,11 @@ def read_yaml(path: str, key: str) -> Any:
     """Parse a YAML file; every problem is one ConfigError naming `key` and never quoting the
     file: a half-edited config holds secrets (a rotated password) the masker cannot know."""
     try:
-        text = Path(path).read_bytes().decode("utf-8")
+        text = read_limited(path, YAML_FILE_LIMIT).decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"{key}: cannot read {path!r}: {exc.strerror}") from None
+    except TooLarge:
+        raise ConfigError(f"{key}: larger than {size_text(YAML_FILE_LIMIT)}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{key}: not UTF-8 (invalid byte at offset {exc.start})") from None
     try:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from prometheus_client.core import Metric
-from pydantic import BaseModel
 
 from exporters.runtime.collector import Collector
+from exporters.runtime.overrides import CollectorsConfig
 
-ConfigT = TypeVar("ConfigT", bound=BaseModel)
+# Every exporter config carries the runtime's `collectors` overrides.
+ConfigT = TypeVar("ConfigT", bound=CollectorsConfig[Any])
 
 
 @dataclass(frozen=True)

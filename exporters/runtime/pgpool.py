@@ -86,10 +86,14 @@ class ReadOnlyPool:
 
 def collector_pool(dsn: str, application_name: str, *, max_size: int, timeout: float,
                    interval: float) -> ReadOnlyPool:
-    """The pool of an exporter whose collectors share one timeout and round interval.
+    """The pool shared by an exporter's collectors; `timeout` is the longest of theirs.
 
-    The server cancels whatever outlives the timeout; an idle connection is closed after
-    four rounds (at least a minute), so slow rounds do not hold a slot between them.
+    The pool's limits (connect, statement, command) are that longest timeout, so none cuts
+    a collector's own; each run is bounded by its collector's timeout (pool acquire, and
+    the scheduler's cancellation, which asyncpg passes on to the server as a cancel). The
+    server cancels whatever outlives the longest timeout, even if this process is gone.
+    An idle connection is closed after four rounds (at least a minute), so slow rounds do
+    not hold a slot between them.
     """
     return ReadOnlyPool(dsn, application_name=application_name, max_size=max_size,
                         statement_timeout=timeout, connect_timeout=timeout,

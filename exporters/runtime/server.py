@@ -11,38 +11,29 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 from prometheus_client import CONTENT_TYPE_LATEST, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 
 from exporters import __version__
-from exporters.runtime.collector import Scheduler
+from exporters.runtime.collector import DEFAULT_SCRAPE_TIMEOUT, SCRAPE_DEADLINE_MARGIN, Scheduler
 from exporters.runtime.config import ConfigError, load_config
+from exporters.runtime.connections import BodyTimeout, Gate, Slot
 from exporters.runtime.exporter import ExporterKind, Instance
+from exporters.runtime.families import counter, gauge
 from exporters.runtime.logs import SecretRegistry, log_fields
 from exporters.runtime.webconfig import BasicAuth, WebConfig, ssl_context
 
 log = logging.getLogger("saasmon.server")
 
-# Leave Prometheus this much of its scrape timeout to receive and parse the answer.
-SCRAPE_DEADLINE_MARGIN = 0.5
-DEFAULT_SCRAPE_DEADLINE = 10.0
 # Seconds a connection may sit without a complete request (slow headers, or idle between
 # keep-alive requests) before it is closed: longer than common scrape intervals' gaps
 # would make Prometheus reconnect each time, much longer lets slow clients hold slots.
 DEFAULT_HEADER_TIMEOUT = 60.0
-BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 21\r\n"
-        b"\r\nToo many connections\n")
-
-
-class _Busy(asyncio.Protocol):
-    """What a connection beyond the cap gets: one 503, then closed."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.write(BUSY)
-        transport.close()
+# Seconds from a request's headers to the end of its body (a deadline, not an idle timer):
+# beacons, Alertmanager webhooks and pings are small and sent at once.
+DEFAULT_BODY_TIMEOUT = 10.0
 
 
 class _Families:
@@ -62,10 +53,15 @@ def render(families: Iterable[Metric]) -> bytes:
 class ExporterServer:
     def __init__(self, kind: ExporterKind[Any], config_path: str | None, telemetry_path: str,
                  web_config: WebConfig, max_connections: int | None = None,
-                 header_timeout: float = DEFAULT_HEADER_TIMEOUT) -> None:
+                 header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+                 per_address: int | None = None,
+                 body_timeout: float = DEFAULT_BODY_TIMEOUT) -> None:
         self.kind = kind
         self.max_connections = max_connections or kind.max_connections
         self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        # By default one client address may hold a quarter of the slots.
+        self.gate = Gate(self.max_connections, per_address or max(1, self.max_connections // 4))
         self.config_path = config_path
         self.telemetry_path = telemetry_path
         self.web_config = web_config
@@ -129,17 +125,54 @@ class ExporterServer:
     async def _middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        route = request.match_info.route.resource
-        public = route is not None and route.canonical in self._public_paths
-        if self.auth is not None and not public and not await self._authorized(request):
-            response: web.StreamResponse = web.Response(
-                status=401, text="Unauthorized\n",
-                headers={"WWW-Authenticate": 'Basic realm="saasmon"'})
-        else:
-            response = await handler(request)
+        slot = _slot(request)
+        try:
+            response = await self._answer(request, handler, slot)
+        finally:
+            if slot is not None:
+                slot.request_done()
         if self.web_config.http_server_config is not None:
             response.headers.update(self.web_config.http_server_config.headers)
         return response
+
+    async def _answer(self, request: web.Request,
+                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                      slot: Slot | None) -> web.StreamResponse:
+        # Until its request is authorised, a connection is still waiting on its client:
+        # while credentials are checked, a newer connection may take its slot.
+        route = request.match_info.route.resource
+        public = route is not None and route.canonical in self._public_paths
+        if self.auth is not None and not public and not await self._authorized(request):
+            return web.Response(status=401, text="Unauthorized\n",
+                                headers={"WWW-Authenticate": 'Basic realm="saasmon"'})
+        if slot is not None and not slot.admitted:
+            # Displaced during the check: closed already, so no work on its behalf.
+            return web.Response(status=503, text="Too many connections\n")
+        body = request.content
+        timer = None
+        if body.is_eof():
+            if slot is not None:
+                slot.start_work()
+        else:
+            if slot is not None:
+                slot.await_body(body)
+            timer = asyncio.get_running_loop().call_later(self.body_timeout,
+                                                          self._body_late, body)
+        try:
+            return await handler(request)
+        except BodyTimeout:
+            response = web.Response(status=408, text="Request body not received in time\n")
+            response.force_close()
+            return response
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _body_late(self, body: StreamReader) -> None:
+        """--web.body-timeout is up: the handler's read (or aiohttp's drain) raises."""
+        if not body.is_eof():
+            self.gate.dropped["body_timeout"] += 1
+            body.set_exception(BodyTimeout())
 
     async def _authorized(self, request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
@@ -180,6 +213,14 @@ class ExporterServer:
                                  labels=["version"])
         info.add_metric([__version__], 1)
         yield info
+        yield gauge(f"{ns}_exporter_http_connections",
+                    "Open HTTP connections (at most --web.max-connections).",
+                    value=self.gate.open)
+        yield counter(f"{ns}_exporter_http_connections_dropped",
+                      "HTTP connections ended early, by reason: displaced (gave its slot to a "
+                      "newer connection while waiting on its client), refused (503: every slot "
+                      "busy answering), body_timeout (408: body not received in time).",
+                      labels=("reason",), rows=[((r,), n) for r, n in self.gate.dropped.items()])
         yield from self._process.collect()
 
     async def healthy(self, _: web.Request) -> web.Response:
@@ -227,13 +268,20 @@ class ExporterServer:
         return handle
 
 
+def _slot(request: web.Request) -> Slot | None:
+    """The connection's slot (None when served by something else, e.g. a test client)."""
+    transport = request.transport
+    protocol = transport.get_protocol() if transport is not None else None
+    return protocol if isinstance(protocol, Slot) else None
+
+
 def scrape_deadline(request: web.Request) -> float:
     """Seconds this request may take: Prometheus' scrape timeout header minus a margin."""
     header = request.headers.get("X-Prometheus-Scrape-Timeout-Seconds")
     try:
-        budget = float(header) if header else DEFAULT_SCRAPE_DEADLINE
+        budget = float(header) if header else DEFAULT_SCRAPE_TIMEOUT
     except ValueError:
-        budget = DEFAULT_SCRAPE_DEADLINE
+        budget = DEFAULT_SCRAPE_TIMEOUT
     return max(budget - SCRAPE_DEADLINE_MARGIN, 0.1)
 
 
@@ -250,21 +298,23 @@ async def serve(server: ExporterServer, config: Any, address: str) -> None:
     await server.activate(config)
     # aiohttp closes a connection whose request is incomplete when its keep-alive timer
     # fires (it starts on connect and after each response): that is the header timeout.
+    # A body the handler left unread is drained for at most the body timeout.
     runner = web.AppRunner(server.app(), handle_signals=False,
-                           keepalive_timeout=server.header_timeout)
+                           keepalive_timeout=server.header_timeout,
+                           lingering_time=server.body_timeout)
     await runner.setup()
     tls = server.web_config.tls_server_config
     handlers = runner.server
     assert handlers is not None
 
-    def protocol() -> asyncio.BaseProtocol:
-        # Slow or idle clients must not pile up without bound: past the cap, a 503.
-        if len(handlers.connections) >= server.max_connections:
-            return _Busy()
-        return handlers()
+    def protocol() -> Slot:
+        # Slow or idle clients must not pile up without bound, nor keep scrapes out.
+        return Slot(server.gate, handlers)
 
     listener = await asyncio.get_running_loop().create_server(
-        protocol, host, port, ssl=ssl_context(tls) if tls else None, reuse_address=True)
+        protocol, host, port, ssl=ssl_context(tls) if tls else None, reuse_address=True,
+        # A TLS handshake is part of getting a request: bounded like the headers.
+        ssl_handshake_timeout=server.header_timeout if tls else None)
     log.info("listening", extra=log_fields(address=address, tls=tls is not None,
                                            telemetry_path=server.telemetry_path))
     stop = asyncio.Event()

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, PrivateAttr, SecretStr, StringConstraints, field_validator, model_validator
 
 from exporters.runtime.config import StrictModel, read_secret_file
+from exporters.runtime.overrides import CollectorOverride, CollectorsConfig
 from exporters.smsrelay.message import DEFAULT_TEMPLATE, check_template
 
 # E.164: "+", country code, subscriber number; at most 15 digits in all.
@@ -85,7 +86,8 @@ class HeartbeatConfig(StrictModel):
         return self._url.get_secret_value()
 
 
-class SmsRelayConfig(StrictModel):
+# No collectors (request-fed): `collectors` is accepted like everywhere, and stays empty.
+class SmsRelayConfig(CollectorsConfig[CollectorOverride]):
     twilio: TwilioConfig
     recipients: list[PhoneNumber] = Field(min_length=1, max_length=20)
     # Alertmanager sends it as `Authorization: Bearer <token>` (http_config.authorization).

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from exporters.runtime.config import StrictModel
+from exporters.runtime.overrides import CollectorOverride, CollectorsConfig
 
 # Route names become label values: printable, short, no control characters.
 ROUTE_NAME = r"^[^\x00-\x1f\x7f]{1,100}$"
@@ -109,7 +110,8 @@ def _origin_ok(origin: str) -> bool:
             and "@" not in parts.netloc and origin == origin.strip())
 
 
-class WebVitalsConfig(StrictModel):
+# No collectors (beacon-fed): `collectors` is accepted like everywhere, and stays empty.
+class WebVitalsConfig(CollectorsConfig[CollectorOverride]):
     # Browsers send Origin as scheme://host[:port]; `https://*.example.com` allows every
     # subdomain, `*` any site (not recommended: any page could then feed your histograms).
     allowed_origins: list[str] = Field(min_length=1, max_length=200)

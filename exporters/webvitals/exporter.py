@@ -18,6 +18,7 @@ from aiohttp import web
 from prometheus_client.core import Metric
 
 from exporters.runtime.collector import Collector
+from exporters.runtime.connections import BodyTimeout
 from exporters.runtime.exporter import ExporterKind, Instance, Route
 from exporters.runtime.families import counter, gauge
 from exporters.webvitals import beacon as reasons
@@ -110,6 +111,8 @@ class WebVitalsInstance(Instance):
         else:
             try:
                 body = await read_capped(request, length, self.max_body_bytes)
+            except BodyTimeout:
+                raise  # the server answers it (408) and counts it
             except Exception:  # a body cut short or badly chunked: the client's problem
                 return self._reject(reasons.INVALID_JSON, cors)
         if body is None:

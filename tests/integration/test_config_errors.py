@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import resource
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.support.exporter import run_cli
+from tests.support.exporter import SAASMON, run_cli
 
 SECRET = "Sup3r-Secret-Value"
 PG = f"dsn: postgresql://u:{SECRET}@127.0.0.1:5/db\n"
@@ -149,3 +151,59 @@ def test_hostile_pack_and_web_config_files_exit_2_with_one_line(case: str,
         assert len(lines) == 1, result.stderr[-2000:]
         assert lines[0].startswith(f"saasmon {kind}: {expected.replace('config.file', key)}"), \
             lines[0]
+
+
+# Files that are not what a key expects (issue 15): an endless device or a huge file must
+# cost one bounded read, never hang the start or fill memory.
+
+def run_bounded(*args: str) -> subprocess.CompletedProcess[str]:
+    """run_cli with its address space capped, so reading /dev/zero whole (the bug) fails
+    fast with a MemoryError instead of taking the machine's memory."""
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+    return subprocess.run([*SAASMON, *args], capture_output=True, text=True, timeout=60,
+                          preexec_fn=cap)
+
+
+@pytest.fixture
+def huge_file(tmp_path: Path) -> Path:
+    path = tmp_path / "huge"
+    path.write_bytes(b"x" * (64 * 1024 + 1))  # one byte past the secret-file limit
+    return path
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "huge"])
+def test_a_secret_file_larger_than_64_kib_exits_2_naming_the_key(
+        source: str, tmp_path: Path, huge_file: Path) -> None:
+    secret = "/dev/zero" if source == "/dev/zero" else str(huge_file)
+    cases = [("redis", RD + f"    password_file: {secret}\n", "password_file"),
+             ("postgres", f"dsn_file: {secret}\n", "dsn_file")]
+    for kind, text, key in cases:
+        path = tmp_path / f"{kind}.yml"
+        path.write_text(text)
+        result = run_bounded(kind, "--config.check", "--config.file", str(path))
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert result.stderr.strip() == (
+            f"saasmon {kind}: {key}: file {secret!r} is larger than 64 KiB, not a secret")
+
+
+def test_a_config_file_larger_than_4_mib_exits_2(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.yml"
+    huge.write_bytes(b"# padding\n" * 500_000)
+    for path in ("/dev/zero", str(huge)):
+        result = run_bounded("redis", "--config.check", "--config.file", path)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert result.stderr.strip() == "saasmon redis: config.file: larger than 4 MiB"
+
+
+@pytest.mark.parametrize(("flag", "bad", "expected"), [
+    ("--web.body-timeout", "0", "web.body-timeout: must be more than 0"),
+    ("--web.max-connections-per-address", "0", "web.max-connections-per-address: must be at least 1"),
+])
+def test_bad_slow_client_flags_exit_2_with_one_line(flag: str, bad: str, expected: str,
+                                                    tmp_path: Path) -> None:
+    path = tmp_path / "r.yml"
+    path.write_text(RD)
+    result = run_cli("redis", "--config.check", "--config.file", str(path), flag, bad)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"saasmon redis: {expected}"

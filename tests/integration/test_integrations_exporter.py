@@ -566,7 +566,8 @@ CONFIG_CASES = [
                                                    "invalid port"),
     ("dsn_file: /nonexistent/dsn\n", "dsn_file: cannot read file '/nonexistent/dsn'"),
     (f"dsn: postgresql://u:{SECRET}@h/db\ncollectors:\n  paymentz: {{enabled: false}}\n",
-     "collectors.paymentz.[key]: Input should be 'payments'"),
+     "collectors.paymentz: no such collector (known: message_deliveries, payments, "
+     "webhook_events)"),
     (f"dsn: postgresql://u:{SECRET}@h/db\ntop_n_reasons: 0\n",
      "top_n_reasons: Input should be greater than or equal to 1"),
 ]

@@ -372,3 +372,30 @@ def test_missing_database_is_down_for_every_database_exporter(
                      reason="connection") >= 1, kind
         assert "no_such_database" in exporter.log(), kind
         exporter.stop()
+
+
+def test_slow_collector_override_outlasts_the_exporter_timeout(
+        postgres: PostgresServer, run_exporter: Run) -> None:
+    """SLOW (~12 s). `collectors.tables.timeout_seconds: 30` reaches the database: a tables
+    round that takes 10 s succeeds though the exporter's own timeout is 2 s (issue 14).
+
+    The monitor role's search_path puts a view in front of pg_catalog.pg_stat_user_tables
+    that sleeps 5 s; the tables collector reads it twice, so its round takes 10 s."""
+    dsn = monitor_dsn(postgres)
+    postgres.psql(
+        "CREATE SCHEMA slow; CREATE VIEW slow.pg_stat_user_tables AS "
+        "SELECT * FROM pg_catalog.pg_stat_user_tables WHERE (SELECT true FROM pg_sleep(5)); "
+        "GRANT USAGE ON SCHEMA slow TO monitor; GRANT SELECT ON ALL TABLES IN SCHEMA slow "
+        "TO monitor; ALTER ROLE monitor SET search_path = slow, pg_catalog, public")
+    # A long interval for tables: its one slow round stays the snapshot we read.
+    exporter = run_exporter("postgres", config(dsn, collectors={
+        "tables": {"interval_seconds": 600, "timeout_seconds": 30}}))
+    samples = exporter.scrape()  # ready: every collector has finished its first round
+    assert value(samples, "pg_exporter_collector_success", collector="tables") == 1, \
+        exporter.log()
+    assert total(samples, "pg_exporter_collector_errors_total", collector="tables") == 0
+    # pg_sleep sleeps at least what it is asked: a lower bound, never tight.
+    assert value(samples, "pg_exporter_collector_duration_seconds", collector="tables") >= 9.5
+    assert value(samples, "pg_tables_untracked") >= 0
+    # The other collectors keep the exporter's 2 s timeout and are not held up.
+    assert value(samples, "pg_exporter_collector_success", collector="activity") == 1

@@ -6,8 +6,10 @@ from __future__ import annotations
 import base64
 import http.server
 import json
+import socket
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -431,3 +433,58 @@ def test_bad_config_gives_one_line_and_exit_2(index: int, tmp_path: Path) -> Non
     assert lines[0].startswith(f"saasmon sms-relay: {expected}"), lines[0]
     assert "Traceback" not in result.stderr
     assert TOKEN not in result.stderr + result.stdout
+
+
+# -- slow clients (issue 15 item 9) ------------------------------------------------------
+
+def test_an_alert_body_trickled_past_the_body_timeout_gets_a_408_and_no_text(
+        stand_ins: StandIns, workdir: Path, run_exporter: Run) -> None:
+    relay = run_exporter("sms-relay", relay_config(stand_ins, workdir),
+                         extra_args=["--web.body-timeout", "1"])
+    body = json.dumps(webhook_payload()).encode()
+    head = (f"POST /alert HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=10) as sock:
+        sock.sendall(head + body[:10])
+        began = time.monotonic()
+        sock.settimeout(0.2)
+        answer, sent = b"", 10
+        while time.monotonic() - began < 8 and not answer:
+            try:
+                answer = sock.recv(4096)
+            except TimeoutError:
+                sock.sendall(body[sent:sent + 1])  # one byte of the rest every 0.2 s
+                sent += 1
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert 1 <= time.monotonic() - began < 4
+    assert stand_ins.twilio.messages() == []
+    samples = relay.scrape()
+    assert value(samples, "smsrelay_exporter_http_connections_dropped_total",
+                 reason="body_timeout") == 1
+    # The next webhook, sent whole, is delivered.
+    assert post(relay, "/alert", webhook_payload())[0] == 200
+    assert "Traceback" not in relay.log()
+
+
+def test_a_new_connection_gets_a_503_only_when_every_slot_is_answering(
+        stand_ins: StandIns, workdir: Path, run_exporter: Run) -> None:
+    relay = run_exporter("sms-relay", relay_config(stand_ins, workdir, timeout_seconds=3),
+                         extra_args=["--web.max-connections", "2",
+                                     "--web.max-connections-per-address", "2"])
+    stand_ins.twilio.script = ["hang", "hang"]
+    answers: list[tuple[int, dict[str, Any]]] = []
+    senders = [threading.Thread(target=lambda: answers.append(post(relay, "/alert",
+                                                                   webhook_payload())))
+               for _ in range(2)]
+    for sender in senders:
+        sender.start()
+    wait_for("both requests reach the hanging Twilio",
+             lambda: len(stand_ins.twilio.messages()) == 2, timeout=10)
+    # Both slots owe an answer (nothing to displace): a third connection is refused.
+    assert relay.get("/-/healthy")[:2] == (503, "Too many connections\n")
+    for sender in senders:
+        sender.join(20)
+    assert [status for status, _ in answers] == [502, 502]
+    assert relay.get("/-/healthy")[0] == 200
+    assert value(relay.scrape(), "smsrelay_exporter_http_connections_dropped_total",
+                 reason="refused") == 1

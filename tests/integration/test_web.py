@@ -6,8 +6,10 @@ Run through the Redis exporter, the one with the simplest target to stand up.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import os
+import select
 import signal
 import socket
 import ssl
@@ -357,6 +359,23 @@ def test_unloadable_config_fails_the_reload_visibly_in_one_line(
     assert ROTATED not in exporter.log()
 
 
+def test_a_reload_onto_an_oversized_secret_file_keeps_the_running_config(
+        workdir: Path, redis_server: RedisServer, run_exporter: Run) -> None:
+    exporter = run_exporter("redis", config(redis_server))
+    huge = workdir / "password"
+    huge.write_bytes(b"p" * 100_000)
+    for secret in ("/dev/zero", str(huge)):
+        exporter.write_config({**config(redis_server), "targets": [
+            {"name": "main", "url": redis_server.url, "password_file": secret}]})
+        status, body, _ = request(exporter.url + "/-/reload", method="POST")
+        assert (status, body) == (400, "reload failed, running config kept: password_file: "
+                                       f"file {secret!r} is larger than 64 KiB, not a secret\n")
+        samples = exporter.scrape()
+        assert reload_ok(samples) == 0
+        assert value(samples, "redis_up", target="main") == 1
+    assert "Traceback" not in exporter.log()
+
+
 # -- slow clients (issue 15 item 9) ----------------------------------------------------
 
 def test_a_client_that_never_finishes_its_headers_is_disconnected(
@@ -370,24 +389,167 @@ def test_a_client_that_never_finishes_its_headers_is_disconnected(
     assert exporter.scrape()  # and keeps serving everyone else
 
 
-def test_connections_beyond_the_cap_get_a_503_until_slots_free_up(
-        redis_server: RedisServer, run_exporter: Run) -> None:
-    exporter = run_exporter("redis", config(redis_server),
-                            extra_args=["--web.max-connections", "4"])
-    idle = [socket.create_connection(("127.0.0.1", exporter.port), timeout=10)
-            for _ in range(4)]
+def slow_client(port: int, source: str = "127.0.0.1") -> socket.socket:
+    """A connection that sends half a request (slowloris) from the given loopback address."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+    sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    return sock
+
+
+def ended(sock: socket.socket, wait: float = 0.0) -> bool:
+    """Whether the server answered or closed the socket (a half-sent request gets nothing
+    else), within `wait` seconds."""
+    return bool(select.select([sock], [], [], wait)[0])
+
+
+def answer(sock: socket.socket) -> bytes:
+    """What the server sent before closing (a reset, when it had not read everything, too)."""
     try:
-        # Polled: the four are counted once the server has accepted them.
-        statuses = [request(exporter.url + "/metrics")[0]]
-        while statuses[-1] != 503 and len(statuses) < 50:
-            time.sleep(0.1)
-            statuses.append(request(exporter.url + "/metrics")[0])
-        assert statuses[-1] == 503, statuses
+        return sock.recv(4096)
+    except ConnectionResetError:
+        return b""
+
+
+def settle() -> None:
+    """Let the server take in connections just opened before the next one: the cap of the
+    code before slots counted a connection only some time after accepting it."""
+    time.sleep(0.5)
+
+
+def test_a_tls_handshake_that_never_finishes_is_cut_at_the_header_timeout(
+        workdir: Path, redis_server: RedisServer, run_exporter: Run,
+        certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    web = write(workdir / "web.yml",
+                {"tls_server_config": {"cert_file": str(cert), "key_file": str(key)}})
+    exporter = run_exporter("redis", config(redis_server), scheme="https",
+                            ssl_context=ssl.create_default_context(cafile=str(cert)),
+                            extra_args=["--web.config.file", str(web),
+                                        "--web.header-timeout", "1"])
+    with socket.create_connection(("127.0.0.1", exporter.port), timeout=10) as sock:
+        began = time.monotonic()
+        assert ended(sock, 8)  # asyncio's own handshake timeout is 60 s
+        assert answer(sock) == b""
+        assert time.monotonic() - began < 4
+
+
+def test_the_newest_connections_hold_the_slots_and_a_scrape_always_gets_one(
+        redis_server: RedisServer, run_exporter: Run) -> None:
+    exporter = run_exporter("redis", config(redis_server), extra_args=[
+        "--web.max-connections", "4", "--web.max-connections-per-address", "4"])
+    slow = [slow_client(exporter.port) for _ in range(12)]
+    try:
+        settle()
+        # A burst never holds more than the cap: the longest-waiting gave way, one by one.
+        assert [ended(sock, 0.5 if i < 8 else 0) for i, sock in enumerate(slow)] == \
+            [True] * 8 + [False] * 4
+        assert [answer(sock) for sock in slow[:8]] == [b""] * 8  # closed, no 503
+        # A scrape takes the slot of the slow client that has waited longest.
+        status, body, _ = request(exporter.url + "/metrics")
+        assert status == 200, body
+        assert ended(slow[8], 5) and not any(ended(sock) for sock in slow[9:])
+        samples = exporter.scrape()
+        assert value(samples, "redis_exporter_http_connections_dropped_total",
+                     reason="displaced") == 9  # eight in the burst, one for the scrape
+        assert value(samples, "redis_exporter_http_connections_dropped_total",
+                     reason="refused") == 0
+        assert value(samples, "redis_up", target="main") == 1
     finally:
-        for sock in idle:
+        for sock in slow:
             sock.close()
-    statuses = [request(exporter.url + "/metrics")[0]]
-    while statuses[-1] != 200 and len(statuses) < 50:  # slots free as handlers finish
-        time.sleep(0.1)
-        statuses.append(request(exporter.url + "/metrics")[0])
-    assert statuses[-1] == 200, statuses
+
+
+def test_one_client_address_holds_at_most_its_share_of_the_slots(
+        redis_server: RedisServer, run_exporter: Run) -> None:
+    exporter = run_exporter("redis", config(redis_server), extra_args=[
+        "--web.max-connections", "8", "--web.max-connections-per-address", "2"])
+    attacker = [slow_client(exporter.port, "127.0.0.2") for _ in range(5)]
+    other = [slow_client(exporter.port, "127.0.0.3") for _ in range(2)]
+    try:
+        settle()
+        # The attacker's newest two stay; it pushed out only its own older connections.
+        assert [ended(sock, 0.5 if i < 3 else 0) for i, sock in enumerate(attacker)] == \
+            [True, True, True, False, False]
+        assert not any(ended(sock) for sock in other)
+        assert value(exporter.scrape(), "redis_exporter_http_connections_dropped_total",
+                     reason="displaced") == 3
+        assert not any(ended(sock) for sock in attacker[3:] + other)  # room left for scrapes
+    finally:
+        for sock in attacker + other:
+            sock.close()
+
+
+# Web Vitals receiver config taking beacons without an Origin header (a raw socket sends none).
+BEACONS = {"allowed_origins": ["https://app.example.com"], "allow_missing_origin": True}
+
+
+def trickle(port: int, head: bytes, within: float) -> tuple[bytes, float | None]:
+    """Send `head` (headers and the start of a body), then a body byte every 0.2 s until
+    the server closes the connection: what it answered, and how many seconds after `head`
+    it closed (None: still open after `within` seconds)."""
+    got = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.settimeout(0.2)
+        sock.sendall(head)
+        began = time.monotonic()
+        while time.monotonic() - began < within:
+            try:
+                chunk = sock.recv(4096)
+            except TimeoutError:
+                with contextlib.suppress(OSError):  # closed between recv and send
+                    sock.sendall(b"1")
+                continue
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                return got, time.monotonic() - began
+            got += chunk
+    return got, None
+
+
+def post_head(path: str, length: int, **headers: str) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {length}",
+             *(f"{name.replace('_', '-')}: {value}" for name, value in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + b"[{"
+
+
+def test_a_beacon_body_trickled_past_the_body_timeout_gets_a_408_and_is_closed(
+        run_exporter: Run) -> None:
+    exporter = run_exporter("webvitals", BEACONS,
+                            extra_args=["--web.body-timeout", "1"])
+    head = post_head("/beacon", 1000, Content_Type="text/plain")
+    answer, closed_after = trickle(exporter.port, head, within=8)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert closed_after is not None and 1 <= closed_after < 4, closed_after
+    samples = exporter.scrape()
+    assert value(samples, "webvitals_exporter_http_connections_dropped_total",
+                 reason="body_timeout") == 1
+    assert "Traceback" not in exporter.log()
+
+
+def test_an_unread_body_is_drained_for_the_body_timeout_at_most(
+        redis_server: RedisServer, run_exporter: Run) -> None:
+    """POST /-/reload ignores its body: answered at once, the connection closed once the
+    body timeout is up instead of aiohttp's 10 s of draining."""
+    exporter = run_exporter("redis", config(redis_server), extra_args=["--web.body-timeout", "1"])
+    answer, closed_after = trickle(exporter.port, post_head("/-/reload", 1000), within=8)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+    assert closed_after is not None and 1 <= closed_after < 4, closed_after
+    assert "Traceback" not in exporter.log()
+
+
+def test_a_client_waiting_for_its_body_gives_way_to_a_scrape_with_a_408(
+        run_exporter: Run) -> None:
+    exporter = run_exporter("webvitals", BEACONS, extra_args=[
+        "--web.max-connections", "1", "--web.body-timeout", "30"])
+    with socket.create_connection(("127.0.0.1", exporter.port), timeout=10) as sock:
+        sock.sendall(post_head("/beacon", 1000, Content_Type="text/plain"))
+        settle()
+        status, body, _ = request(exporter.url + "/metrics")
+        assert status == 200, body
+        assert sock.recv(4096).startswith(b"HTTP/1.1 408 ")
+    samples = exporter.scrape()
+    assert value(samples, "webvitals_exporter_http_connections_dropped_total",
+                 reason="displaced") >= 1
+    assert value(samples, "webvitals_exporter_http_connections_dropped_total",
+                 reason="body_timeout") == 0

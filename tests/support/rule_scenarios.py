@@ -85,7 +85,7 @@ class Scenario:
 
 
 def run(scenarios: Sequence[Scenario], rule_files: Sequence[Path] = RULE_FILES,
-        areas: Iterable[str] | None = None) -> str:
+        areas: Iterable[str] | None = None, evaluation_interval: str = "1m") -> str:
     """promtool's output when every scenario holds; AssertionError with it when not.
 
     `areas` keeps only those areas' rule groups (alerts and recordings): promtool evaluates
@@ -105,7 +105,7 @@ def run(scenarios: Sequence[Scenario], rule_files: Sequence[Path] = RULE_FILES,
         test_file = directory / "scenarios.test.yaml"
         test_file.write_text(yaml.safe_dump({
             "rule_files": names,
-            "evaluation_interval": "1m",
+            "evaluation_interval": evaluation_interval,
             "tests": [s.as_test() for s in scenarios],
         }, sort_keys=False))
         done = subprocess.run(["promtool", "test", "rules", str(test_file)],

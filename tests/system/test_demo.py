@@ -55,7 +55,7 @@ JOBS = {"saasmon-postgres", "saasmon-redis", "saasmon-cron", "saasmon-integratio
         "saasmon-sms-relay", "prometheus"}
 STARTUP_TIMEOUT = 90.0
 PANEL_DATA_TIMEOUT = 120.0  # the slowest panels need a few scrapes and cron runs
-URL_LINE = re.compile(r"^\s+(?P<label>[a-z_ ]+?)\s{2,}(?P<url>\S+://\S+)$")
+URL_LINE = re.compile(r"^\s+(?P<label>[a-z0-9_ ]+?)\s{2,}(?P<url>\S+://\S+)$")
 # boards.md: values of Grafana's built-in variables for the panel data check.
 BUILTINS = {"__rate_interval": "1m", "__interval": "15s", "__range": "1h",
             "__interval_ms": "15000", "__range_s": "3600", "__range_ms": "3600000"}
@@ -140,6 +140,14 @@ def wait_for_query(prom: str, expr: str, check: Any, timeout: float) -> list[dic
                 return result
         time.sleep(1)
     raise AssertionError(f"{expr}: condition not met within {timeout:.0f}s, last result {result}")
+
+
+def status_of(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 def get_json(url: str, params: list[tuple[str, str]] | None = None) -> Any:
@@ -404,7 +412,7 @@ def test_demo_runs_alerts_fills_every_panel_and_cleans_up(run_dir: Path) -> None
         for label in ("postgres exporter", "redis exporter", "cron exporter", "integrations exporter",
                       "business exporter", "webvitals exporter", "sms relay", "node exporter",
                       "blackbox exporter", "postgres standby exporter", "reference app",
-                      "prometheus", "alertmanager", "notifications", "smtp", "postgres",
+                      "prometheus", "alertmanager alerts", "notifications", "smtp", "postgres",
                       "postgres standby", "redis"):
             assert label in urls, f"{label!r} missing from the printed URLs: {urls}"
         prom = urls["prometheus"].rstrip("/")
@@ -432,6 +440,12 @@ def test_demo_runs_alerts_fills_every_panel_and_cleans_up(run_dir: Path) -> None
             timeout=left(),
         )
         assert all(r["value"][1] == "1" for r in up), up
+        # Every http link the demo printed answers 200 (Debian's Prometheus serves /classic/...,
+        # its Alertmanager no web UI: tests/integration/test_demo_links.py checks those pages' content).
+        for label, url in urls.items():
+            if url.startswith("http"):
+                status = status_of(url)
+                assert status == 200, f"printed link {label!r} {url} answered {status}"
         for metric in ("pg_up", "redis_up", "cron_up", "business_up"):
             result = wait_for_query(prom, metric, lambda r: bool(r), timeout=5)
             assert all(r["value"][1] == "1" for r in result), (metric, result)
@@ -446,10 +460,9 @@ def test_demo_runs_alerts_fills_every_panel_and_cleans_up(run_dir: Path) -> None
         # heartbeat stand-in through the SMS relay's /heartbeat.
         wait_for_query(prom, 'ALERTS{alertname="Watchdog",alertstate="firing"}',
                        lambda r: bool(r), timeout=left())
-        am = urls["alertmanager"].rstrip("/")
         # Prometheus sends it after the evaluation that made it fire: wait for the delivery.
-        watchdog = wait_for_json(am + "/api/v2/alerts", [("filter", 'alertname="Watchdog"')],
-                                 timeout=30)
+        watchdog = wait_for_json(urls["alertmanager alerts"],
+                                 [("filter", 'alertname="Watchdog"')], timeout=30)
         assert [a["status"]["state"] for a in watchdog] == ["active"], watchdog
         pings = wait_for_json(urls["notifications"], [("receiver", "heartbeat")], timeout=left())
         assert pings[0]["path"] == "/heartbeat" and pings[0]["method"] == "GET", pings
