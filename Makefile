@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEB_PACKAGES := python3-venv openssl procps faketime postgresql postgresql-contrib redis-server prometheus prometheus-alertmanager jsonnet prometheus-node-exporter prometheus-blackbox-exporter
 BENCH_PACKAGES := prometheus-postgres-exporter prometheus-redis-exporter
 
-.PHONY: test lint unit demo bench bench-business bench-webvitals bench-drills deps venv clean rules
+.PHONY: test check lint unit integration system demo bench bench-business bench-webvitals bench-drills deps venv clean rules
 
 deps:  # apt must come before the venv: python3-venv is among the packages
 	@scripts/apt-install.sh $(DEB_PACKAGES)
@@ -18,14 +18,31 @@ $(VENV)/.installed: pyproject.toml constraints.txt | deps
 
 venv: $(VENV)/.installed
 
+MYPY_TARGETS := exporters refapp alert_rules dashboards tests scripts bench
+PYTEST := $(VENV)/bin/pytest
+
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy exporters refapp alert_rules tests scripts bench
+	$(VENV)/bin/mypy $(MYPY_TARGETS)
+
+# The test rooms (tests/unit, tests/integration, tests/system; markers of the same names).
+# `check` is the everyday loop: lint and the unit room, rule/route/board tests included.
+check: deps venv lint
+	$(PYTEST) -q -m unit --durations=10 tests/unit
 
 unit: deps venv
-	$(VENV)/bin/pytest -q
+	$(PYTEST) -q -m unit --durations=10 tests/unit
 
-test: deps venv lint unit
+integration: deps venv
+	$(PYTEST) -v -m integration --durations=20
+
+system: deps venv
+	$(PYTEST) -v -m system --durations=20
+
+# Everything, in one run (unit, then integration, then system): -v names each test as it
+# starts, so a long one is visible in the CI log while it runs.
+test: deps venv lint
+	$(PYTEST) -v --durations=25
 
 demo: deps venv
 	$(PY) scripts/demo.py

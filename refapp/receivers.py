@@ -14,7 +14,7 @@ and, with --smtp-listen, an SMTP server (aiosmtpd; STARTTLS required when a cert
 given). Every notification is kept in memory and logged as one JSON line on stdout.
 
 The pieces (endpoints, server, SMTP) are also used in-process by the tests
-(tests/alertmanager_support.py), one endpoint per server there.
+(tests/support/alertmanager.py), one endpoint per server there.
 """
 
 from __future__ import annotations

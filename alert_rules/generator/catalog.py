@@ -23,7 +23,7 @@ SEVERITIES = ("critical", "high", "medium", "low")
 DURATION = re.compile(r"^\d+(s|m|h|d)$")
 Comparator = Literal[">", "<", ">=", "<="]
 # What a signal measures, which decides the data shapes its alert is judged on
-# (tests/test_alert_shapes.py): a gauge level, a 0/1 state, a pass/fail probe, a ratio of
+# (tests/integration/test_alert_shapes.py): a gauge level, a 0/1 state, a pass/fail probe, a ratio of
 # counter rates, a counter rate or increase, a histogram quantile, a comparison with last
 # week, the age of a timestamp.
 KINDS = ("level", "state", "probe", "ratio", "rate", "quantile", "baseline", "staleness")

@@ -1,2 +1,0 @@
-"""End-to-end fault drills: real faults through real exporters, Prometheus and Alertmanager
-to loopback stand-ins of the paging channels (tests/drills/harness.py)."""

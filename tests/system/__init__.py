@@ -1,0 +1,1 @@
+"""System room: the whole stack: `make demo`, the fault drills, Alertmanager HA."""

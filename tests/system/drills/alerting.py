@@ -1,0 +1,167 @@
+"""Prometheus and Alertmanager for drills: the shipped Alertmanager routing with its timers
+scaled, the routing questions a drill asks (which receivers, which group_wait), and a real
+Prometheus evaluating the scaled rules.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from alert_rules.generator.catalog import load_catalog
+from alert_rules.generator.scaled import seconds, write_scaled
+from exporters.devservers import free_port
+from tests.support.alertmanager import AMTOOL, wait_for
+from tests.support.processes import read_log, ready, stop_process
+
+PROMETHEUS = "/usr/bin/prometheus"
+TIMER = re.compile(r"^(?P<lead>\s*(?:group_wait|group_interval|repeat_interval):\s*)"
+                   r"(?P<value>\d+(?:ms|[smhdwy])(?:\d+(?:ms|[smhdwy]))*)(?P<rest>.*)$",
+                   re.MULTILINE)
+
+
+def scale_ms(duration: str, scale: float) -> str:
+    """An Alertmanager timer times `scale`, in whole milliseconds (0 stays 0)."""
+    ms = math.floor(seconds(duration) * 1000 * scale + 1e-6)
+    return f"{max(ms, 1) if seconds(duration) else 0}ms"
+
+
+def scale_timers(config_text: str, scale: float) -> str:
+    """group_wait, group_interval and repeat_interval of every route times `scale`;
+    nothing else of the file changes (comments and all)."""
+    return TIMER.sub(lambda m: m["lead"] + scale_ms(m["value"], scale) + m["rest"], config_text)
+
+
+# -- routing ---------------------------------------------------------------------------------------
+def amtool_receivers(config: Path, labels: Mapping[str, str]) -> frozenset[str]:
+    """`amtool config routes test`: every receiver a label set is routed to."""
+    out = subprocess.run(
+        [AMTOOL, "config", "routes", "test", f"--config.file={config}",
+         *(f"{k}={v}" for k, v in sorted(labels.items()))],
+        capture_output=True, text=True, timeout=30, check=True)
+    return frozenset(r for r in out.stdout.strip().split(",") if r)
+
+
+def _matches(matcher: str, labels: Mapping[str, str]) -> bool:
+    name, op, value = re.fullmatch(r'\s*(\w+)\s*(=~|!~|!=|=)\s*"(.*)"\s*', matcher).groups()  # type: ignore[union-attr]
+    have = labels.get(name, "")
+    if op == "=":
+        return have == value
+    if op == "!=":
+        return have != value
+    found = re.fullmatch(value, have) is not None
+    return found if op == "=~" else not found
+
+
+@dataclass(frozen=True)
+class Route:
+    receiver: str
+    group_wait: float
+    group_interval: float
+    repeat_interval: float
+
+
+def routes(config: Mapping[str, Any], labels: Mapping[str, str]) -> list[Route]:
+    """The leaf routes a label set reaches, with inherited timers, in Alertmanager's order
+    (depth first; `continue` goes on to siblings). Only `matchers` are used by our config."""
+    defaults = {"group_wait": "30s", "group_interval": "5m", "repeat_interval": "4h"}
+
+    def walk(node: Mapping[str, Any], inherited: dict[str, Any]) -> list[Route]:
+        here = {**inherited, **{k: node[k] for k in (*defaults, "receiver") if k in node}}
+        found: list[Route] = []
+        for child in node.get("routes", []):
+            if all(_matches(m, labels) for m in child.get("matchers", [])):
+                found += walk(child, here)
+                if not child.get("continue", False):
+                    break
+        if found:
+            return found
+        return [Route(here["receiver"], *(seconds(here[k]) for k in defaults))]
+
+    return walk(config["route"], defaults)
+
+
+# -- Prometheus -----------------------------------------------------------------------------------
+def write_rules(directory: Path, scale: float, scrape_interval: float) -> list[Path]:
+    """The generated rules with `for`, windows and offsets scaled (alert_rules/generator)."""
+    return write_scaled(load_catalog(), scale, directory, scrape_interval)
+
+
+@dataclass
+class Prometheus:
+    """A real Prometheus on a free port; `config` is its prometheus.yml as a dict."""
+
+    workdir: Path
+    config: dict[str, Any]
+    flags: list[str] = field(default_factory=list)
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "prometheus.log"
+
+    def start(self) -> Prometheus:
+        path = self.workdir / "prometheus.yml"
+        path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+        check = subprocess.run(["promtool", "check", "config", str(path)],
+                               capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0, check.stdout + check.stderr
+        self.proc = subprocess.Popen(
+            [PROMETHEUS, f"--config.file={path}", f"--storage.tsdb.path={self.workdir / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn", *self.flags],
+            stdout=subprocess.DEVNULL, stderr=self.log_path.open("wb"))
+        wait_for("prometheus ready", self._ready, timeout=60)
+        return self
+
+    def _ready(self) -> bool:
+        return ready(self.proc, self.url, self.log_path)
+
+    def api(self, path: str, **params: str) -> Any:
+        url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = json.loads(response.read())
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """Instant query: [{metric: {...}, value: [t, "v"]}, ...]."""
+        result: list[dict[str, Any]] = self.api("query", query=promql)["result"]
+        return result
+
+    def log(self) -> str:
+        return read_log(self.log_path)
+
+    def stop(self) -> None:
+        stop_process(self.proc, 15)
+
+
+def wait_until(what: str, check: Any, timeout: float, interval: float = 0.25) -> Any:
+    """Like wait_for, for checks that may raise while the system settles."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            found = check()
+            if found:
+                return found
+        except (AssertionError, OSError) as exc:
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {timeout:g}s" + (f" (last: {last})" if last else ""))

@@ -1,0 +1,1 @@
+"""Unit room: no servers; in-process code and quick promtool/amtool/jsonnet runs (`make check`)."""

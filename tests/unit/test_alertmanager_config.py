@@ -1,0 +1,386 @@
+"""The shipped Alertmanager config and templates, checked with Alertmanager's own amtool:
+the config validates, every severity/area/guide reaches exactly the channels the guides ask
+for, and the templates render the colour, severity mapping, links and SMS text expected."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from exporters.smsrelay.message import DEFAULT_TEMPLATE, WebhookMessage, render
+from tests.support.alertmanager import (
+    SECRET_NAMES,
+    SECRETS_PREFIX,
+    SHIPPED_CONFIG,
+    Swap,
+    amtool,
+    rendered,
+    shipped_swaps,
+    substitute,
+    webhook_payload,
+    write_test_config,
+)
+
+CRITICAL = ["pagerduty", "sms", "slack-critical", "email-team"]
+HIGH = ["slack-alerts", "email-devops"]
+MEDIUM = ["slack-alerts"]
+LOW = ["slack-monitoring"]
+PRODUCTION = ["slack-production-alerts"]
+FEEDBACK = ["slack-user-feedback"]
+GUIDES = ["nova-crm", "estimate-library", "tpt-erp", "saas-ops-module"]
+
+
+def shipped() -> dict[str, Any]:
+    config: dict[str, Any] = yaml.safe_load(SHIPPED_CONFIG.read_text())
+    return config
+
+
+def routes_test(*labels: str) -> list[str]:
+    result = amtool("config", "routes", "test", f"--config.file={SHIPPED_CONFIG}", *labels)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().split(",")
+
+
+def test_shipped_config_passes_amtool_check_config() -> None:
+    result = amtool("check-config", str(SHIPPED_CONFIG))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+    assert "6 inhibit rules" in result.stdout and "10 receivers" in result.stdout
+
+
+@pytest.mark.parametrize("guide", GUIDES)
+@pytest.mark.parametrize("area", ["api", "database", "cron", "business", "exporter"])
+@pytest.mark.parametrize(("severity", "expected"), [
+    ("critical", CRITICAL), ("high", HIGH), ("medium", MEDIUM), ("low", LOW)])
+def test_each_severity_reaches_its_channels_whatever_the_area(
+        severity: str, expected: list[str], area: str, guide: str) -> None:
+    got = routes_test("alertname=SomethingWrong", f"severity={severity}", f"area={area}",
+                      f"guide={guide}", "job=api", "instance=web-1:8080")
+    assert got == expected_receivers({"severity": severity, "area": area, "guide": guide})
+    if guide != "tpt-erp" or severity != "medium":
+        assert got == expected
+    else:  # tpt-erp § Alert Configuration: its "warning" goes to email and Slack.
+        assert got == [*MEDIUM, "email-devops"]
+
+
+@pytest.mark.parametrize(("severity", "expected"), [
+    ("critical", FEEDBACK + CRITICAL), ("medium", FEEDBACK + MEDIUM), ("low", FEEDBACK + LOW)])
+def test_support_alerts_also_post_to_user_feedback(severity: str, expected: list[str]) -> None:
+    # nova-crm § 4 posts user feedback to #user-feedback; support alerts go there as well.
+    got = routes_test("alertname=SupportTicketsHigh", f"severity={severity}", "area=support",
+                      "guide=estimate-library", "job=saasmon-business")
+    assert got == expected
+
+
+@pytest.mark.parametrize(("severity", "expected"), [
+    ("critical", PRODUCTION + CRITICAL), ("high", PRODUCTION + HIGH),
+    ("medium", PRODUCTION + MEDIUM), ("low", LOW)])
+def test_dirt_free_crm_alerts_also_post_to_production_alerts(
+        severity: str, expected: list[str]) -> None:
+    # dirt-free-crm § Issue Response: every P0-P2 alert is posted in #production-alerts;
+    # the guide has no low level, so low stays in #monitoring only.
+    got = routes_test("alertname=CronJobFailed", f"severity={severity}", "area=cron",
+                      "guide=dirt-free-crm", "guide_level=P1")
+    assert got == expected
+
+
+@pytest.mark.parametrize("labels", [
+    ("alertname=Watchdog", "severity=none", "area=meta"),
+    # Even labels that would match a people route do not take it off the heartbeat.
+    ("alertname=Watchdog", "severity=critical", "area=meta", "guide=dirt-free-crm"),
+])
+def test_watchdog_goes_to_the_heartbeat_only(labels: tuple[str, ...]) -> None:
+    assert routes_test(*labels) == ["heartbeat"]
+
+
+@pytest.mark.parametrize("labels", [
+    ("alertname=NoSeverity", "area=api"),
+    ("alertname=BadSeverity", "severity=warning", "area=api"),
+    ("alertname=DirtFreeUnknownSeverity", "severity=P1", "guide=dirt-free-crm"),
+])
+def test_alert_without_a_contract_severity_falls_back_to_alerts_channel(
+        labels: tuple[str, ...]) -> None:
+    assert routes_test(*labels) == ["slack-alerts"]
+
+
+def generated_alerts() -> list[dict[str, Any]]:
+    """Alerting rules of the generated bundle (Prometheus rule files with top-level groups)."""
+    found = []
+    for path in sorted((SHIPPED_CONFIG.parent.parent / "alert_rules" / "generated").glob("*.y*ml")):
+        data = yaml.safe_load(path.read_text())
+        if isinstance(data, dict) and isinstance(data.get("groups"), list):
+            found += [r for g in data["groups"] for r in g.get("rules", []) if "alert" in r]
+    return found
+
+
+def expected_receivers(labels: dict[str, str]) -> list[str]:
+    if labels.get("alertname") == "Watchdog":
+        return ["heartbeat"]
+    by_severity = {"critical": CRITICAL, "high": HIGH, "medium": MEDIUM, "low": LOW}
+    severity = labels.get("severity", "")
+    receivers = by_severity.get(severity, ["slack-alerts"])
+    if labels.get("guide") == "tpt-erp" and severity == "medium":
+        receivers = [*MEDIUM, "email-devops"]  # tpt-erp § Alert Configuration: email, Slack
+    if labels.get("area") == "support":
+        receivers = FEEDBACK + receivers
+    if labels.get("guide") == "dirt-free-crm" and severity in ("critical", "high", "medium"):
+        receivers = PRODUCTION + receivers
+    return receivers
+
+
+def test_every_generated_alert_follows_the_contract_and_reaches_its_channels() -> None:
+    rules = generated_alerts()
+    if not rules:
+        pytest.skip("no generated alert rules yet")
+    seen: set[tuple[str, ...]] = set()
+    for rule in rules:
+        labels = {"alertname": rule["alert"], **rule.get("labels", {})}
+        assert labels.get("severity") in {"critical", "high", "medium", "low"} or (
+            labels == {"alertname": "Watchdog", "severity": "none", "area": "meta"}), labels
+        key = (labels["alertname"], labels["severity"], labels.get("guide", ""))
+        if key in seen:
+            continue
+        seen.add(key)
+        got = routes_test(*(f"{k}={v}" for k, v in sorted(labels.items())))
+        assert got == expected_receivers(labels), labels
+
+
+def test_amtool_verifies_the_expected_receivers() -> None:
+    # amtool's own verification flag agrees with the parsed output (exit code 0 = match).
+    result = amtool("config", "routes", "test", f"--config.file={SHIPPED_CONFIG}",
+                    "--verify.receivers=" + ",".join(CRITICAL), "alertname=X", "severity=critical")
+    assert result.returncode == 0, result.stdout + result.stderr
+    wrong = amtool("config", "routes", "test", f"--config.file={SHIPPED_CONFIG}",
+                   "--verify.receivers=slack-alerts", "alertname=X", "severity=critical")
+    assert wrong.returncode != 0
+
+
+def walk_routes(route: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [route]
+    for child in route.get("routes", []):
+        found += walk_routes(child)
+    return found
+
+
+def test_quiet_hours_mute_low_severity_only_from_22_to_07() -> None:
+    config = shipped()
+    muted = [r for r in walk_routes(config["route"]) if r.get("mute_time_intervals")]
+    assert len(muted) == 1
+    assert muted[0]["matchers"] == ['severity="low"']
+    assert muted[0]["mute_time_intervals"] == ["quiet-hours"]
+    assert routes_test("alertname=DiskFillingSlowly", "severity=low") == LOW
+    (interval,) = [t for t in config["time_intervals"] if t["name"] == "quiet-hours"]
+    (spec,) = interval["time_intervals"]
+    assert spec["times"] == [{"start_time": "22:00", "end_time": "24:00"},
+                             {"start_time": "00:00", "end_time": "07:00"}]
+    assert spec["location"] == "UTC"
+    assert set(spec) == {"times", "location"}  # every day of the week, every month
+
+
+def test_group_timings_honour_the_fifteen_minute_cooldown() -> None:
+    root = shipped()["route"]
+    assert root["group_by"] == ["alertname", "severity"]  # nova-crm's key: metric + severity
+    assert root["group_interval"] == "15m"
+    by_severity = {r["matchers"][0]: r for r in root["routes"]}
+    assert by_severity['severity="critical"']["repeat_interval"] == "15m"
+    assert by_severity['severity="critical"']["group_wait"] == "10s"
+    assert by_severity['severity="high"']["repeat_interval"] == "1h"
+    assert by_severity['severity="medium"']["repeat_interval"] == "4h"
+    assert by_severity['severity="low"']["repeat_interval"] == "24h"
+    # No route shortens the cooldown, except the heartbeat, which never reaches a person.
+    for route in walk_routes(root):
+        if route.get("receiver") != "heartbeat":
+            assert route.get("group_interval", "15m") == "15m", route
+    watchdog = by_severity['alertname="Watchdog"']
+    assert (watchdog["group_wait"], watchdog["group_interval"], watchdog["repeat_interval"]) == (
+        "0s", "1m", "30s")
+    # tpt-erp's P2/P3 response times (30 min, 2 h) re-send its high and medium alerts sooner.
+    for severity, interval in (("high", "30m"), ("medium", "2h")):
+        tpt = [r for r in by_severity[f'severity="{severity}"']["routes"]
+               if r.get("matchers") == ['guide="tpt-erp"']]
+        assert len(tpt) == 1 and tpt[0]["repeat_interval"] == interval
+
+
+def test_inhibition_rules_follow_the_label_contract() -> None:
+    rules = shipped()["inhibit_rules"]
+    assert rules[0] == {"source_matchers": ['alertname="TargetDown"'],
+                        "target_matchers": ['alertname!="TargetDown"', 'alertname!="Watchdog"'],
+                        "equal": ["job", "instance"]}
+    assert [r["equal"] for r in rules[1:3]] == [["area", "job", "instance", "target"],
+                                                ["area", "job", "instance"]]
+    ladder = [(r["source_matchers"], r["target_matchers"]) for r in rules[3:]]
+    assert ladder == [(['severity="critical"'], ['severity=~"high|medium|low"']),
+                      (['severity="high"'], ['severity=~"medium|low"']),
+                      (['severity="medium"'], ['severity="low"'])]
+    assert all(r["equal"] == ["alertname", "job", "instance", "target"] for r in rules[3:])
+
+
+def secret_free(node: Any, path: str = "") -> list[str]:
+    """Keys that would hold a secret inline instead of in a *_file."""
+    inline = {"api_url", "routing_key", "service_key", "auth_password", "smtp_auth_password",
+              "slack_api_url", "credentials", "password", "bearer_token", "auth_secret"}
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in inline:
+                found.append(f"{path}.{key}")
+            found += secret_free(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += secret_free(value, f"{path}[{index}]")
+    return found
+
+
+def file_fields(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k.endswith("_file") and isinstance(v, str)] + [
+            f for v in node.values() for f in file_fields(v)]
+    if isinstance(node, list):
+        return [f for v in node for f in file_fields(v)]
+    return []
+
+
+def test_secrets_only_come_from_files_under_the_secrets_directory() -> None:
+    config = shipped()
+    assert secret_free(config) == []
+    files = file_fields(config)
+    assert sorted(set(files)) == sorted(SECRETS_PREFIX + name for name in SECRET_NAMES)
+    for receiver in config["receivers"]:
+        for webhook in receiver.get("webhook_configs", []):
+            # Alertmanager 0.25 has no url_file: webhook URLs are the loopback relay's.
+            assert webhook["url"].startswith("http://127.0.0.1:9636/"), webhook
+
+
+def test_test_config_differs_from_the_shipped_one_only_in_secrets_and_addresses(
+        tmp_path: Path) -> None:
+    swaps = shipped_swaps(tmp_path / "secrets", "127.0.0.1:1", "http://127.0.0.1:2/v2/enqueue",
+                          "127.0.0.1:3")
+    path = write_test_config(tmp_path / "am", swaps)
+    assert (tmp_path / "am" / "templates" / "sms.tmpl").exists()
+    tested: dict[str, Any] = yaml.safe_load(path.read_text())
+    original = shipped()
+    for key in ("route", "inhibit_rules", "time_intervals", "templates"):
+        assert tested[key] == original[key], key
+    # Receivers: equal once the swapped strings are swapped back.
+    back = path.read_text()
+    for swap in swaps:
+        back = back.replace(swap.new, swap.old)
+    assert yaml.safe_load(back) == original
+    checked = amtool("check-config", str(path))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_substitution_fails_loudly_when_the_shipped_file_changes_shape(tmp_path: Path) -> None:
+    text = SHIPPED_CONFIG.read_text()
+    swaps = shipped_swaps(tmp_path, "127.0.0.1:1", "http://127.0.0.1:2/v2/enqueue", "h:3")
+    substitute(text, swaps)  # the shipped shape passes
+    moved = text.replace("url: http://127.0.0.1:9636/alert", "url: http://relay.internal:9636/alert")
+    with pytest.raises(AssertionError, match="changed shape"):
+        substitute(moved, swaps)
+    with pytest.raises(AssertionError, match="changed shape"):
+        substitute(text + "\n# /etc/alertmanager/secrets/extra\n", swaps)
+    with pytest.raises(AssertionError, match="not substituted"):
+        substitute(text, [*swaps[1:], Swap(SECRETS_PREFIX, "/etc/alertmanager/other/", swaps[0].count)])
+
+
+# -- templates --------------------------------------------------------------------------------
+@pytest.mark.parametrize(("severity", "status", "colour", "pagerduty"), [
+    ("critical", "firing", "#D50200", "critical"),
+    ("high", "firing", "#F2711C", "error"),
+    ("medium", "firing", "#F2C744", "warning"),
+    ("low", "firing", "#439FE0", "info"),
+    ("critical", "resolved", "#2EB67D", "critical"),
+])
+def test_slack_colour_and_pagerduty_severity_follow_the_alert_severity(
+        severity: str, status: str, colour: str, pagerduty: str, tmp_path: Path) -> None:
+    data = webhook_payload(severity, status)
+    out = rendered('{{ template "saasmon.slack.color" . }}|'
+                   '{{ template "saasmon.pagerduty.severity" . }}|'
+                   '{{ template "saasmon.slack.title" . }}', data, tmp_path)
+    title = f"[FIRING:1] {severity.upper()}" if status == "firing" else f"[RESOLVED] {severity.upper()}"
+    assert out == f"{colour}|{pagerduty}|{title} ApiErrorRateHigh"
+
+
+def test_links_fall_back_to_the_alertmanager_group_when_annotations_are_absent(
+        tmp_path: Path) -> None:
+    with_links = webhook_payload(annotations={"summary": "s", "runbook_url": "https://rb.example/x",
+                                    "dashboard_url": "https://grafana.example/d/api"})
+    out = rendered('{{ template "saasmon.runbook_url" . }} {{ template "saasmon.dashboard_url" . }}',
+                   with_links, tmp_path)
+    assert out == "https://rb.example/x https://grafana.example/d/api"
+    bare = webhook_payload(annotations={"summary": "s"})
+    matchers = "%7Balertname%3D%22ApiErrorRateHigh%22%2Cseverity%3D%22critical%22%7D"
+    out = rendered('{{ template "saasmon.runbook_url" . }} {{ template "saasmon.silence_url" . }}',
+                   bare, tmp_path)
+    assert out == (f"http://am.example:9093/#/alerts?filter={matchers} "
+                   f"http://am.example:9093/#/silences/new?filter={matchers}")
+
+
+def test_a_logs_link_reaches_every_channel_only_when_configured(tmp_path: Path) -> None:
+    """nova-crm asks for a logs link in notifications: the mixin's logsURL annotation."""
+    logs = "https://logs.example/?q=job%3Dapi"
+    with_logs = webhook_payload(annotations={"summary": "s", "logs_url": logs})
+    without = webhook_payload(annotations={"summary": "s"})
+    for template in ('{{ template "saasmon.email.text" . }}', '{{ template "saasmon.email.html" . }}',
+                     '{{ template "saasmon.slack.text" . }}', '{{ template "saasmon.logs_url" . }}'):
+        assert logs in rendered(template, with_logs, tmp_path), template
+        out = rendered(template, without, tmp_path)
+        assert "Logs" not in out and "logs.example" not in out, template
+    pagerduty = shipped()["receivers"]
+    (pd,) = [r for r in pagerduty if r["name"] == "pagerduty"]
+    assert pd["pagerduty_configs"][0]["details"]["logs"] == '{{ template "saasmon.logs_url" . }}'
+
+
+def test_email_html_escapes_alert_text(tmp_path: Path) -> None:
+    data = webhook_payload(summary="<script>alert(1)</script> & more")
+    html = rendered('{{ template "saasmon.email.html" . }}', data, tmp_path, kind="html")
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in html
+    assert 'href="https://runbooks.example/ApiErrorRateHigh"' in html
+    assert "background: #D50200" in html
+
+
+def test_slack_text_lists_at_most_ten_alerts(tmp_path: Path) -> None:
+    text = rendered('{{ template "saasmon.slack.text" . }}', webhook_payload(alerts=12), tmp_path)
+    assert text.count("\n• `web-") == 10
+    assert text.endswith("(10 of 12 alerts shown)")
+
+
+def relay_text(data: dict[str, Any]) -> str:
+    text, _ = render(DEFAULT_TEMPLATE, WebhookMessage.model_validate(data), 160)
+    return text
+
+
+@pytest.mark.parametrize("data", [
+    webhook_payload(),
+    webhook_payload(alerts=3, severity="high"),
+    webhook_payload(summary="line one\n\n  line\ttwo   spaced"),
+    webhook_payload(summary="x" * 300),  # cut: 157 characters and "..."
+    webhook_payload(summary="y" * 122),  # exactly 160: not cut
+    webhook_payload(summary="y" * 123),  # 161: cut
+    webhook_payload(status="resolved", alerts=2),
+    webhook_payload(annotations={"summary": ""}, severity="low"),
+    {**webhook_payload(), "commonAnnotations": {}},  # summaries differ: the first alert's
+], ids=["one", "three-high", "whitespace", "long", "exactly-160", "161", "resolved", "no-summary",
+        "first-alert-summary"])
+def test_sms_template_renders_the_same_text_as_the_relay(data: dict[str, Any],
+                                                         tmp_path: Path) -> None:
+    go = rendered('{{ template "saasmon.sms.text" . }}', data, tmp_path)
+    assert go == relay_text(data)
+    assert len(go) <= 160
+
+
+def test_sms_text_is_cut_to_one_segment_with_an_ellipsis(tmp_path: Path) -> None:
+    long = webhook_payload(summary="disk " * 100)
+    text = relay_text(long)
+    assert len(text) == 160 and text.endswith("...")
+    assert text.startswith("CRITICAL ApiErrorRateHigh (1 firing): disk disk")
+    exact = webhook_payload(summary="y" * 122)
+    assert len(relay_text(exact)) == 160 and not relay_text(exact).endswith("...")
+    resolved = copy.deepcopy(webhook_payload(status="resolved", alerts=2))
+    assert relay_text(resolved) == (
+        "CRITICAL ApiErrorRateHigh (2 resolved): API error rate 7% over the 5% limit")

@@ -1,0 +1,225 @@
+"""The shared runtime: scheduling, deadlines and self-metrics, with in-process collectors.
+
+These collectors are test doubles of *our own* abstraction (not of PostgreSQL or Redis):
+they let a test pin down behaviour such as "a collector that ignores cancellation"
+that no real server produces on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from exporters.runtime.collector import Collector, CollectorError, Scheduler
+from exporters.runtime.server import render
+from tests.support.metrics import parse, value
+
+
+class Stubborn(Collector):
+    """Never finishes and swallows cancellation once, like a driver stuck in C code."""
+
+    name = "stubborn"
+
+    async def collect(self) -> list[Metric]:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await asyncio.sleep(3600)
+        return []
+
+
+class Counting(Collector):
+    name = "counting"
+
+    def __init__(self, target: str, interval: float, timeout: float) -> None:
+        super().__init__(target, interval, timeout)
+        self.runs = 0
+
+    async def collect(self) -> list[Metric]:
+        self.runs += 1
+        family = GaugeMetricFamily("demo_runs", "Runs so far.")
+        family.add_metric([], self.runs)
+        return [family]
+
+
+class Failing(Collector):
+    name = "failing"
+
+    async def collect(self) -> list[Metric]:
+        raise CollectorError("query", "relation does not exist")
+
+
+async def test_stuck_collector_is_reported_not_awaited() -> None:
+    scheduler = Scheduler("demo", [Stubborn("t", 0, 30)])
+    started = time.monotonic()
+    await scheduler.collect_on_scrape(deadline=0.2)
+    elapsed = time.monotonic() - started
+    samples = parse(render(scheduler.self_families()).decode())
+    assert value(samples, "demo_exporter_collector_success", collector="stubborn") == 0
+    assert value(samples, "demo_exporter_collector_errors_total", reason="timeout") == 1
+    assert value(samples, "demo_up", target="t") == 0
+    # A second scrape does not start a second stuck run on top of the first.
+    task = scheduler.states[0].task
+    await scheduler.collect_on_scrape(deadline=0.1)
+    assert scheduler.states[0].task is task
+    assert elapsed < 5  # generous: the deadline was 0.2 s, the collector's timeout 30 s
+    await scheduler.stop()
+
+
+async def test_background_collection_is_independent_of_scrapes() -> None:
+    collector = Counting("t", interval=3600, timeout=1)
+    scheduler = Scheduler("demo", [collector])
+    scheduler.start()
+    await asyncio.wait_for(scheduler.first_round.wait(), 5)
+    for _ in range(20):
+        await scheduler.collect_on_scrape(deadline=1)
+        render(scheduler.data_families())
+    assert collector.runs == 1
+    await scheduler.stop()
+
+
+async def test_failed_collector_drops_its_values_and_counts_reason() -> None:
+    scheduler = Scheduler("demo", [Failing("t", 0, 1), Counting("t", 0, 1)])
+    await scheduler.collect_on_scrape(deadline=1)
+    await scheduler.collect_on_scrape(deadline=1)
+    samples = parse(render([*scheduler.data_families(), *scheduler.self_families()]).decode())
+    assert value(samples, "demo_runs") == 2
+    assert value(samples, "demo_exporter_collector_errors_total", collector="failing",
+                 reason="query") == 2
+    assert value(samples, "demo_exporter_collector_success", collector="counting") == 1
+    # A query error means the target answered: up stays 1.
+    assert value(samples, "demo_up", target="t") == 1
+
+
+async def test_families_of_several_targets_merge_into_one_family() -> None:
+    scheduler = Scheduler("demo", [Counting("a", 0, 1), Counting("b", 0, 1)])
+    await scheduler.collect_on_scrape(deadline=1)
+    text = render(scheduler.data_families()).decode()
+    assert text.count("# TYPE demo_runs gauge") == 1
+
+
+class Slow(Collector):
+    name = "slow"
+
+    async def collect(self) -> list[Metric]:
+        await asyncio.sleep(0.5)
+        family = GaugeMetricFamily("demo_slow", "Finished slow runs.")
+        family.add_metric([], 1)
+        return [family]
+
+
+async def test_overlapping_scrapes_with_different_deadlines_both_answer() -> None:
+    """A short-deadline scrape gives up waiting; it must not cancel the longer one's run."""
+    scheduler = Scheduler("demo", [Slow("t", 0, 5)])
+    short, long = await asyncio.gather(
+        scheduler.collect_on_scrape(deadline=0.05),
+        scheduler.collect_on_scrape(deadline=3),
+        return_exceptions=True)
+    assert short is None and long is None
+    samples = parse(render([*scheduler.data_families(), *scheduler.self_families()]).decode())
+    assert value(samples, "demo_slow") == 1
+    assert value(samples, "demo_exporter_collector_errors_total", reason="timeout") == 1
+
+
+def test_log_lines_mask_secrets_that_json_would_escape() -> None:
+    import logging
+
+    from exporters.runtime.logs import JsonFormatter, SecretRegistry
+
+    secret = 'pä"ss\\wörd-42'
+    SecretRegistry.add(secret)
+    record = logging.LogRecord("t", logging.ERROR, __file__, 1, f"failed with {secret}",
+                               None, None)
+    record.fields = {"error": f"dsn postgresql://u:{secret}@h/db"}
+    line = JsonFormatter("test").format(record)
+    assert secret not in line
+    assert "ss\\\\w" not in line and "p\\u00e4" not in line and "wörd" not in line
+
+
+def test_secret_looking_values_are_masked_even_when_never_registered() -> None:
+    """A rotated password is new to the registry: its shape must be enough to mask it."""
+    from exporters.runtime.logs import SecretRegistry
+
+    texts = [
+        "dsn: postgresql://app:N3w-r0tated@db.internal:5432/app",
+        "url: redis://:N3w-r0tated@cache:6379/0",
+        "password: N3w-r0tated",
+        'auth_token="N3w-r0tated"',
+        "SET my.api_key = N3w-r0tated",
+        "Authorization: Bearer N3w-r0tated",
+    ]
+    for text in texts:
+        masked = SecretRegistry.mask(text)
+        assert "N3w-r0tated" not in masked, masked
+    # Paths to secret files and plain prose stay readable.
+    kept = "auth_token_file: /run/secrets/twilio; password authentication failed for user"
+    assert SecretRegistry.mask(kept) == kept
+
+
+class CountingAuth:
+    """BasicAuth whose bcrypt comparisons are counted, with the hash each one used."""
+
+    @staticmethod
+    def make(users: dict[str, str]) -> tuple[object, list[bytes]]:
+        from exporters.runtime.webconfig import BasicAuth
+
+        seen: list[bytes] = []
+
+        class Counted(BasicAuth):
+            def verify(self, password: bytes, hashed: bytes) -> bool:
+                seen.append(hashed)
+                return super().verify(password, hashed)
+
+        return Counted(users), seen
+
+
+def _hash(password: str) -> str:
+    import bcrypt
+
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+
+
+async def test_basic_auth_checks_off_the_loop_and_caches_good_credentials() -> None:
+    from exporters.runtime.webconfig import BasicAuth
+
+    auth, seen = CountingAuth.make({"prometheus": _hash("right")})
+    assert isinstance(auth, BasicAuth)
+    ticks = 0
+    checking = True
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while checking:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticking = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    before = ticks
+    assert not await auth.check("prometheus", "wrong")
+    # bcrypt ran in a thread: the loop kept turning while it worked.
+    assert ticks > before
+    checking = False
+    await ticking
+
+    assert await auth.check("prometheus", "right")
+    assert len(seen) == 2
+    for _ in range(5):
+        assert await auth.check("prometheus", "right")
+    assert len(seen) == 2  # cached: no bcrypt for a pair already verified
+    assert not await auth.check("prometheus", "right ")
+    assert len(seen) == 3  # a different password is checked again
+
+
+async def test_unknown_user_costs_a_bcrypt_comparison_like_a_known_one() -> None:
+    auth, seen = CountingAuth.make({"prometheus": _hash("right")})
+    from exporters.runtime.webconfig import BasicAuth
+
+    assert isinstance(auth, BasicAuth)
+    assert not await auth.check("nobody", "right")
+    assert not await auth.check("nobody", "right")
+    # Both refusals went through bcrypt, against a dummy hash of the users' cost.
+    assert len(seen) == 2 and seen[0] not in {h.encode() for h in auth.users.values()}
+    assert seen[0].startswith(b"$2b$04$")
