@@ -37,6 +37,8 @@ from tests.support.rule_scenarios import GENERATED, ROOT, RULE_FILES, Scenario, 
 DESCRIPTIONS: list[dict[str, Any]] = json.loads((GENERATED / "rule-descriptions.json").read_text())
 THRESHOLD_RULES = [d for d in DESCRIPTIONS if d["kind"] not in ("burn_rate", "always")]
 PAGES = ("critical", "high")
+# promtool over every rule for hours of samples: about a minute a test alone, more under load.
+pytestmark = pytest.mark.timeout(600)
 SCRAPE = 15  # seconds: the bundle's scrape and evaluation interval
 
 
