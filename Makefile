@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEB_PACKAGES := python3-venv openssl procps faketime postgresql postgresql-contrib redis-server prometheus prometheus-alertmanager jsonnet prometheus-node-exporter prometheus-blackbox-exporter
 BENCH_PACKAGES := prometheus-postgres-exporter prometheus-redis-exporter
 
-.PHONY: test check lint unit integration system demo bench bench-business bench-webvitals bench-drills deps venv clean rules
+.PHONY: test check lint unit integration system demo bench bench-business bench-webvitals bench-drills bench-redis-scan deps venv clean rules
 
 deps:  # apt must come before the venv: python3-venv is among the packages
 	@scripts/apt-install.sh $(DEB_PACKAGES)
@@ -66,6 +66,10 @@ bench-webvitals: deps venv
 
 bench-drills: deps venv  # time to page of every fault drill -> bench/TIME_TO_PAGE.md
 	$(PY) bench/time_to_page.py --out bench/TIME_TO_PAGE.md
+
+bench-redis-scan: deps venv  # exact key-pattern counts at 1M keys vs redis_exporter -> bench/REDIS_SCAN.md
+	@scripts/apt-install.sh prometheus-redis-exporter
+	$(PY) bench/redis_scan.py --out bench/REDIS_SCAN.md
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache

@@ -10,6 +10,7 @@ import redis.exceptions as rexc
 from prometheus_client.core import Metric
 
 from exporters.redis.config import RedisConfig, RedisTarget
+from exporters.redis.keyscan import PatternScan, TargetScan, flush_calls, scan_usage
 from exporters.runtime.collector import Collector
 from exporters.runtime.families import counter, gauge, top_n
 from exporters.runtime.overrides import Schedule
@@ -191,35 +192,91 @@ class InfoCollector(RedisCollector):
 
 
 class KeyPatternCollector(RedisCollector):
-    """Counts keys per configured pattern with SCAN (never KEYS), within a key/time budget."""
+    """Counts keys per configured pattern with SCAN (never KEYS): each round advances every
+    pattern's pass within the round's budget; a count is published once its pass ends
+    (exporters/redis/keyscan.py)."""
 
     name = "key_patterns"
 
-    async def collect(self) -> list[Metric]:
-        # Each pattern gets an equal share of the budget, so early patterns cannot starve
-        # the later ones.
-        share = min(self.config.scan_budget_seconds, self.timeout) / len(self.config.key_patterns)
-        counts: list[tuple[tuple[str, str], float]] = []
-        complete: list[tuple[tuple[str, str], float]] = []
-        for item in self.config.key_patterns:
-            seen, done = await self._count(item.pattern, time.monotonic() + share)
-            counts.append(((self.target, item.pattern), seen))
-            complete.append(((self.target, item.pattern), 1 if done else 0))
-        return [
-            gauge("redis_key_pattern_keys", "Keys matching the pattern (lower bound if the "
-                  "scan was cut short).", labels=("target", "pattern"), rows=counts),
-            gauge("redis_key_pattern_scan_complete",
-                  "Whether the SCAN finished within its budget.",
-                  labels=("target", "pattern"), rows=complete),
-        ]
+    def __init__(self, target: RedisTarget, client: aioredis.Redis, config: RedisConfig,
+                 schedule: Schedule, scan: TargetScan) -> None:
+        super().__init__(target, client, config, schedule)
+        self.scan = scan
 
-    async def _count(self, pattern: str, deadline: float) -> tuple[int, bool]:
-        cursor, seen = 0, 0
+    async def collect(self) -> list[Metric]:
+        async with self.scan.lock:
+            await self._round()
+            return self.families()
+
+    async def _round(self) -> None:
+        # At most half the run's timeout: the closing INFO, and a step begun just before
+        # the deadline, must still fit in the run.
+        deadline = time.monotonic() + min(self.config.scan_budget_seconds, self.timeout / 2)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.info("server")
+            pipe.info("commandstats")
+            pipe.dbsize()
+            server, before, dbsize = await pipe.execute()
+        self.scan.check(str(server.get("run_id", "")), flush_calls(before), int(dbsize))
+        step = min(self.scan.step_keys, self.config.scan_count)
+        scans = list(self.scan.patterns.values())
+        for index, scan in enumerate(scans):
+            # Each pattern gets an equal share of what is left, so early patterns cannot
+            # starve the later ones and time a finished pass leaves goes to the rest.
+            share = (deadline - time.monotonic()) / (len(scans) - index)
+            await self._advance(scan, step, time.monotonic() + share)
+        after = await self.client.info("commandstats")
+        self.scan.measured(scan_usage(before), scan_usage(after),
+                           self.config.scan_step_target_seconds, self.config.scan_count)
+
+    async def _advance(self, scan: PatternScan, step: int, deadline: float) -> None:
+        """Steps until the pass ends, the round's share of time or of keys is spent; at
+        least one step, so every pass moves however small the budget."""
+        matched = 0
         while True:
-            cursor, keys = await self.client.scan(cursor, match=pattern,
-                                                  count=self.config.scan_count)
-            seen += len(keys)
-            if cursor == 0:
-                return seen, True
-            if seen >= self.config.scan_max_keys or time.monotonic() >= deadline:
-                return seen, False
+            started = time.time()
+            cursor, keys = await self.client.scan(scan.cursor, match=scan.pattern, count=step)
+            # The state changes only here, after the step answered: a run cancelled by its
+            # timeout leaves the cursor and the count of the last step that did.
+            if scan.step(started, int(cursor), len(keys), time.time()):
+                return
+            matched += len(keys)
+            if matched >= self.config.scan_max_keys or time.monotonic() >= deadline:
+                return
+
+    def families(self) -> list[Metric]:
+        t, scans = self.target, list(self.scan.patterns.values())
+        done = [(s, s.last) for s in scans if s.last is not None]
+        out: list[Metric] = [
+            gauge("redis_key_pattern_keys",
+                  "Keys matching the pattern in the last complete SCAN pass (absent until "
+                  "one completes).", labels=("target", "pattern"),
+                  rows=[((t, s.pattern), last.keys) for s, last in done]),
+            gauge("redis_key_pattern_scan_complete",
+                  "1 when redis_key_pattern_keys holds a complete pass's count, 0 before the "
+                  "first pass ends.", labels=("target", "pattern"),
+                  rows=[((t, s.pattern), 1 if s.last else 0) for s in scans]),
+            gauge("redis_key_pattern_last_complete_pass_timestamp_seconds",
+                  "Unix time the last complete pass ended.", labels=("target", "pattern"),
+                  rows=[((t, s.pattern), last.finished_at) for s, last in done]),
+            gauge("redis_key_pattern_last_complete_pass_duration_seconds",
+                  "Time from the first to the last step of the last complete pass.",
+                  labels=("target", "pattern"),
+                  rows=[((t, s.pattern), last.duration) for s, last in done]),
+            counter("redis_key_pattern_scan_passes", "SCAN passes completed.",
+                    labels=("target", "pattern"),
+                    rows=[((t, s.pattern), s.passes) for s in scans]),
+            counter("redis_key_pattern_scan_pass_restarts",
+                    "Passes started again because their keyspace may have been replaced.",
+                    labels=("target", "pattern", "reason"),
+                    rows=[((t, s.pattern, r), n) for s in scans for r, n in s.restarts.items()]),
+            gauge("redis_key_pattern_scan_step_keys", "SCAN COUNT of the next round's steps.",
+                  labels=("target",),
+                  rows=[((t,), min(self.scan.step_keys, self.config.scan_count))]),
+        ]
+        if self.scan.step_seconds is not None:
+            out.append(gauge("redis_key_pattern_scan_step_seconds",
+                             "Mean Redis time per SCAN step in the last round (INFO "
+                             "commandstats).", labels=("target",),
+                             rows=[((t,), self.scan.step_seconds)]))
+        return out

@@ -51,11 +51,23 @@ class RedisConfig(CollectorsConfig[CollectorOverride]):
     top_n_commands: int = Field(default=50, ge=1, le=500)
     top_n_replicas: int = Field(default=20, ge=1, le=500)
     key_patterns: list[KeyPattern] = Field(default=[], max_length=50)
-    # SCAN is cheap per call but linear in the keyspace: bound it by keys and by time.
+    # SCAN is cheap per step but linear in the keyspace: a pass may span rounds, each
+    # round bounded by time and by matching keys, each step by Redis time per step.
     key_patterns_interval_seconds: float = Field(default=300.0, gt=0)
     scan_count: int = Field(default=1000, ge=10, le=100000)
     scan_max_keys: int = Field(default=1_000_000, ge=1)
     scan_budget_seconds: float = Field(default=2.0, gt=0, le=60)
+    # A fifth of the 10 ms a step may block Redis: the mean hides the spread between steps.
+    scan_step_target_seconds: float = Field(default=0.002, gt=0, le=0.01)
+
+    @field_validator("key_patterns")
+    @classmethod
+    def _unique_patterns(cls, patterns: list[KeyPattern]) -> list[KeyPattern]:
+        names = [p.pattern for p in patterns]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"patterns must be unique, repeated: {', '.join(duplicates)}")
+        return patterns
 
     @model_validator(mode="after")
     def _unique_names(self) -> RedisConfig:

@@ -8,24 +8,31 @@ import redis.asyncio as aioredis
 
 from exporters.redis.collectors import InfoCollector, KeyPatternCollector, client_for
 from exporters.redis.config import RedisConfig
+from exporters.redis.keyscan import ScanStore
 from exporters.runtime.collector import Collector
 from exporters.runtime.exporter import ExporterKind, Instance
 from exporters.runtime.overrides import longest_timeout
 
 
 class RedisInstance(Instance):
-    def __init__(self, config: RedisConfig) -> None:
+    def __init__(self, config: RedisConfig, scans: ScanStore) -> None:
         self.clients: list[aioredis.Redis] = []
         self.collectors: list[Collector] = []
         schedules = config.schedules()
         if not config.key_patterns:
             schedules.pop(KeyPatternCollector.name, None)
-        kinds = [cls for cls in (InfoCollector, KeyPatternCollector) if cls.name in schedules]
+        states = scans.states(config)
+        timeout = longest_timeout(schedules.values(), config.timeout_seconds)
         for target in config.targets:
-            client = client_for(target, longest_timeout(schedules.values(),
-                                                        config.timeout_seconds))
+            client = client_for(target, timeout)
             self.clients.append(client)
-            self.collectors += [cls(target, client, config, schedules[cls.name]) for cls in kinds]
+            if InfoCollector.name in schedules:
+                self.collectors.append(
+                    InfoCollector(target, client, config, schedules[InfoCollector.name]))
+            if KeyPatternCollector.name in schedules:
+                self.collectors.append(KeyPatternCollector(
+                    target, client, config, schedules[KeyPatternCollector.name],
+                    states[target.name]))
 
     async def close(self) -> None:
         # The pool was handed in, so the client only closes it when told to.
@@ -39,11 +46,15 @@ class RedisExporter(ExporterKind[RedisConfig]):
     default_address = ":9631"
     config_model = RedisConfig
 
+    def __init__(self) -> None:
+        # Key-pattern passes outlive reloads, as cron's heartbeats do.
+        self.scans = ScanStore()
+
     def secrets(self, config: RedisConfig) -> list[str]:
         return [s for target in config.targets for s in target.secrets()]
 
     def build(self, config: RedisConfig) -> RedisInstance:
-        return RedisInstance(config)
+        return RedisInstance(config, self.scans)
 
     def summary(self, config: RedisConfig) -> str:
         names = ", ".join(t.name for t in config.targets)

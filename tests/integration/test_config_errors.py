@@ -38,6 +38,10 @@ CASES = [
     ("redis", RD + RD.replace("targets:\n", ""), "(top level): Value error, target names must"),
     ("redis", RD + "key_patterns:\n  - {pattern: ''}\n", "key_patterns.0.pattern: String should"),
     ("redis", RD + "scan_count: 1\n", "scan_count: Input should be greater than or equal to 10"),
+    ("redis", RD + "key_patterns:\n  - {pattern: 'a:*'}\n  - {pattern: 'b:*'}\n  - {pattern: 'a:*'}\n",
+     "key_patterns: Value error, patterns must be unique, repeated: a:*"),
+    ("redis", RD + "scan_step_target_seconds: 0.05\n",
+     "scan_step_target_seconds: Input should be less than or equal to 0.01"),
 ]
 
 

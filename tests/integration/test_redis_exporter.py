@@ -168,22 +168,6 @@ def test_keys_are_counted_per_database_and_per_pattern(
     r3.close()
 
 
-def test_scan_cut_short_by_max_keys_reports_a_lower_bound_and_incomplete(
-        redis_server: RedisServer, run_exporter: Run) -> None:
-    r = client(redis_server)
-    with r.pipeline(transaction=False) as pipe:
-        for i in range(2000):
-            pipe.set(f"session:{i}", "s")
-        pipe.execute()
-    exporter = run_exporter("redis", main_config(redis_server, scan_max_keys=20, scan_count=10))
-    samples = wait_collected(exporter, "key_patterns")
-    seen = value(samples, "redis_key_pattern_keys", target="main", pattern="session:*")
-    assert 20 <= seen < 2000
-    assert value(samples, "redis_key_pattern_scan_complete",
-                 target="main", pattern="session:*") == 0
-    r.close()
-
-
 def test_per_command_series_are_capped_at_top_n_and_the_rest_counted(
         redis_server: RedisServer, run_exporter: Run) -> None:
     r = client(redis_server)
