@@ -7,6 +7,7 @@ import base64
 import binascii
 import contextvars
 import logging
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -348,7 +349,8 @@ class ListenError(Exception):
     """An exporter could not listen on its address: `server` names which."""
 
     def __init__(self, server: ExporterServer, error: OSError) -> None:
-        super().__init__(error.strerror or str(error))
+        # asyncio's bind error repeats the address in its text: the errno says it alone.
+        super().__init__(os.strerror(error.errno) if error.errno else str(error))
         self.server = server
 
 
