@@ -443,3 +443,32 @@ def test_an_exporter_imports_only_the_drivers_it_uses(
         loaded = loaded_packages(workdir, entries, single)
         assert needed <= loaded, (entries.keys(), needed - loaded)
         assert not unused & loaded, (entries.keys(), unused & loaded)
+
+
+def test_the_demos_bundle_runs_every_exporter_on_the_port_the_demo_prints(
+        workdir: Path) -> None:
+    from scripts.demo import (
+        exporter_configs,
+        free_ports,
+        relay_config,
+        write_bundle,
+        write_demo_secrets,
+    )
+
+    ports = free_ports()
+    receivers = f"http://127.0.0.1:{ports['receivers']}"
+    secrets = write_demo_secrets(workdir / "secrets", receivers)
+    configs = exporter_configs("postgresql://saasmon@127.0.0.1:5/postgres",
+                               "postgresql://saasmon@127.0.0.1:6/postgres",
+                               "redis://127.0.0.1:7/0", "http://127.0.0.1:8", "http://127.0.0.1:9")
+    path, addresses = write_bundle(workdir, {**configs, "sms-relay": relay_config(
+        secrets, receivers)}, ports)
+    assert addresses == [f"127.0.0.1:{ports[name]}" for name in
+                         (*configs, "smsrelay")]
+    result = subprocess.run([*SAASMON, "bundle", "--config.check", "--config.file", str(path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    summaries = result.stdout.splitlines()
+    assert len(summaries) == 8
+    assert summaries[1].startswith("postgres-standby: postgres: config ok")
+    assert summaries[-1].startswith("sms-relay: config ok")
