@@ -7,6 +7,7 @@ watched through a tests.conftest.Exporter view on its port (sharing the one proc
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -378,6 +379,44 @@ def test_a_port_in_use_exits_1_naming_the_exporter(workdir: Path) -> None:
     assert result.stderr.strip().splitlines()[-1] == \
         "saasmon bundle: redis: web.listen-address: Address already in use"
     assert "Traceback" not in result.stderr
+
+
+def test_the_open_file_limit_is_raised_to_fit_every_exporters_connections(
+        bundle: Bundle) -> None:
+    bundle.add("webvitals", "webvitals", {"allowed_origins": ["https://app.example"]})
+    bundle.add("redis", "redis", RD)
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    needed = 1024 + 256 + 2 * 64  # webvitals' and redis' max connections, files beside
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        pytest.skip(f"hard open-file limit {hard} is below {needed}")
+    for member in bundle.members.values():
+        member.write_config(member.config)
+    bundle.path.write_text(yaml.safe_dump({"exporters": bundle.entries}))
+    bundle.proc = subprocess.Popen(
+        [*SAASMON, "bundle", "--config.file", str(bundle.path)], stdout=subprocess.DEVNULL,
+        stderr=bundle.log_path.open("wb"),
+        # Started with the usual soft limit of a shell: 1024 < what the two may hold.
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)))
+    for member in bundle.members.values():
+        member.proc = bundle.proc
+        member.wait_for("/-/healthy")
+    limits = Path(f"/proc/{bundle.proc.pid}/limits").read_text()
+    (line,) = [line for line in limits.splitlines() if line.startswith("Max open files")]
+    assert int(line.split()[3]) >= needed, line
+
+
+def test_sighup_after_the_bundle_file_changed_says_it_applies_at_restart(
+        bundle: Bundle) -> None:
+    bundle.add("webvitals", "webvitals", {"allowed_origins": ["https://app.example"]})
+    bundle.start()
+    assert bundle.proc is not None
+    bundle.path.write_text(bundle.path.read_text() + "# an edit\n")
+    bundle.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 15
+    while "the bundle file changed" not in bundle.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "take effect at restart" in bundle.log(), bundle.log()
+    assert bundle.members["webvitals"].get("/-/ready")[0] == 200
 
 
 # The process itself reports which packages it has loaded, once every port is ready and
