@@ -473,6 +473,10 @@ def test_an_exporter_imports_only_the_drivers_it_uses(
     cases: list[tuple[dict[str, tuple[str, dict[str, Any]]], bool, set[str], set[str]]] = [
         ({"redis": ("redis", redis_config(redis_server))}, True, {"redis"}, {"asyncpg"}),
         ({"postgres": ("postgres", postgres_config(postgres))}, True, {"asyncpg"}, {"redis"}),
+        ({"cron": ("cron", cron_config(postgres))}, True, {"asyncpg"}, {"redis"}),
+        # Probes alone: no database, so no driver.
+        ({"integrations": ("integrations", {"builtin_targets": False})}, True, set(),
+         {"asyncpg", "redis"}),
         ({"webvitals": ("webvitals", vitals)}, True, set(), {"asyncpg", "redis"}),
         ({"sms-relay": ("sms-relay", relay)}, True, set(), {"asyncpg", "redis"}),
         ({"redis": ("redis", redis_config(redis_server)), "webvitals": ("webvitals", vitals)},
