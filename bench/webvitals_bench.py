@@ -422,7 +422,7 @@ setup_logging("webvitals", "warning")
 kind = WebVitalsExporter()
 config = load_config(kind.config_model, sys.argv[1], kind.name)
 server = ExporterServer(kind, sys.argv[1], "/metrics", load_web_config(None))
-asyncio.run(serve(server, config, sys.argv[2]))
+asyncio.run(serve([(server, config, sys.argv[2])]))
 """
 
 

@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from exporters import __version__
-from exporters.runtime.config import ConfigError, load_config
+from exporters.runtime.config import ConfigError
 from exporters.runtime.exporter import ExporterKind
 from exporters.runtime.logs import SecretRegistry, setup_logging
 
@@ -49,7 +49,8 @@ def _env(kind: str, flag: str, default: str | None) -> str | None:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="saasmon", description="Prometheus exporters for SaaS "
-                                   "products: one subcommand per exporter, each its own process.")
+                                   "products: one subcommand per exporter, each its own process; "
+                                   "`saasmon bundle` runs several in one.")
     root.add_argument("--version", action="version", version=f"saasmon {__version__}")
     subs = root.add_subparsers(dest="exporter", required=True, metavar="EXPORTER")
     for name, (_, description) in EXPORTERS.items():
@@ -89,46 +90,53 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--log.level", dest="log_level",
                          choices=["debug", "info", "warn", "error"],
                          default=_env(name, "log.level", "info"))
+    bundle = subs.add_parser(
+        "bundle", help="Several exporters in one process (each keeps its port, config and "
+        "self-metrics), as listed in a bundle file.",
+        description="Run the exporters a bundle file lists in one process and one event "
+        "loop: each on its own listen address with its own config, web config and "
+        "self-metrics. See docs/exporters/running.md.")
+    bundle.add_argument("--config.file", dest="config", metavar="FILE",
+                        default=_env("bundle", "config.file", None),
+                        help="YAML bundle file: one entry per exporter (required)")
+    bundle.add_argument("--config.check", dest="check", action="store_true",
+                        help="validate the bundle file and every exporter's files, then exit")
+    bundle.add_argument("--log.level", dest="log_level",
+                        choices=["debug", "info", "warn", "error"],
+                        default=_env("bundle", "log.level", "info"))
     return root
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    kind = load_kind(args.exporter)
-    args.listen = args.listen or kind.default_address
-    setup_logging(kind.name, "warning" if args.log_level == "warn" else args.log_level)
-    from exporters.runtime.server import ExporterServer, serve, split_address
-    from exporters.runtime.webconfig import load_web_config
+    if args.exporter == "bundle":
+        from exporters.bundle import run_bundle
 
+        return run_bundle(args.config, args.check, _level(args.log_level))
+    kind = load_kind(args.exporter)
+    setup_logging(kind.name, _level(args.log_level))
+    from exporters.runtime.options import Options, prepare
+    from exporters.runtime.server import ListenError, serve
+
+    options = Options(args.listen, args.telemetry_path, args.web_config, args.max_connections,
+                      args.per_address, args.header_timeout, args.body_timeout, args.config)
     try:
-        if not args.telemetry_path.startswith("/"):
-            raise ConfigError("web.telemetry-path: must start with /")
-        split_address(args.listen)
-        if args.max_connections is not None and args.max_connections < 1:
-            raise ConfigError("web.max-connections: must be at least 1")
-        if not args.header_timeout > 0:
-            raise ConfigError("web.header-timeout: must be more than 0")
-        if args.per_address is not None and args.per_address < 1:
-            raise ConfigError("web.max-connections-per-address: must be at least 1")
-        if not args.body_timeout > 0:
-            raise ConfigError("web.body-timeout: must be more than 0")
-        web_config = load_web_config(args.web_config)
-        config = load_config(kind.config_model, args.config, kind.name)
-        SecretRegistry.add(*kind.secrets(config))
+        prepared = prepare(kind, options)
     except ConfigError as exc:
         print(f"saasmon {kind.name}: {SecretRegistry.mask(str(exc))}", file=sys.stderr)
         return 2
     if args.check:
-        print(kind.summary(config))
+        print(kind.summary(prepared.config))
         return 0
-    server = ExporterServer(kind, args.config, args.telemetry_path, web_config,
-                            args.max_connections, args.header_timeout, args.per_address,
-                            args.body_timeout)
     try:
-        asyncio.run(serve(server, config, args.listen))
-    except OSError as exc:
-        print(f"saasmon {kind.name}: web.listen-address: {exc.strerror}", file=sys.stderr)
+        asyncio.run(serve([(prepared.server, prepared.config, prepared.address)]))
+    except ListenError as exc:
+        print(f"saasmon {kind.name}: web.listen-address: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _level(flag: str) -> str:
+    return "warning" if flag == "warn" else flag

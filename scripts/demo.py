@@ -3,11 +3,12 @@ that alerts through a real Alertmanager to stand-in receivers.
 
 Pieces: private PostgreSQL (reference schema plus 45 days of generated data) and Redis;
 the reference CRM app with a load generator (HTTP, websockets, Web Vitals beacons) and a
-cron runner writing cron_job_logs on an accelerated clock; the postgres, redis, cron,
-integrations (app health and a local status-page stand-in), business and webvitals
-exporters; node_exporter and blackbox_exporter (probing an object-storage stand-in);
+cron runner writing cron_job_logs on an accelerated clock; the postgres (primary and
+standby), redis, cron, integrations (app health and a local status-page stand-in), business
+and webvitals exporters and the SMS relay, all in one `saasmon bundle` process, each on its
+own port; node_exporter and blackbox_exporter (probing an object-storage stand-in);
 the stand-in receivers (refapp/receivers.py: Slack, PagerDuty, Twilio, heartbeat, SMTP with
-STARTTLS), the SMS relay and Alertmanager with the shipped routing and templates
+STARTTLS) and Alertmanager with the shipped routing and templates
 (refapp/standin_alertmanager.py swaps only addresses and the secrets directory);
 Prometheus with the generated recording and alert rules, started on top of a SYNTHETIC
 8-day history of the app's request counters (refapp/history.py) so week-over-week panels
@@ -223,11 +224,69 @@ def wait_ready(child: Child, url: str, timeout: float = READY_TIMEOUT) -> None:
     )
 
 
-def exporter_argv(kind: str, config: Path, port: int) -> list[str]:
+def bundle_argv(bundle: Path) -> list[str]:
     # `-m exporters` runs the package of this very interpreter (the venv's), whether or not
     # the `saasmon` console script is on PATH.
-    return [sys.executable, "-m", "exporters", kind, "--config.file", str(config),
-            "--web.listen-address", f"127.0.0.1:{port}"]
+    return [sys.executable, "-m", "exporters", "bundle", "--config.file", str(bundle)]
+
+
+def exporter_configs(monitor_dsn: str, standby_dsn: str, redis_url: str, app_url: str,
+                     statuspage_url: str) -> dict[str, dict[str, Any]]:
+    """The demo's exporter configs by bundle entry name (the SMS relay's comes apart)."""
+    return {
+        "postgres": {"dsn": monitor_dsn, "interval_seconds": 5, "timeout_seconds": 5, "top_n": 20,
+                     "allocated_storage_bytes": DEMO_STORAGE_BYTES},
+        # The same exporter for the standby: a second instance of the postgres job.
+        "postgres-standby": {
+            "dsn": standby_dsn,
+            "interval_seconds": 5, "timeout_seconds": 5, "top_n": 20,
+            "allocated_storage_bytes": DEMO_STORAGE_BYTES},
+        "redis": {"targets": [{"name": "demo", "url": redis_url}],
+                  "interval_seconds": 5, "timeout_seconds": 5,
+                  "key_patterns": [{"pattern": "library:item:*"}],
+                  # The workload warms the items after the exporter's first scan.
+                  "key_patterns_interval_seconds": 30},
+        # expected_jobs: the demo's app runs exactly these jobs, so its registry is complete
+        # (CronRegistryIncomplete and its panels have a count to compare with).
+        "cron": {"dsn": monitor_dsn, "interval_seconds": 5,
+                 "jobs": [*(job.model_dump() for job in default_jobs()), *HEARTBEAT_JOBS],
+                 "expected_jobs": len(default_jobs()) + len(HEARTBEAT_JOBS)},
+        "integrations": {
+            "dsn": monitor_dsn, "interval_seconds": 5, "builtin_targets": False,
+            "targets": {"app": {"url": app_url, "module": "app_health"},
+                        # nova-crm § 5.1's smoke test of the frontend URL: a page, not JSON.
+                        "frontend": {"url": app_url + "/", "module": "http"},
+                        "vendor": {"url": statuspage_url, "module": "statuspage"},
+                        # Our own status page (the same stand-in): no incident open, so
+                        # StatusPageNotUpdated has a page to read.
+                        "status-page": {"url": statuspage_url, "module": "statuspage"},
+                        # A deliberate fault: this vendor's status page is gone (404), so
+                        # the probe-failure panels have a failing target to show.
+                        "retired-vendor": {"url": statuspage_url + "/retired",
+                                           "module": "statuspage"}}},
+        "business": {"dsn": monitor_dsn},
+        "webvitals": {"allowed_origins": [app_url], "routes": WEBVITALS_ROUTES},
+    }
+
+
+def write_bundle(run_dir: Path, configs: dict[str, dict[str, Any]],
+                 ports: dict[str, int]) -> tuple[Path, list[str]]:
+    """Every exporter's config file and the bundle file that runs them all in one process
+    (saasmon bundle), each on its own port; returns the bundle file and the addresses.
+
+    One Python interpreter and one set of libraries instead of eight processes: an idle
+    exporter is mostly its imports (bench/RSS.md)."""
+    entries: dict[str, dict[str, Any]] = {}
+    for name, config in configs.items():
+        path = run_dir / f"{name}-exporter.yml"
+        write_yaml(path, config)
+        entries[name] = {
+            # postgres-standby: a second postgres exporter, under its own name.
+            "exporter": name.removesuffix("-standby"), "config.file": str(path),
+            "web.listen-address": f"127.0.0.1:{ports[name.replace('sms-relay', 'smsrelay')]}"}
+    bundle = run_dir / "exporters.yml"
+    write_yaml(bundle, {"exporters": entries})
+    return bundle, [entry["web.listen-address"] for entry in entries.values()]
 
 
 def write_yaml(path: Path, data: dict[str, Any]) -> None:
@@ -385,9 +444,22 @@ def start_standby(stack: contextlib.ExitStack, run_dir: Path,
     return standby
 
 
+def relay_config(secrets_dir: Path, receivers_url: str) -> dict[str, Any]:
+    """The SMS relay's config: Twilio and the heartbeat on the stand-in receivers."""
+    return {
+        "twilio": {"account_sid": TWILIO_SID,
+                   "auth_token_file": str(secrets_dir / "twilio_auth_token"),
+                   "from_number": SMS_FROM, "api_url": receivers_url + "/twilio"},
+        "recipients": [SMS_ONCALL],
+        "bearer_token_file": str(secrets_dir / "smsrelay_token"),
+        "heartbeat": {"url_file": str(secrets_dir / "heartbeat_url")},
+    }
+
+
 def start_alerting(stack: contextlib.ExitStack, children: list[Child], run_dir: Path,
-                   ports: dict[str, int]) -> None:
-    """Stand-in receivers, the SMS relay and Alertmanager with the shipped routing."""
+                   ports: dict[str, int], secrets_dir: Path) -> None:
+    """Stand-in receivers and Alertmanager with the shipped routing (the SMS relay runs
+    in the exporters' bundle)."""
     logs = run_dir / "logs"
     receivers_url = f"http://127.0.0.1:{ports['receivers']}"
     tls = run_dir / "tls"
@@ -399,22 +471,7 @@ def start_alerting(stack: contextlib.ExitStack, children: list[Child], run_dir: 
         "--smtp-listen", f"127.0.0.1:{ports['smtp']}", "--tls-cert", str(cert),
         "--tls-key", str(key)], logs, receivers_url + "/-/healthy")
 
-    secrets_dir = write_demo_secrets(run_dir / "secrets", receivers_url)
-
-    say("starting the SMS relay and Alertmanager ...")
-    relay_config = run_dir / "sms-relay.yml"
-    write_yaml(relay_config, {
-        "twilio": {"account_sid": TWILIO_SID,
-                   "auth_token_file": str(secrets_dir / "twilio_auth_token"),
-                   "from_number": SMS_FROM, "api_url": receivers_url + "/twilio"},
-        "recipients": [SMS_ONCALL],
-        "bearer_token_file": str(secrets_dir / "smsrelay_token"),
-        "heartbeat": {"url_file": str(secrets_dir / "heartbeat_url")},
-    })
-    start_child(stack, children, "sms-relay", exporter_argv("sms-relay", relay_config,
-                                                            ports["smsrelay"]),
-                logs, f"http://127.0.0.1:{ports['smsrelay']}/-/ready")
-
+    say("starting Alertmanager ...")
     am_dir = run_dir / "alertmanager"
     config = write_alertmanager_config(am_dir, secrets_dir, ports)
     start_child(stack, children, "alertmanager",
@@ -551,57 +608,25 @@ def start(stack: contextlib.ExitStack, run_dir: Path) -> Demo:
         python, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(pages),
         str(ports["statuspage"])], logs, f"http://127.0.0.1:{ports['statuspage']}/api/v2/summary.json")
 
-    say("starting exporters ...")
-    statuspage_url = f"http://127.0.0.1:{ports['statuspage']}"
-    configs: dict[str, dict[str, Any]] = {
-        "postgres": {"dsn": monitor_dsn, "interval_seconds": 5, "timeout_seconds": 5, "top_n": 20,
-                     "allocated_storage_bytes": DEMO_STORAGE_BYTES},
-        # The same exporter for the standby: a second instance of the postgres job.
-        "postgres-standby": {
-            "dsn": f"postgresql://saasmon@127.0.0.1:{standby.port}/postgres",
-            "interval_seconds": 5, "timeout_seconds": 5, "top_n": 20,
-            "allocated_storage_bytes": DEMO_STORAGE_BYTES},
-        "redis": {"targets": [{"name": "demo", "url": redis_server.url}],
-                  "interval_seconds": 5, "timeout_seconds": 5,
-                  "key_patterns": [{"pattern": "library:item:*"}],
-                  # The workload warms the items after the exporter's first scan.
-                  "key_patterns_interval_seconds": 30},
-        # expected_jobs: the demo's app runs exactly these jobs, so its registry is complete
-        # (CronRegistryIncomplete and its panels have a count to compare with).
-        "cron": {"dsn": monitor_dsn, "interval_seconds": 5,
-                 "jobs": [*(job.model_dump() for job in default_jobs()), *HEARTBEAT_JOBS],
-                 "expected_jobs": len(default_jobs()) + len(HEARTBEAT_JOBS)},
-        "integrations": {
-            "dsn": monitor_dsn, "interval_seconds": 5, "builtin_targets": False,
-            "targets": {"app": {"url": app_url, "module": "app_health"},
-                        # nova-crm § 5.1's smoke test of the frontend URL: a page, not JSON.
-                        "frontend": {"url": app_url + "/", "module": "http"},
-                        "vendor": {"url": statuspage_url, "module": "statuspage"},
-                        # Our own status page (the same stand-in): no incident open, so
-                        # StatusPageNotUpdated has a page to read.
-                        "status-page": {"url": statuspage_url, "module": "statuspage"},
-                        # A deliberate fault: this vendor's status page is gone (404), so
-                        # the probe-failure panels have a failing target to show.
-                        "retired-vendor": {"url": statuspage_url + "/retired",
-                                           "module": "statuspage"}}},
-        "business": {"dsn": monitor_dsn},
-        "webvitals": {"allowed_origins": [app_url], "routes": WEBVITALS_ROUTES},
-    }
-    for name, config in configs.items():
-        path = run_dir / f"{name}-exporter.yml"
-        write_yaml(path, config)
-        kind = name.removesuffix("-standby")
-        start_child(stack, children, f"{name}-exporter",
-                    exporter_argv(kind, path, ports[name]), logs, None)
-    for child, name in zip(children[-len(configs):], configs, strict=True):
-        wait_ready(child, f"http://127.0.0.1:{ports[name]}/-/ready")
+    say("starting the exporters (one process: saasmon bundle) ...")
+    standby_dsn = f"postgresql://saasmon@127.0.0.1:{standby.port}/postgres"
+    configs = exporter_configs(monitor_dsn, standby_dsn, redis_server.url, app_url,
+                               f"http://127.0.0.1:{ports['statuspage']}")
+    # Secret files as in production; the SMS relay reads its Twilio token from them.
+    receivers_url = f"http://127.0.0.1:{ports['receivers']}"
+    secrets_dir = write_demo_secrets(run_dir / "secrets", receivers_url)
+    bundle, addresses = write_bundle(
+        run_dir, {**configs, "sms-relay": relay_config(secrets_dir, receivers_url)}, ports)
+    exporters = start_child(stack, children, "exporters", bundle_argv(bundle), logs, None)
+    for address in addresses:
+        wait_ready(exporters, f"http://{address}/-/ready")
     for job in HEARTBEAT_JOBS:
         ping = f"http://127.0.0.1:{ports['cron']}/ping/{job['name']}"
         if not http_ok(ping):
             raise StartupError(f"the cron exporter refused the heartbeat {ping}")
 
     start_host_probes(stack, children, logs, ports)
-    start_alerting(stack, children, run_dir, ports)
+    start_alerting(stack, children, run_dir, ports, secrets_dir)
     backfill_history(run_dir, app_url, f"127.0.0.1:{ports['app']}", load_started)
     prime_error_series(app_url)
 
@@ -615,7 +640,6 @@ def start(stack: contextlib.ExitStack, run_dir: Path) -> Demo:
 
     prom_url = f"http://127.0.0.1:{prom_port}"
     am_url = f"http://127.0.0.1:{ports['alertmanager']}"
-    receivers_url = f"http://127.0.0.1:{ports['receivers']}"
     urls = {
         "reference app": app_url + "/",
         "app health": app_url + "/health",

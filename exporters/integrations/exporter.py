@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -11,7 +12,6 @@ from prometheus_client.core import Metric
 
 from exporters.integrations import status as st
 from exporters.integrations.config import IntegrationsConfig, ModuleConfig, TargetConfig
-from exporters.integrations.deliveries import ALL
 from exporters.integrations.probes import Outcome, Prober, families, target_url
 from exporters.runtime.collector import Collector
 from exporters.runtime.exporter import ExporterKind, Instance, Route
@@ -19,8 +19,10 @@ from exporters.runtime.exposition import metrics_response
 from exporters.runtime.families import counter
 from exporters.runtime.logs import SecretRegistry, log_fields
 from exporters.runtime.overrides import longest_timeout
-from exporters.runtime.pgpool import ReadOnlyPool, collector_pool
 from exporters.runtime.server import scrape_deadline
+
+if TYPE_CHECKING:
+    from exporters.runtime.pgpool import ReadOnlyPool
 
 log = logging.getLogger("saasmon.integrations")
 URL_TARGET = "url"  # the target label of every ad-hoc URL probe: URLs never become labels
@@ -39,6 +41,10 @@ class IntegrationsInstance(Instance):
         self.pool: ReadOnlyPool | None = None
         self.collectors: list[Collector] = []
         if config.dsn is not None:
+            # Only the database counters need the driver: probes alone never load asyncpg.
+            from exporters.integrations.deliveries import ALL
+            from exporters.runtime.pgpool import collector_pool
+
             schedules = config.schedules()
             self.pool = collector_pool(
                 config.required_dsn, "saasmon_integrations", max_size=config.pool_max_size,

@@ -7,10 +7,16 @@ import logging
 import re
 import sys
 import time
+from contextvars import ContextVar
 from typing import ClassVar
 from urllib.parse import unquote
 
 MASK = "<secret>"
+
+# The exporter a log line comes from, when one process hosts several (`saasmon bundle`):
+# set at the start of each exporter's task, so its collectors, requests and reloads (tasks
+# started from it inherit the context) log under its name.
+current_exporter: ContextVar[str | None] = ContextVar("current_exporter", default=None)
 
 # Secrets by shape, for values the registry cannot know yet (a password rotated in a file
 # that failed to load): the password of a URL, and the value of a secret-named key.
@@ -55,7 +61,7 @@ class JsonFormatter(logging.Formatter):
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
-            "exporter": self.exporter,
+            "exporter": current_exporter.get() or self.exporter,
             "logger": record.name,
             "msg": record.getMessage(),
         }

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextvars
 import logging
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -22,7 +24,7 @@ from exporters.runtime.connections import BodyTimeout, Gate, Slot
 from exporters.runtime.exporter import ExporterKind, Instance
 from exporters.runtime.exposition import negotiate, respond
 from exporters.runtime.families import counter, gauge
-from exporters.runtime.logs import SecretRegistry, log_fields
+from exporters.runtime.logs import SecretRegistry, current_exporter, log_fields
 from exporters.runtime.webconfig import (
     BasicAuth,
     WebConfig,
@@ -55,8 +57,11 @@ class ExporterServer:
                  web_config: WebConfig, max_connections: int | None = None,
                  header_timeout: float = DEFAULT_HEADER_TIMEOUT,
                  per_address: int | None = None,
-                 body_timeout: float = DEFAULT_BODY_TIMEOUT) -> None:
+                 body_timeout: float = DEFAULT_BODY_TIMEOUT, name: str | None = None) -> None:
         self.kind = kind
+        # What logs call it and the prefix of its config's env overrides: the kind's name,
+        # or a bundle entry's (two postgres exporters in one process need two names).
+        self.name = name or kind.name
         self.max_connections = max_connections or kind.max_connections
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
@@ -103,7 +108,7 @@ class ExporterServer:
         """
         async with self._reload_lock:
             try:
-                config = load_config(self.kind.config_model, self.config_path, self.kind.name)
+                config = load_config(self.kind.config_model, self.config_path, self.name)
                 await self.activate(config)
             except ConfigError as exc:
                 problem = str(exc)
@@ -319,7 +324,22 @@ def split_address(address: str) -> tuple[str | None, int]:
     return (host or None), int(port)
 
 
-async def serve(server: ExporterServer, config: Any, address: str) -> None:
+class Listening:
+    """An exporter that is collecting and listening; close() stops both."""
+
+    def __init__(self, server: ExporterServer, runner: web.AppRunner,
+                 listener: asyncio.Server) -> None:
+        self.server, self.runner, self.listener = server, runner, listener
+
+    async def close(self) -> None:
+        log.info("shutting down")
+        self.listener.close()
+        await self.runner.cleanup()
+        await self.server.close()
+
+
+async def listen(server: ExporterServer, config: Any, address: str) -> Listening:
+    """Start collecting with `config` and listen on `address` (OSError when it cannot)."""
     host, port = split_address(address)
     await server.activate(config)
     # aiohttp closes a connection whose request is incomplete when its keep-alive timer
@@ -337,28 +357,76 @@ async def serve(server: ExporterServer, config: Any, address: str) -> None:
         # Slow or idle clients must not pile up without bound, nor keep scrapes out.
         return Slot(server.gate, handlers)
 
-    listener = await asyncio.get_running_loop().create_server(
-        protocol, host, port, ssl=ssl_context(tls) if tls else None, reuse_address=True,
-        # A TLS handshake is part of getting a request: bounded like the headers.
-        ssl_handshake_timeout=server.header_timeout if tls else None)
+    try:
+        listener = await asyncio.get_running_loop().create_server(
+            protocol, host, port, ssl=ssl_context(tls) if tls else None, reuse_address=True,
+            # A TLS handshake is part of getting a request: bounded like the headers.
+            ssl_handshake_timeout=server.header_timeout if tls else None)
+    except BaseException:
+        await runner.cleanup()
+        await server.close()
+        raise
     log.info("listening", extra=log_fields(address=address, tls=tls is not None,
                                            telemetry_path=server.telemetry_path))
-    stop = asyncio.Event()
+    return Listening(server, runner, listener)
+
+
+class ListenError(Exception):
+    """An exporter could not listen on its address: `server` names which."""
+
+    def __init__(self, server: ExporterServer, error: OSError) -> None:
+        # asyncio's bind error repeats the address in its text: the errno says it alone.
+        super().__init__(os.strerror(error.errno) if error.errno else str(error))
+        self.server = server
+
+
+async def serve(exporters: list[tuple[ExporterServer, Any, str]],
+                on_sighup: Callable[[], None] | None = None) -> None:
+    """Run exporters in this event loop until SIGTERM or SIGINT; SIGHUP reloads each.
+
+    Each runs in a context of its own (tasks started from it inherit it), so its log
+    lines carry its name. They share nothing else: each has its own listener, config,
+    collectors, connections and self-metrics; one failing does not stop the others.
+    Raises ListenError (after stopping those started) when one cannot listen.
+    """
     loop = asyncio.get_running_loop()
+    contexts = {id(server): _context_of(server) for server, _, _ in exporters}
+    running: list[Listening] = []
+
+    async def stop_all() -> None:
+        await asyncio.gather(*(asyncio.create_task(r.close(), context=contexts[id(r.server)])
+                               for r in running))
+
+    for server, config, address in exporters:
+        try:
+            running.append(await asyncio.create_task(listen(server, config, address),
+                                                     context=contexts[id(server)]))
+        except BaseException as exc:
+            await stop_all()
+            if isinstance(exc, OSError):
+                raise ListenError(server, exc) from None
+            raise
+    stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     reloads: set[asyncio.Task[str | None]] = set()  # held so a running reload is not collected
 
-    def on_sighup() -> None:
-        task = asyncio.ensure_future(server.reload())
-        reloads.add(task)
-        task.add_done_callback(reloads.discard)
+    def on_hup() -> None:
+        for server, _, _ in exporters:
+            task = asyncio.create_task(server.reload(), context=contexts[id(server)])
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+        if on_sighup is not None:
+            on_sighup()
 
-    loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
     try:
         await stop.wait()
     finally:
-        log.info("shutting down")
-        listener.close()
-        await runner.cleanup()
-        await server.close()
+        await stop_all()
+
+
+def _context_of(server: ExporterServer) -> contextvars.Context:
+    context = contextvars.copy_context()
+    context.run(current_exporter.set, server.name)
+    return context

@@ -22,7 +22,6 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-import bcrypt
 from pydantic import Field, SecretStr, ValidationError, field_validator
 
 from exporters.runtime.config import ConfigError, StrictModel, _first_error, read_yaml
@@ -410,6 +409,8 @@ class BasicAuth:
         slots = max_concurrent or min(4, max(1, (os.cpu_count() or 2) - 1))
         self._slots = asyncio.Semaphore(slots)
         cost = max((_cost(h) for h in self.users.values()), default=10)
+        import bcrypt  # only an exporter with basic auth configured loads it
+
         self._dummy = bcrypt.hashpw(b"saasmon-dummy", bcrypt.gensalt(rounds=cost))
 
     async def check(self, user: str, password: str) -> bool:
@@ -429,6 +430,8 @@ class BasicAuth:
 
     def verify(self, password: bytes, hashed: bytes) -> bool:
         """One bcrypt comparison (runs in a worker thread)."""
+        import bcrypt
+
         try:
             return bcrypt.checkpw(password, hashed)
         except ValueError:  # a malformed hash never matches

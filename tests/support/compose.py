@@ -8,6 +8,7 @@ a service that really listens there.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import subprocess
 from pathlib import Path
@@ -55,9 +56,27 @@ def image_name(service: dict[str, Any]) -> str:
     return image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
 
 
-def listening_ports(service: dict[str, Any]) -> set[int]:
-    """Ports the service's own process listens on, from its command or its image default."""
+def bundle_entries(service: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The entries of the bundle file a `saasmon bundle` service runs ({} for others), each
+    with `config.file` made a path in the container."""
     tokens = command_tokens(service)
+    if "entrypoint" in service or not tokens or tokens[0] != "bundle":
+        return {}
+    path = tokens[tokens.index("--config.file") + 1]
+    local = container_path(service, path)
+    assert local is not None and local.is_file(), f"bundle file {path} not mounted"
+    entries: dict[str, dict[str, Any]] = yaml.safe_load(local.read_text())["exporters"]
+    # Paths in a bundle file are relative to its directory.
+    return {name: {**entry, "config.file": posixpath.join(posixpath.dirname(path),
+                                                          entry["config.file"])}
+            for name, entry in entries.items()}
+
+
+def listening_ports(service: dict[str, Any]) -> set[int]:
+    """Ports the service's own process listens on, from its command (and bundle file) or
+    its image default."""
+    tokens = command_tokens(service)
+    tokens += [str(entry["web.listen-address"]) for entry in bundle_entries(service).values()]
     ports = {int(match[1]) for previous, token in zip(["", *tokens], tokens, strict=False)
              if previous not in NOT_A_PORT_AFTER and (match := LISTEN_TOKEN.match(token))}
     default = IMAGE_DEFAULT_PORTS.get(image_name(service))

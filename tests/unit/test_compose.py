@@ -37,9 +37,11 @@ from tests.support.compose import (
     REPO,
     SECRETS_DIR_DEFAULT,
     bind_mounts,
+    bundle_entries,
     command_tokens,
     container_path,
     create_secrets,
+    listening_ports,
     load_compose,
     namespace_owner,
     resolve,
@@ -94,13 +96,33 @@ def service_using(predicate: Callable[[list[str]], bool]) -> list[str]:
 
 
 def exporter_services() -> dict[str, str]:
-    """saasmon exporter kind -> the service running it."""
+    """saasmon exporter kind -> the service running it, alone or in its bundle."""
     found = {}
     for name, service in services().items():
+        if "build" not in service:
+            continue  # not the saasmon image (the postgres service's command is `postgres`)
         tokens = command_tokens(service)
         if "entrypoint" not in service and tokens and tokens[0] in EXPORTERS:
             found[tokens[0]] = name
+        for entry_name, entry in bundle_entries(service).items():
+            kind = entry.get("exporter", entry_name)
+            assert kind not in found, f"{kind} runs in {found[kind]} and in {name}"
+            found[kind] = name
     return found
+
+
+def exporter_config(kind: str) -> Path:
+    """The repository file the service running `kind` reads as that exporter's config."""
+    service = services()[exporter_services()[kind]]
+    tokens = command_tokens(service)
+    if tokens[0] == "bundle":
+        (path,) = [entry["config.file"] for name, entry in bundle_entries(service).items()
+                   if entry.get("exporter", name) == kind]
+    else:
+        path = tokens[tokens.index("--config.file") + 1]
+    config = container_path(service, path)
+    assert config is not None and config.is_file(), f"{kind}: config {path} not mounted"
+    return config
 
 
 def python_modules() -> dict[str, str]:
@@ -148,7 +170,7 @@ def secrets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # -- the compose file itself --------------------------------------------------------------
 def test_every_part_of_the_stack_is_a_service() -> None:
-    assert set(exporter_services()) == set(EXPORTERS), "one service per saasmon exporter"
+    assert set(exporter_services()) == set(EXPORTERS), "every saasmon exporter runs"
     modules = python_modules()
     for module in ("refapp", "refapp.load", "refapp.cronrunner", "refapp.receivers"):
         assert module in modules.values(), f"no service runs python -m {module}"
@@ -360,11 +382,8 @@ def test_prometheus_targets_are_services_listening_there() -> None:
 
 
 def test_probe_targets_exist_in_the_probers_configs() -> None:
-    compose = services()
-    integrations_file = container_path(compose["integrations-exporter"],
-                                       "/etc/saasmon/integrations.yml")
-    assert integrations_file is not None
-    integrations = yaml.safe_load(integrations_file.read_text())
+    integrations_service = exporter_services()["integrations"]
+    integrations = yaml.safe_load(exporter_config("integrations").read_text())
     modules = {**DEFAULT_MODULES, **integrations.get("modules", {})}
     blackbox_modules = yaml.safe_load(BLACKBOX_YML.read_text())["modules"]
     for job in prometheus_config()["scrape_configs"]:
@@ -372,12 +391,12 @@ def test_probe_targets_exist_in_the_probers_configs() -> None:
             continue
         prober = resolve(scrape_address(job, ""), "prometheus")
         for target in job["static_configs"][0]["targets"]:
-            if prober == "integrations-exporter":
+            if prober == integrations_service:
                 entry = integrations["targets"][target]  # a named target, not a URL
                 for module in job.get("params", {}).get("module", [entry["module"]]):
                     assert module == entry["module"] and module in modules, (job, target)
                 # The named target's URL is a service of the stack.
-                assert resolve(entry["url"], "integrations-exporter"), entry
+                assert resolve(entry["url"], integrations_service), entry
             else:
                 assert prober == "blackbox", job["job_name"]
                 for module in job["params"]["module"]:
@@ -401,10 +420,7 @@ def test_promtool_accepts_prometheus_config_and_rules() -> None:
 # -- exporters, blackbox, stand-ins ---------------------------------------------------------------
 @pytest.mark.parametrize("kind", sorted(EXPORTERS))
 def test_exporter_config_passes_config_check(kind: str, secrets_dir: Path, tmp_path: Path) -> None:
-    service = services()[exporter_services()[kind]]
-    tokens = command_tokens(service)
-    config = container_path(service, tokens[tokens.index("--config.file") + 1])
-    assert config is not None and config.is_file(), f"{kind}: config not mounted"
+    config = exporter_config(kind)
     local = tmp_path / config.name
     local.write_text(with_local_secrets(config.read_text(), secrets_dir))
     env = {key: value for key, value in os.environ.items() if not key.startswith("SAASMON_")}
@@ -422,16 +438,46 @@ def test_exporter_config_passes_config_check(kind: str, secrets_dir: Path, tmp_p
                 assert shown not in result.stdout + result.stderr, f"{secret.name} printed"
 
 
+def test_bundle_file_passes_config_check(secrets_dir: Path, tmp_path: Path) -> None:
+    bundled = [name for name, service in services().items() if bundle_entries(service)]
+    assert bundled == ["exporters"]
+    service = services()["exporters"]
+    tokens = command_tokens(service)
+    bundle = container_path(service, tokens[tokens.index("--config.file") + 1])
+    assert bundle is not None
+    entries = yaml.safe_load(bundle.read_text())["exporters"]
+    # The same file with each config swapped for a copy reading the local secrets.
+    for name, entry in bundle_entries(service).items():
+        config = container_path(service, entry["config.file"])
+        assert config is not None and config.is_file(), f"{name}: config not mounted"
+        local = tmp_path / config.name
+        local.write_text(with_local_secrets(config.read_text(), secrets_dir))
+        entries[name]["config.file"] = local.name
+    (tmp_path / "bundle.yml").write_text(yaml.safe_dump({"exporters": entries}))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SAASMON_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "exporters", "bundle", "--config.check", "--config.file",
+         str(tmp_path / "bundle.yml")], capture_output=True, text=True, check=False, env=env,
+        cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(result.stdout.splitlines()) == len(entries)
+    # Its healthcheck asks every exporter's port, not only one.
+    test = " ".join(service["healthcheck"]["test"])
+    assert {int(port) for port in re.findall(r"127\.0\.0\.1:(\d+)/-/healthy", test)} \
+        == listening_ports(service)
+
+
 def test_exporter_addresses_are_services_listening_there() -> None:
     compose = services()
     relay = yaml.safe_load((REPO / "deploy" / "config" / "sms-relay.yml").read_text())
     assert resolve(relay["twilio"]["api_url"], "sms-relay") == "receivers"
     redis = yaml.safe_load((REPO / "deploy" / "config" / "redis.yml").read_text())
     for target in redis["targets"]:
-        assert resolve(target["url"], "redis-exporter") == "redis"
+        assert resolve(target["url"], exporter_services()["redis"]) == "redis"
     tokens = command_tokens(compose["load"])
     assert resolve(tokens[tokens.index("--url") + 1], "load") == "app"
-    assert resolve(tokens[tokens.index("--webvitals-url") + 1], "load") == "webvitals-exporter"
+    assert resolve(tokens[tokens.index("--webvitals-url") + 1], "load") \
+        == exporter_services()["webvitals"]
     # The beacons' Origin is the app's URL: the webvitals exporter must allow it.
     webvitals = yaml.safe_load((REPO / "deploy" / "config" / "webvitals.yml").read_text())
     assert tokens[tokens.index("--url") + 1] in webvitals["allowed_origins"]
@@ -593,9 +639,7 @@ def test_database_init_seed_and_exporter_role(workdir: Path, secrets_dir: Path,
 
         # The database exporters, with their compose configs, collect everything as that role.
         for kind in ("postgres", "cron", "integrations", "business"):
-            service = services()[exporter_services()[kind]]
-            config = container_path(service, f"/etc/saasmon/{kind}.yml")
-            assert config is not None
+            config = exporter_config(kind)
             exporter = run_exporter(kind, with_local_secrets(config.read_text(), local))
             samples = exporter.wait_until(
                 f"{kind}: every collector succeeded",
