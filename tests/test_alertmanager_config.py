@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from alert_rules.generator.catalog import GUIDES as CATALOG_GUIDES
 from exporters.smsrelay.message import DEFAULT_TEMPLATE, WebhookMessage, render
 from tests.alertmanager_support import (
     SECRET_NAMES,
@@ -49,7 +50,7 @@ def test_shipped_config_passes_amtool_check_config() -> None:
     result = amtool("check-config", str(SHIPPED_CONFIG))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
-    assert "6 inhibit rules" in result.stdout and "10 receivers" in result.stdout
+    assert "21 inhibit rules" in result.stdout and "10 receivers" in result.stdout
 
 
 @pytest.mark.parametrize("guide", GUIDES)
@@ -225,6 +226,11 @@ def test_group_timings_honour_the_fifteen_minute_cooldown() -> None:
         assert len(tpt) == 1 and tpt[0]["repeat_interval"] == interval
 
 
+LADDER = [('severity="critical"', 'severity=~"high|medium|low"'),
+          ('severity="high"', 'severity=~"medium|low"'),
+          ('severity="medium"', 'severity="low"')]
+
+
 def test_inhibition_rules_follow_the_label_contract() -> None:
     rules = shipped()["inhibit_rules"]
     assert rules[0] == {"source_matchers": ['alertname="TargetDown"'],
@@ -232,11 +238,15 @@ def test_inhibition_rules_follow_the_label_contract() -> None:
                         "equal": ["job", "instance"]}
     assert [r["equal"] for r in rules[1:3]] == [["area", "job", "instance", "target"],
                                                 ["area", "job", "instance"]]
-    ladder = [(r["source_matchers"], r["target_matchers"]) for r in rules[3:]]
-    assert ladder == [(['severity="critical"'], ['severity=~"high|medium|low"']),
-                      (['severity="high"'], ['severity=~"medium|low"']),
-                      (['severity="medium"'], ['severity="low"'])]
-    assert all(r["equal"] == ["alertname", "job", "instance", "target"] for r in rules[3:])
+    # Ladders stay within one guide (issue 13 §2 p): the same guide label ...
+    assert rules[3:6] == [{"source_matchers": [source], "target_matchers": [target],
+                           "equal": ["alertname", "guide", "job", "instance", "target"]}
+                          for source, target in LADDER]
+    # ... or, for a level several guides state, each of its guides' own lower levels.
+    assert rules[6:] == [{"source_matchers": [source, f'guide=~"(.+,)?{guide}(,.+)?"'],
+                          "target_matchers": [target, f'guide="{guide}"'],
+                          "equal": ["alertname", "job", "instance", "target"]}
+                         for guide in CATALOG_GUIDES for source, target in LADDER]
 
 
 def secret_free(node: Any, path: str = "") -> list[str]:

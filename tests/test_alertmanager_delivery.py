@@ -82,8 +82,36 @@ STATUS_ONLY = {
     "ladder-medium": (alert("CacheHitRatioLow", "medium", **CACHE_2), False),
     "ladder-low-under-medium": (alert("CacheHitRatioLow", "low", **CACHE_2), True),
 }
+# Issue 13 §2 p: ladders mute within one guide. tpt-erp's critical CPU level must leave the
+# 80 % level dirt-free-crm shares with tpt-erp (one alert, guide="dirt-free-crm,tpt-erp")
+# and its #production-alerts post alone.
+DB_HOST = {"area": "host", "job": "node", "instance": "db-1:9100"}
+CPU_CRITICAL = alert("HostCpuHigh", "critical", {"summary": "CPU 97% on db-1"},
+                     guide="tpt-erp", guide_level="critical", **DB_HOST)
+CPU_P2 = alert("HostCpuHigh", "medium", {"summary": "CPU 97% on db-1"},
+               guide="dirt-free-crm,tpt-erp", guide_level="P2 (>80%); alert", **DB_HOST)
+DB_3 = {"area": "database", "job": "postgres", "instance": "db-3:9630"}
+API_2 = {"area": "api", "job": "app", "instance": "web-2:8080"}
+GUIDE_LADDERS = {
+    # name: (alert, inhibited?)
+    "other-guide-slow-query": (alert("PostgresSlowQueries", "critical", guide="tpt-erp", **DB_3),
+                               False),
+    "shared-level-under-one-guides-critical": (
+        alert("PostgresSlowQueries", "medium", guide="dirt-free-crm,tpt-erp", **DB_3), False),
+    "same-guide-under-critical": (alert("PostgresSlowQueries", "medium", guide="tpt-erp",
+                                        **DB_3), True),
+    "shared-high": (alert("ApiErrorRateHigh", "high", guide="nova-crm,dirt-free-crm", **API_2),
+                    False),
+    "a-sharing-guides-own-lower-level": (
+        alert("ApiErrorRateHigh", "medium", guide="dirt-free-crm", **API_2), True),
+    "a-guide-not-sharing-it": (alert("ApiErrorRateHigh", "low", guide="estimate-library",
+                                     **API_2), False),
+    "a-guide-name-inside-another": (alert("ApiErrorRateHigh", "low", guide="nova-crm-eu",
+                                          **API_2), False),
+}
 ALL_ALERTS = [PROBE, DIRT_FREE, WATCHDOG, LADDER_CRITICAL, LADDER_HIGH, LADDER_OTHER_HOST,
-              TARGET_DOWN, DERIVED, BARRIER, *(a for a, _ in STATUS_ONLY.values())]
+              TARGET_DOWN, DERIVED, BARRIER, CPU_CRITICAL, CPU_P2,
+              *(a for a, _ in STATUS_ONLY.values()), *(a for a, _ in GUIDE_LADDERS.values())]
 
 
 @dataclass
@@ -345,6 +373,37 @@ def test_down_alerts_and_ladders_mute_by_area_job_instance_and_target(
             status_of(stack, a)["inhibitedBy"] for a, m in STATUS_ONLY.values() if m),
             timeout=15)
         assert status_of(stack, item)["inhibitedBy"] == []
+
+
+def test_one_guides_critical_leaves_another_guides_level_and_its_production_post(
+        stack: Stack) -> None:
+    wait_for("HostCpuHigh critical active",
+             lambda: status_of(stack, CPU_CRITICAL)["state"] == "active", timeout=15)
+    (production,) = wait_for("#production-alerts post of the shared P2",
+                             lambda: stack.slack("#production-alerts", "HostCpuHigh"),
+                             timeout=WAIT)
+    attachment = production["attachments"][0]
+    assert attachment["title"] == "[FIRING:1] MEDIUM HostCpuHigh"
+    assert "_dirt-free-crm,tpt-erp P2 (>80%); alert / host_" in attachment["text"]
+    assert status_of(stack, CPU_P2)["inhibitedBy"] == []
+    # tpt-erp's own channels get both levels: its medium route mails devops as well.
+    assert [p["attachments"][0]["title"] for p in stack.slack("#alerts", "HostCpuHigh")] == [
+        "[FIRING:1] MEDIUM HostCpuHigh"]
+    assert stack.slack("#critical-alerts", "HostCpuHigh")
+
+
+@pytest.mark.parametrize("case", sorted(GUIDE_LADDERS))
+def test_ladders_mute_only_within_one_guide(stack: Stack, case: str) -> None:
+    item, muted = GUIDE_LADDERS[case]
+    sources = {"other-guide-slow-query", "shared-high"}
+    wait_for("ladder sources active", lambda: all(
+        status_of(stack, GUIDE_LADDERS[s][0])["state"] == "active" for s in sources),
+        timeout=15)
+    # Once every case that must be muted is, the inhibitor has seen the sources: an empty
+    # inhibitedBy of the others is final.
+    wait_for("muted cases applied", lambda: all(
+        status_of(stack, a)["inhibitedBy"] for a, m in GUIDE_LADDERS.values() if m), timeout=15)
+    assert bool(status_of(stack, item)["inhibitedBy"]) == muted, status_of(stack, item)
 
 
 def test_no_secret_reaches_a_log_or_the_relay_metrics(stack: Stack) -> None:
