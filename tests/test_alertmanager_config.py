@@ -31,6 +31,7 @@ HIGH = ["slack-alerts", "email-devops"]
 MEDIUM = ["slack-alerts"]
 LOW = ["slack-monitoring"]
 PRODUCTION = ["slack-production-alerts"]
+ESCALATION = ["pagerduty-escalation", "slack-critical"]
 FEEDBACK = ["slack-user-feedback"]
 GUIDES = ["nova-crm", "estimate-library", "tpt-erp", "saas-ops-module"]
 
@@ -50,7 +51,7 @@ def test_shipped_config_passes_amtool_check_config() -> None:
     result = amtool("check-config", str(SHIPPED_CONFIG))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
-    assert "21 inhibit rules" in result.stdout and "10 receivers" in result.stdout
+    assert "21 inhibit rules" in result.stdout and "11 receivers" in result.stdout
 
 
 @pytest.mark.parametrize("guide", GUIDES)
@@ -108,6 +109,48 @@ def test_an_alert_of_several_guides_takes_each_guides_route(
     assert got == expected
 
 
+@pytest.mark.parametrize(("labels", "expected"), [
+    # tpt-erp § Alert Configuration server_down, escalation 2 minutes; the level is shared
+    # with dirt-free-crm (P0, acknowledge within 5 minutes), whose #production-alerts got
+    # the page itself: the escalation pages the next person only.
+    (("alertname=AppEndpointDown", "guide=dirt-free-crm,tpt-erp,saas-ops-module",
+      "escalated_from=critical"), ESCALATION),
+    # tpt-erp critical_error_rate, escalation 5 minutes.
+    (("alertname=ApiErrorRateHigh", "guide=tpt-erp", "escalated_from=critical"), ESCALATION),
+    (("alertname=PaymentFailures", "guide=dirt-free-crm", "escalated_from=critical",
+      "area=integrations"), ESCALATION),
+])
+def test_an_escalated_critical_alert_pages_the_escalation_service(
+        labels: tuple[str, ...], expected: list[str]) -> None:
+    assert routes_test("severity=critical", *labels) == expected
+    # Without the twin's label the same alert pages the primary on-call as before.
+    plain = [x for x in labels if not x.startswith("escalated_from=")]
+    assert "pagerduty-escalation" not in routes_test("severity=critical", *plain)
+
+
+def test_an_escalated_lower_level_takes_its_new_severitys_route() -> None:
+    # tpt-erp high_error_rate ("warning", medium), escalation 10 minutes: raised to high.
+    got = routes_test("alertname=ApiErrorRateHigh", "severity=high", "guide=tpt-erp",
+                      "escalated_from=medium")
+    assert got == HIGH
+
+
+def test_the_escalation_route_pages_at_once_and_reminds_with_the_critical_route() -> None:
+    (route,) = [r for r in shipped()["route"]["routes"]
+                if r.get("matchers") == ['escalated_from="critical"']]
+    assert (route["group_wait"], route["repeat_interval"]) == ("10s", "15m")
+    assert not route.get("continue")  # never also to the primary's receivers
+    names = [r["name"] for r in shipped()["receivers"]]
+    (escalation,) = [r for r in shipped()["receivers"] if r["name"] == "pagerduty-escalation"]
+    (primary,) = [r for r in shipped()["receivers"] if r["name"] == "pagerduty"]
+    # The same event fields as the primary service, another integration key.
+    assert {**escalation["pagerduty_configs"][0], "routing_key_file": "x"} == {
+        **primary["pagerduty_configs"][0], "routing_key_file": "x"}
+    assert escalation["pagerduty_configs"][0]["routing_key_file"].endswith(
+        "/pagerduty_escalation_routing_key")
+    assert names.index("pagerduty-escalation") == names.index("pagerduty") + 1
+
+
 @pytest.mark.parametrize("labels", [
     ("alertname=Watchdog", "severity=none", "area=meta"),
     # Even labels that would match a people route do not take it off the heartbeat.
@@ -143,6 +186,8 @@ def expected_receivers(labels: dict[str, str]) -> list[str]:
     by_severity = {"critical": CRITICAL, "high": HIGH, "medium": MEDIUM, "low": LOW}
     severity = labels.get("severity", "")
     guides = labels.get("guide", "").split(",")  # a level several guides state lists them all
+    if labels.get("escalated_from") == "critical":
+        return ESCALATION  # a critical alert still firing after its escalation window
     receivers = by_severity.get(severity, ["slack-alerts"])
     if "tpt-erp" in guides and severity == "medium":
         receivers = [*MEDIUM, "email-devops"]  # tpt-erp § Alert Configuration: email, Slack
@@ -162,7 +207,8 @@ def test_every_generated_alert_follows_the_contract_and_reaches_its_channels() -
         labels = {"alertname": rule["alert"], **rule.get("labels", {})}
         assert labels.get("severity") in {"critical", "high", "medium", "low"} or (
             labels == {"alertname": "Watchdog", "severity": "none", "area": "meta"}), labels
-        key = (labels["alertname"], labels["severity"], labels.get("guide", ""))
+        key = (labels["alertname"], labels["severity"], labels.get("guide", ""),
+               labels.get("escalated_from", ""))
         if key in seen:
             continue
         seen.add(key)

@@ -109,8 +109,18 @@ GUIDE_LADDERS = {
     "a-guide-name-inside-another": (alert("ApiErrorRateHigh", "low", guide="nova-crm-eu",
                                           **API_2), False),
 }
+# tpt-erp's server_down escalates after 2 minutes: the twin rule's alert (escalated_from)
+# beside the page it escalates.
+DOWN = {"area": "health", "guide": "dirt-free-crm,tpt-erp,saas-ops-module",
+        "job": "saasmon-app-probe", "instance": "https://app.example/health"}
+DOWN_NOTES = {"summary": "The app does not answer its health probe"}
+ENDPOINT_DOWN = alert("AppEndpointDown", "critical", DOWN_NOTES, guide_level="P0", **DOWN)
+ENDPOINT_DOWN_ESCALATED = alert("AppEndpointDown", "critical", DOWN_NOTES,
+                                guide_level="P0, escalated after 2m", escalated_from="critical",
+                                **DOWN)
 ALL_ALERTS = [PROBE, DIRT_FREE, WATCHDOG, LADDER_CRITICAL, LADDER_HIGH, LADDER_OTHER_HOST,
-              TARGET_DOWN, DERIVED, BARRIER, CPU_CRITICAL, CPU_P2,
+              TARGET_DOWN, DERIVED, BARRIER, CPU_CRITICAL, CPU_P2, ENDPOINT_DOWN,
+              ENDPOINT_DOWN_ESCALATED,
               *(a for a, _ in STATUS_ONLY.values()), *(a for a, _ in GUIDE_LADDERS.values())]
 
 
@@ -155,6 +165,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     values = {name: f"{stand_ins.slack.url}/services/T000/{name}/{secrets.token_hex(12)}"
               for name in SLACK_PATHS.values()}
     values |= {"pagerduty_routing_key": secrets.token_hex(16),
+               "pagerduty_escalation_routing_key": secrets.token_hex(16),
                "smtp_password": "smtp-" + secrets.token_hex(12),
                "smsrelay_token": "relay-" + secrets.token_hex(12)}
     for name, text in values.items():
@@ -404,6 +415,35 @@ def test_ladders_mute_only_within_one_guide(stack: Stack, case: str) -> None:
     wait_for("muted cases applied", lambda: all(
         status_of(stack, a)["inhibitedBy"] for a, m in GUIDE_LADDERS.values() if m), timeout=15)
     assert bool(status_of(stack, item)["inhibitedBy"]) == muted, status_of(stack, item)
+
+
+def test_an_escalated_page_goes_to_the_escalation_service_as_its_own_incident(
+        stack: Stack) -> None:
+    def both() -> dict[str, dict[str, Any]] | None:
+        found = {e["routing_key"]: e for e in stack.stand_ins.pagerduty.events()
+                 if e["payload"]["class"] == "AppEndpointDown"}
+        return found if len(found) == 2 else None
+
+    events = wait_for("AppEndpointDown at both PagerDuty services", both, timeout=WAIT)
+    primary = events[stack.secrets["pagerduty_routing_key"]]
+    escalated = events[stack.secrets["pagerduty_escalation_routing_key"]]
+    assert primary["dedup_key"] != escalated["dedup_key"]  # a new incident, not an update
+    assert escalated["payload"]["severity"] == "critical"
+    assert escalated["payload"]["custom_details"]["guide_level"] == "P0, escalated after 2m"
+    assert primary["payload"]["custom_details"]["guide_level"] == "P0"
+    stack.settle()
+    # #critical-alerts hears of the page and of its escalation; the SMS and the team mail
+    # went out once, for the page.
+    titles = [p["attachments"][0]["text"] for p in stack.slack("#critical-alerts",
+                                                               "AppEndpointDown")]
+    assert len(titles) == 2 and sum("escalated after 2m" in t for t in titles) == 1
+    assert len([m for m in stack.stand_ins.twilio.messages()
+                if "AppEndpointDown" in m["Body"]]) == 2  # one per on-call number
+    assert len(stack.mails("AppEndpointDown")) == 1
+    # dirt-free-crm's channel got the page; the escalation pages the next person only.
+    (production,) = stack.slack("#production-alerts", "AppEndpointDown")
+    assert production["attachments"][0]["title"] == "[FIRING:1] CRITICAL AppEndpointDown"
+    assert "escalated" not in production["attachments"][0]["text"]
 
 
 def test_no_secret_reaches_a_log_or_the_relay_metrics(stack: Stack) -> None:

@@ -199,7 +199,7 @@ def _seconds(duration: str) -> int:
     return int(duration[:-1]) * SECONDS[duration[-1]]
 
 
-def _duration(seconds: int) -> str:
+def _as_duration(seconds: int) -> str:
     """Seconds as the largest whole unit (900 -> 15m): the form the catalog writes."""
     for unit in ("d", "h", "m"):
         if seconds % SECONDS[unit] == 0:
@@ -274,14 +274,14 @@ def escalation_twin(rule: Rule) -> Rule:
 
     A critical stays critical: its twin carries `escalated_from: critical`, which
     Alertmanager routes to the escalation receiver (the next person, not the same pager).
+    The guide's words stay the rule's; the mixin adds the escalation to the label.
     """
     assert rule.escalation is not None
     rank = SEVERITIES.index(rule.severity)  # SEVERITIES runs from critical down
     return rule.model_copy(deep=True, update={
         "id": f"{rule.id}.escalated",
         "severity": SEVERITIES[max(rank - 1, 0)],
-        "for_": _duration(_seconds(rule.for_) + _seconds(rule.escalation)),
-        "guide_level": f"{rule.guide_level}, escalated after {rule.escalation}",
+        "for_": _as_duration(_seconds(rule.for_) + _seconds(rule.escalation)),
         "escalation_of": rule.id,
         "escalated_from": rule.severity,
     })

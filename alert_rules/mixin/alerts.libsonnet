@@ -47,7 +47,10 @@ local fmt = import 'format.libsonnet';
         area: s.area,
         guide: rule.guide,
         guide_level: rule.guide_level,
-      } + (if twin(rule) then { escalated_from: rule.escalated_from } else {}),
+      } + (if twin(rule) then {
+             escalated_from: rule.escalated_from,
+             guide_level: '%s, escalated after %s' % [rule.guide_level, rule.escalation],
+           } else {}),
       annotations: {
         summary: s.summary,
         description: '%s: %s is %s, %s the %s level %s (%s).' % [

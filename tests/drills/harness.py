@@ -340,7 +340,7 @@ class Stack:
         written = self.receivers.alertmanager_config(am_dir)
         assert written == self.am_config
         self.am_config.write_text(scale_timers(self.am_config.read_text(), self.scale))
-        self.receiver_map = Receivers.receiver_map(self.am_config)
+        self.receiver_map = self.receivers.receiver_map(self.am_config)
         self._am_routes = yaml.safe_load(self.am_config.read_text())
         am = Alertmanager(self.am_config, self.workdir,
                           env={"SSL_CERT_FILE": str(self.receivers.cert)})

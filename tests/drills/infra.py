@@ -94,7 +94,7 @@ def healthy_window(stack: Stack) -> float:
 
 async def _no_page(stack: Stack, run: DrillRun) -> None:
     assert stack.receiver_map is not None
-    pages = {stack.receiver_map.pagerduty, stack.receiver_map.sms}
+    pages = stack.receiver_map.pagers
     await asyncio.sleep(healthy_window(stack))
     seen = [d for d in stack.deliveries(run.started) if d.alertname != "Watchdog"]
     # Not pages, but noise a healthy stack makes: reported (bench/TIME_TO_PAGE.md).
