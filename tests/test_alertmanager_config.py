@@ -411,6 +411,19 @@ def test_a_logs_link_reaches_every_channel_only_when_configured(tmp_path: Path) 
     assert pd["pagerduty_configs"][0]["details"]["logs"] == '{{ template "saasmon.logs_url" . }}'
 
 
+def test_a_resolved_group_of_two_guides_levels_tells_both(tmp_path: Path) -> None:
+    # One group (alertname, severity) may hold a low level of estimate-library and one of
+    # tpt-erp; when it resolves, the message names both, as the firing one did.
+    data = webhook_payload(severity="low", status="resolved", alerts=2)
+    data["commonAnnotations"] = {"summary": "s"}
+    for item, guide in zip(data["alerts"], ("estimate-library", "tpt-erp"), strict=True):
+        item["annotations"] = {"summary": "s", "description": f"above the level ({guide} § x)"}
+    for template in ('{{ template "saasmon.slack.text" . }}',
+                     '{{ template "saasmon.email.text" . }}'):
+        text = rendered(template, data, tmp_path)
+        assert "estimate-library § x" in text and "tpt-erp § x" in text, template
+
+
 def test_email_html_escapes_alert_text(tmp_path: Path) -> None:
     data = webhook_payload(summary="<script>alert(1)</script> & more")
     html = rendered('{{ template "saasmon.email.html" . }}', data, tmp_path, kind="html")
