@@ -47,11 +47,12 @@ def rows(stack: Stack, runs: list[DrillRun]) -> list[list[str]]:
             out.append([run.name, "(no page expected)", "-", "-", "-", "-", status])
         for exp in drill.expect:
             limit = stack.page_limit(exp)
-            first = run.first.get(exp.alertname)
+            first = run.first.get(exp.key)
             measured = first.at - run.injected if first else None
-            resolved = run.resolved.get(exp.alertname)
+            resolved = run.resolved.get(exp.key)
             out.append([
-                run.name, f"{exp.alertname} ({exp.severity})", f"{limit:.1f}",
+                run.name, f"{exp.alertname} ({exp.severity}{', ' + exp.guide if exp.guide else ''})",
+                f"{limit:.1f}",
                 f"{measured:.1f}" if measured is not None else "-",
                 ("yes" if measured <= limit + SLACK else "NO") if measured is not None else "-",
                 f"{resolved.at - run.removed:.1f}" if resolved else "-",

@@ -26,8 +26,8 @@ COMPOSE_CONFIG = REPO / "deploy" / "alertmanager" / "alertmanager.standin.yml"
 SECRETS_PREFIX = "/etc/alertmanager/secrets/"
 SECRET_NAMES = ("slack_critical_alerts_url", "slack_alerts_url", "slack_monitoring_url",
                 "slack_user_feedback_url",
-                "slack_production_alerts_url", "pagerduty_routing_key", "smtp_password",
-                "smsrelay_token")
+                "slack_production_alerts_url", "pagerduty_routing_key",
+                "pagerduty_escalation_routing_key", "smtp_password", "smsrelay_token")
 # Slack channel of each webhook-URL secret (the stand-in's path is /slack/<channel>).
 SLACK_CHANNELS = {"slack_critical_alerts_url": "critical-alerts", "slack_alerts_url": "alerts",
                   "slack_monitoring_url": "monitoring", "slack_user_feedback_url": "user-feedback",
@@ -109,6 +109,7 @@ def standin_secrets(receivers_url: str) -> dict[str, str]:
     credentials for the rest (the relay token must reach the relay's config too)."""
     values = {name: f"{receivers_url}/slack/{channel}" for name, channel in SLACK_CHANNELS.items()}
     values |= {"pagerduty_routing_key": secrets.token_hex(16),
+               "pagerduty_escalation_routing_key": secrets.token_hex(16),
                "smtp_password": "smtp-" + secrets.token_hex(12),
                "smsrelay_token": "relay-" + secrets.token_hex(12)}
     return values

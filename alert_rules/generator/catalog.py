@@ -21,6 +21,7 @@ AREAS = ("api", "database", "redis", "storage", "frontend", "realtime", "host", 
          "integrations", "business", "ai", "support", "health", "incident", "exporter")
 SEVERITIES = ("critical", "high", "medium", "low")
 DURATION = re.compile(r"^\d+(s|m|h|d)$")
+SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 Comparator = Literal[">", "<", ">=", "<="]
 # What a signal measures, which decides the data shapes its alert is judged on
 # (tests/integration/test_alert_shapes.py): a gauge level, a 0/1 state, a pass/fail probe, a ratio of
@@ -67,6 +68,9 @@ class Entry(Strict):
     target: float | None = None
     levels: list[Level] = []
     escalation: str | None = None
+    # The escalation window is an escalation (not a cooldown or response time): an alert
+    # still firing that long after it fired is raised again one level up.
+    escalate: bool = False
     notes: str = ""
     # How the entry is encoded: `signal` (+ `match` label matchers) makes alert rules;
     # `encoded_by` names another artefact (Alertmanager timing, a dashboard panel).
@@ -85,6 +89,8 @@ class Entry(Strict):
             raise ValueError("give either signal or encoded_by, not both")
         if self.signal and (self.comparator is None or not self.levels):
             raise ValueError("an entry with a signal needs a comparator and levels")
+        if self.escalate and not (self.signal and self.escalation):
+            raise ValueError("escalate needs a signal and an escalation window")
         if self.target_signal and (self.target is None or self.signal
                                    or not (self.encoded_by or "").startswith("dashboard")):
             raise ValueError("target_signal needs a target and encoded_by: \"dashboard: ...\"")
@@ -187,7 +193,7 @@ class Slo(Strict):
 
 
 class Rule(BaseModel):
-    """One alert rule: a threshold level of one or more catalog entries of one guide."""
+    """One alert rule: a threshold level of one or more catalog entries, of one or more guides."""
 
     id: str
     signal: str
@@ -195,7 +201,8 @@ class Rule(BaseModel):
     value: float
     severity: str
     for_: str = Field(serialization_alias="for")
-    guide: str
+    guide: str  # the `guide` label: every guide stating this level, comma-separated
+    guides: list[str]
     guide_level: str
     match: dict[str, str]
     measure: str
@@ -203,6 +210,12 @@ class Rule(BaseModel):
     action: str
     entries: list[str]
     target: float | None = None  # the guide's good value next to this level, if it states one
+    # A guide's escalation window for this level (entries with `escalate`): the rule has an
+    # escalation twin, the same condition held `for` + this window one level up.
+    escalation: str | None = None
+    # On a twin: the id of the rule it escalates and that rule's severity.
+    escalation_of: str | None = None
+    escalated_from: str | None = None
 
 
 class Target(BaseModel):
@@ -244,11 +257,25 @@ def _direction(comparator: str) -> str:
     return "above" if comparator in (">", ">=") else "below"
 
 
-def merge_rules(guides: list[GuideCatalog], signals: dict[str, Signal]) -> list[Rule]:
-    """One rule per (signal, match, comparator, value, severity, for, guide).
+def _seconds(duration: str) -> int:
+    return int(duration[:-1]) * SECONDS[duration[-1]]
 
-    A guide that states the same threshold in several sections yields one rule citing all
-    of them; the same threshold in two guides stays two rules (each routed by its guide).
+
+def _as_duration(seconds: int) -> str:
+    """Seconds as the largest whole unit (900 -> 15m): the form the catalog writes."""
+    for unit in ("d", "h", "m"):
+        if seconds % SECONDS[unit] == 0:
+            return f"{seconds // SECONDS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+def merge_rules(guides: list[GuideCatalog], signals: dict[str, Signal]) -> list[Rule]:
+    """One rule per (signal, match, comparator, value, severity), then escalation twins.
+
+    The same threshold at the same severity is one alert however many sections or guides
+    state it: its `guide` label lists every guide (catalog order, comma-separated), the
+    description cites every source, and it holds for the shortest `for` any of them asks
+    (a guide that states none gets the signal's default, longer than none stated here).
     """
     merged: dict[tuple[Any, ...], Rule] = {}
     for catalog in guides:
@@ -263,27 +290,63 @@ def merge_rules(guides: list[GuideCatalog], signals: dict[str, Signal]) -> list[
             if _direction(entry.comparator) != signal.bad:
                 raise CatalogError(f"{where}: comparator {entry.comparator} disagrees with "
                                    f"signal {entry.signal} (bad when {signal.bad})")
+            escalation = entry.escalation if entry.escalate else None
             for index, level in enumerate(entry.levels):
                 duration = level.for_ or signal.for_
                 key = (entry.signal, tuple(sorted(entry.match.items())), entry.comparator,
-                       level.value, level.severity, duration, catalog.guide)
-                source = f"{catalog.guide} § {entry.section}"
+                       level.value, level.severity)
                 rule = merged.get(key)
                 if rule is None:
                     merged[key] = Rule(
                         id=f"{entry.id}.{index}", signal=entry.signal,
                         comparator=entry.comparator, value=level.value,
                         severity=level.severity, for_=duration, guide=catalog.guide,
-                        guide_level=level.guide_level, match=dict(entry.match),
-                        measure=entry.measure, source=source, action=entry.action,
-                        entries=[entry.id], target=entry.target)
-                else:
-                    rule.entries.append(entry.id)
-                    if source not in rule.source:
-                        rule.source += f"; {entry.section}"
-                    if entry.action and entry.action not in rule.action:
-                        rule.action = f"{rule.action} {entry.action}".strip()
-    return list(merged.values())
+                        guides=[catalog.guide], guide_level=level.guide_level,
+                        match=dict(entry.match), measure=entry.measure,
+                        source=f"{catalog.guide} § {entry.section}", action=entry.action,
+                        entries=[entry.id], target=entry.target, escalation=escalation)
+                    continue
+                rule.entries.append(entry.id)
+                if catalog.guide not in rule.guides:
+                    rule.guides.append(catalog.guide)
+                    rule.guide = ",".join(rule.guides)
+                    rule.guide_level += f"; {level.guide_level}"
+                    rule.source += f"; {catalog.guide} § {entry.section}"
+                elif entry.section not in rule.source:
+                    rule.source += f"; {entry.section}"
+                if _seconds(duration) < _seconds(rule.for_):
+                    rule.for_ = duration
+                if entry.action and entry.action not in rule.action:
+                    rule.action = f"{rule.action} {entry.action}".strip()
+                if rule.target is None:
+                    rule.target = entry.target
+                if escalation and (rule.escalation is None
+                                   or _seconds(escalation) < _seconds(rule.escalation)):
+                    rule.escalation = escalation  # the earliest any guide asks for
+    out: list[Rule] = []
+    for rule in merged.values():
+        out.append(rule)
+        if rule.escalation is not None:
+            out.append(escalation_twin(rule))
+    return out
+
+
+def escalation_twin(rule: Rule) -> Rule:
+    """The rule's condition held its `for` plus the escalation window, one severity up.
+
+    A critical stays critical: its twin carries `escalated_from: critical`, which
+    Alertmanager routes to the escalation receiver (the next person, not the same pager).
+    The guide's words stay the rule's; the mixin adds the escalation to the label.
+    """
+    assert rule.escalation is not None
+    rank = SEVERITIES.index(rule.severity)  # SEVERITIES runs from critical down
+    return rule.model_copy(deep=True, update={
+        "id": f"{rule.id}.escalated",
+        "severity": SEVERITIES[max(rank - 1, 0)],
+        "for_": _as_duration(_seconds(rule.for_) + _seconds(rule.escalation)),
+        "escalation_of": rule.id,
+        "escalated_from": rule.severity,
+    })
 
 
 def load_catalog(directory: Path = CATALOG_DIR) -> Catalog:

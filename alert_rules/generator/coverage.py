@@ -16,7 +16,7 @@ def coverage(catalog: Catalog) -> str:
     for guide in catalog.guides:
         alerting = sum(1 for e in guide.entries if e.signal)
         elsewhere = sum(1 for e in guide.entries if e.encoded_by)
-        rules = sum(1 for r in catalog.rules if r.guide == guide.guide)
+        rules = sum(1 for r in catalog.rules if guide.guide in r.guides)
         lines.append(f"| {guide.guide} | {len(guide.entries)} | {alerting} | {elsewhere} "
                      f"| {len(guide.unencodable)} | {rules} |")
     for guide in catalog.guides:

@@ -47,10 +47,13 @@ def runbooks(catalog: Catalog, rendered: dict[str, Any]) -> dict[str, str]:
                  "|---|---|---|---|---|---|"]
         for r in rules:
             match = "".join(f" ({k}={v})" for k, v in r.match.items())
+            level = r.guide_level + (f", escalated after {r.escalation}" if r.escalation_of else "")
             lines.append(f"| {r.severity} | {r.comparator} {_fmt(r.value)} {signal.unit}{match} "
-                         f"| {r.for_} | {r.guide_level} | {escalations.get(r.id, '')} | {r.source} |")
+                         f"| {r.for_} | {level} | {escalations.get(r.id, '')} | {r.source} |")
         lines += ["", "Every level fires under the same alert name; Alertmanager's inhibition "
-                  "keeps only the highest firing severity.", "", "## First checks", ""]
+                  "keeps only the highest firing severity of each guide (a level of one "
+                  "guide never mutes another guide's). A level several guides state is one "
+                  "alert citing them all.", "", "## First checks", ""]
         lines += [f"1. {c}" for c in signal.checks]
         actions = sorted({r.action for r in rules if r.action})
         if actions:

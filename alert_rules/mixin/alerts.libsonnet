@@ -1,12 +1,15 @@
 // Alerts from the catalog: one rule per threshold level, grouped by area. A signal's
 // levels from every guide share one alert name, so they form a severity ladder that
-// Alertmanager's inhibition collapses to the highest firing level.
+// Alertmanager's inhibition collapses to the highest firing level of each guide. A level
+// several guides state is one rule whose `guide` label lists them all; a level with an
+// escalation window also gets its twin (`escalated_from`), held for that much longer.
 local fmt = import 'format.libsonnet';
 
 {
   _config+:: {
     // Rule id -> threshold; override one number here to move the alert (and the panel).
-    thresholds: { [r.id]: r.value for r in $._config.catalog.rules },
+    // An escalation twin follows its rule's threshold, so it has no entry of its own.
+    thresholds: { [r.id]: r.value for r in $._config.catalog.rules if r.escalation_of == null },
   },
 
   local cfg = $._config,
@@ -30,9 +33,12 @@ local fmt = import 'format.libsonnet';
   local labelText(s) =
     std.join(' ', ['%s={{ $labels.%s }}' % [l, l] for l in s.labels]),
 
+  local twin(rule) = rule.escalation_of != null,
+  local thresholdOf(rule) = cfg.thresholds[if twin(rule) then rule.escalation_of else rule.id],
+
   local alertOf(rule) =
     local s = signals[rule.signal];
-    local value = cfg.thresholds[rule.id];
+    local value = cfg.thresholds[if twin(rule) then rule.escalation_of else rule.id];
     {
       alert: s.alert,
       expr: '%s %s %s' % [seriesOf(rule), rule.comparator, std.format('%.12g', value)]
@@ -45,7 +51,10 @@ local fmt = import 'format.libsonnet';
         area: s.area,
         guide: rule.guide,
         guide_level: rule.guide_level,
-      },
+      } + (if twin(rule) then {
+             escalated_from: rule.escalated_from,
+             guide_level: '%s, escalated after %s' % [rule.guide_level, rule.escalation],
+           } else {}),
       annotations: {
         summary: s.summary,
         description: '%s: %s is %s, %s the %s level %s (%s).' % [
@@ -56,7 +65,9 @@ local fmt = import 'format.libsonnet';
           rule.guide_level,
           fmt.threshold(value, s.unit),
           rule.source,
-        ] + (if rule.action != '' then ' Action: %s' % rule.action else ''),
+        ] + (if rule.action != '' then ' Action: %s' % rule.action else '')
+        + (if twin(rule) then ' Escalated: the %s alert still fires %s after it fired.' % [
+             rule.escalated_from, rule.escalation] else ''),
         runbook_url: cfg.runbookURLPattern % s.alert,
       } + dashboardURL(if std.objectHas(s, 'dashboard') then s.dashboard else cfg.dashboards[s.area]),
     },
@@ -92,13 +103,14 @@ local fmt = import 'format.libsonnet';
       window: if std.objectHas(s, 'window') then s.window else null,
       labels: s.labels,
       comparator: r.comparator,
-      threshold: std.parseJson(std.format('%.12g', cfg.thresholds[r.id])),  // as rendered
+      threshold: std.parseJson(std.format('%.12g', thresholdOf(r))),  // as rendered
+      escalation_of: r.escalation_of,
       'for': fmt.scaleDuration(r['for'], cfg.timeScale),
       // A second series that must also pass the threshold (compared with its comparator).
       guard: if std.objectHas(s, 'guard') then {
         series: s.guard.record,
         comparator: s.guard.comparator,
-        threshold: std.parseJson(std.format('%.12g', if std.objectHas(s.guard, 'value') then s.guard.value else cfg.thresholds[r.id])),
+        threshold: std.parseJson(std.format('%.12g', if std.objectHas(s.guard, 'value') then s.guard.value else thresholdOf(r))),
       } else null,
     } + seriesSelectorOf(r)
     for area in areas

@@ -46,9 +46,16 @@ local status(uid) =
 
 // nova-crm's dashboard object: each metric it lists with its target and alert level (the
 // lowest, when the catalog adds a second level to the same metric).
-local nova = [r for r in cfg.catalog.rules if r.guide == 'nova-crm' && r.target != null
-                                           && std.length(std.split(r.source, ' › ')) >= 3];
+// A rule nova-crm shares with another guide cites nova-crm first (catalog order): its own
+// citation ends where the next `guide § ...` begins.
 local section(r) = std.split(std.split(r.source, '; ')[0], ' › ');
+local novaSource(r) =
+  local parts = std.split(r.source, '; ');
+  local others = [i for i in std.range(1, std.length(parts) - 1) if std.length(std.findSubstr(' § ', parts[i])) > 0];
+  std.join('; ', parts[0:(if others == [] then std.length(parts) else others[0])]);
+local nova = [r for r in cfg.catalog.rules if std.member(r.guides, 'nova-crm') && r.target != null
+                                           && r.escalation_of == null
+                                           && std.length(section(r)) >= 3];
 local order = ['health', 'ux', 'business', 'ai'];
 local groups = std.sort(std.set([section(r)[1] for r in nova]),
                         function(grp) '%d %s' % [std.find(std.split(grp, '.')[0], order)[0], grp]);
@@ -67,7 +74,7 @@ local novaStat(signal, grp) =
     else [{ color: 'red', value: null }, { color: 'yellow', value: alert }, { color: 'green', value: first.target }];
   g.stat(section(first)[2],
          '%s: target %s, alert %s (%s). %s' % [first.measure, c.threshold(first.target, sig.unit),
-                                               std.join(' / ', [c.threshold(v, sig.unit) for v in values]), first.source, sig.meaning],
+                                               std.join(' / ', [c.threshold(v, sig.unit) for v in values]), novaSource(first), sig.meaning],
          [g.target(b.query(signal, first.match), '{{job}}')], c.unit(signal), w=4, h=4,
          thresholds=g.thresholds(steps))
   + g.withLinks([c.runbook(signal), g.boardLink(titles[cfg.dashboards[sig.area]], cfg.dashboards[sig.area])]);

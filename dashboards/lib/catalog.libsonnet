@@ -30,10 +30,11 @@ local mixin = import '../../alert_rules/mixin/mixin.libsonnet';
   local rankColor = ['green', g.colors.low, g.colors.medium, g.colors.high, g.colors.critical],
 
   // Rules of a signal (every guide); `match` narrows to rules with exactly those matchers.
+  // Escalation twins repeat their rule's threshold (later, one level up): no step of their own.
   rules(name, match=null):: [
     r
     for r in cfg.catalog.rules
-    if r.signal == name && (match == null || r.match == match)
+    if r.signal == name && (match == null || r.match == match) && r.escalation_of == null
   ],
   value(rule):: cfg.thresholds[rule.id],
 

@@ -201,7 +201,7 @@ def test_a_down_server_pages_tpt_erp_server_down_within_its_escalation() -> None
                             counter([600.0] * 20 + [0.0] * 10)),
                      series("probe_success", probe, "1+0x20 0+0x10")]
     down = Scenario("the server stops answering", requests_stop)
-    down.exprs.append(("22m", 'group(ALERTS{alertname="AppEndpointDown",guide="tpt-erp",'
+    down.exprs.append(("22m", 'group(ALERTS{alertname="AppEndpointDown",guide=~"(.+,)?tpt-erp(,.+)?",'
                               'severity="critical",alertstate="firing"})',
                        [{"labels": "{}", "value": 1}]))
     run([down], areas=["api", "health"])

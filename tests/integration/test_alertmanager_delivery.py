@@ -83,8 +83,46 @@ STATUS_ONLY = {
     "ladder-medium": (alert("CacheHitRatioLow", "medium", **CACHE_2), False),
     "ladder-low-under-medium": (alert("CacheHitRatioLow", "low", **CACHE_2), True),
 }
+# Issue 13 §2 p: ladders mute within one guide. tpt-erp's critical CPU level must leave the
+# 80 % level dirt-free-crm shares with tpt-erp (one alert, guide="dirt-free-crm,tpt-erp")
+# and its #production-alerts post alone.
+DB_HOST = {"area": "host", "job": "node", "instance": "db-1:9100"}
+CPU_CRITICAL = alert("HostCpuHigh", "critical", {"summary": "CPU 97% on db-1"},
+                     guide="tpt-erp", guide_level="critical", **DB_HOST)
+CPU_P2 = alert("HostCpuHigh", "medium", {"summary": "CPU 97% on db-1"},
+               guide="dirt-free-crm,tpt-erp", guide_level="P2 (>80%); alert", **DB_HOST)
+DB_3 = {"area": "database", "job": "postgres", "instance": "db-3:9630"}
+API_2 = {"area": "api", "job": "app", "instance": "web-2:8080"}
+GUIDE_LADDERS = {
+    # name: (alert, inhibited?)
+    "other-guide-slow-query": (alert("PostgresSlowQueries", "critical", guide="tpt-erp", **DB_3),
+                               False),
+    "shared-level-under-one-guides-critical": (
+        alert("PostgresSlowQueries", "medium", guide="dirt-free-crm,tpt-erp", **DB_3), False),
+    "same-guide-under-critical": (alert("PostgresSlowQueries", "medium", guide="tpt-erp",
+                                        **DB_3), True),
+    "shared-high": (alert("ApiErrorRateHigh", "high", guide="nova-crm,dirt-free-crm", **API_2),
+                    False),
+    "a-sharing-guides-own-lower-level": (
+        alert("ApiErrorRateHigh", "medium", guide="dirt-free-crm", **API_2), True),
+    "a-guide-not-sharing-it": (alert("ApiErrorRateHigh", "low", guide="estimate-library",
+                                     **API_2), False),
+    "a-guide-name-inside-another": (alert("ApiErrorRateHigh", "low", guide="nova-crm-eu",
+                                          **API_2), False),
+}
+# tpt-erp's server_down escalates after 2 minutes: the twin rule's alert (escalated_from)
+# beside the page it escalates.
+DOWN = {"area": "health", "guide": "dirt-free-crm,tpt-erp,saas-ops-module",
+        "job": "saasmon-app-probe", "instance": "https://app.example/health"}
+DOWN_NOTES = {"summary": "The app does not answer its health probe"}
+ENDPOINT_DOWN = alert("AppEndpointDown", "critical", DOWN_NOTES, guide_level="P0", **DOWN)
+ENDPOINT_DOWN_ESCALATED = alert("AppEndpointDown", "critical", DOWN_NOTES,
+                                guide_level="P0, escalated after 2m", escalated_from="critical",
+                                **DOWN)
 ALL_ALERTS = [PROBE, DIRT_FREE, WATCHDOG, LADDER_CRITICAL, LADDER_HIGH, LADDER_OTHER_HOST,
-              TARGET_DOWN, DERIVED, BARRIER, *(a for a, _ in STATUS_ONLY.values())]
+              TARGET_DOWN, DERIVED, BARRIER, CPU_CRITICAL, CPU_P2, ENDPOINT_DOWN,
+              ENDPOINT_DOWN_ESCALATED,
+              *(a for a, _ in STATUS_ONLY.values()), *(a for a, _ in GUIDE_LADDERS.values())]
 
 
 @dataclass
@@ -128,6 +166,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     values = {name: f"{stand_ins.slack.url}/services/T000/{name}/{secrets.token_hex(12)}"
               for name in SLACK_PATHS.values()}
     values |= {"pagerduty_routing_key": secrets.token_hex(16),
+               "pagerduty_escalation_routing_key": secrets.token_hex(16),
                "smtp_password": "smtp-" + secrets.token_hex(12),
                "smsrelay_token": "relay-" + secrets.token_hex(12)}
     for name, text in values.items():
@@ -346,6 +385,66 @@ def test_down_alerts_and_ladders_mute_by_area_job_instance_and_target(
             status_of(stack, a)["inhibitedBy"] for a, m in STATUS_ONLY.values() if m),
             timeout=15)
         assert status_of(stack, item)["inhibitedBy"] == []
+
+
+def test_one_guides_critical_leaves_another_guides_level_and_its_production_post(
+        stack: Stack) -> None:
+    wait_for("HostCpuHigh critical active",
+             lambda: status_of(stack, CPU_CRITICAL)["state"] == "active", timeout=15)
+    (production,) = wait_for("#production-alerts post of the shared P2",
+                             lambda: stack.slack("#production-alerts", "HostCpuHigh"),
+                             timeout=WAIT)
+    attachment = production["attachments"][0]
+    assert attachment["title"] == "[FIRING:1] MEDIUM HostCpuHigh"
+    assert "_dirt-free-crm,tpt-erp P2 (>80%); alert / host_" in attachment["text"]
+    assert status_of(stack, CPU_P2)["inhibitedBy"] == []
+    # tpt-erp's own channels get both levels: its medium route mails devops as well.
+    assert [p["attachments"][0]["title"] for p in stack.slack("#alerts", "HostCpuHigh")] == [
+        "[FIRING:1] MEDIUM HostCpuHigh"]
+    assert stack.slack("#critical-alerts", "HostCpuHigh")
+
+
+@pytest.mark.parametrize("case", sorted(GUIDE_LADDERS))
+def test_ladders_mute_only_within_one_guide(stack: Stack, case: str) -> None:
+    item, muted = GUIDE_LADDERS[case]
+    sources = {"other-guide-slow-query", "shared-high"}
+    wait_for("ladder sources active", lambda: all(
+        status_of(stack, GUIDE_LADDERS[s][0])["state"] == "active" for s in sources),
+        timeout=15)
+    # Once every case that must be muted is, the inhibitor has seen the sources: an empty
+    # inhibitedBy of the others is final.
+    wait_for("muted cases applied", lambda: all(
+        status_of(stack, a)["inhibitedBy"] for a, m in GUIDE_LADDERS.values() if m), timeout=15)
+    assert bool(status_of(stack, item)["inhibitedBy"]) == muted, status_of(stack, item)
+
+
+def test_an_escalated_page_goes_to_the_escalation_service_as_its_own_incident(
+        stack: Stack) -> None:
+    def both() -> dict[str, dict[str, Any]] | None:
+        found = {e["routing_key"]: e for e in stack.stand_ins.pagerduty.events()
+                 if e["payload"]["class"] == "AppEndpointDown"}
+        return found if len(found) == 2 else None
+
+    events = wait_for("AppEndpointDown at both PagerDuty services", both, timeout=WAIT)
+    primary = events[stack.secrets["pagerduty_routing_key"]]
+    escalated = events[stack.secrets["pagerduty_escalation_routing_key"]]
+    assert primary["dedup_key"] != escalated["dedup_key"]  # a new incident, not an update
+    assert escalated["payload"]["severity"] == "critical"
+    assert escalated["payload"]["custom_details"]["guide_level"] == "P0, escalated after 2m"
+    assert primary["payload"]["custom_details"]["guide_level"] == "P0"
+    stack.settle()
+    # #critical-alerts hears of the page and of its escalation; the SMS and the team mail
+    # went out once, for the page.
+    titles = [p["attachments"][0]["text"] for p in stack.slack("#critical-alerts",
+                                                               "AppEndpointDown")]
+    assert len(titles) == 2 and sum("escalated after 2m" in t for t in titles) == 1
+    assert len([m for m in stack.stand_ins.twilio.messages()
+                if "AppEndpointDown" in m["Body"]]) == 2  # one per on-call number
+    assert len(stack.mails("AppEndpointDown")) == 1
+    # dirt-free-crm's channel got the page; the escalation pages the next person only.
+    (production,) = stack.slack("#production-alerts", "AppEndpointDown")
+    assert production["attachments"][0]["title"] == "[FIRING:1] CRITICAL AppEndpointDown"
+    assert "escalated" not in production["attachments"][0]["text"]
 
 
 def test_no_secret_reaches_a_log_or_the_relay_metrics(stack: Stack) -> None:

@@ -179,7 +179,8 @@ def test_alerts_follow_the_mixin_conventions() -> None:
             problems.append(f"{where}: severity {labels.get('severity')!r}")
         if labels.get("area") not in {*AREAS, "slo"}:
             problems.append(f"{where}: area {labels.get('area')!r}")
-        if labels.get("guide") not in (*GUIDES, BUNDLE):
+        guides = str(labels.get("guide", "")).split(",")
+        if not set(guides) <= {*GUIDES, BUNDLE} or len(set(guides)) != len(guides):
             problems.append(f"{where}: guide {labels.get('guide')!r}")
         if not labels.get("guide_level"):
             problems.append(f"{where}: no guide_level")
@@ -196,6 +197,40 @@ def test_alerts_follow_the_mixin_conventions() -> None:
         if seconds(rule.get("for", "0s")) < 2 * SCRAPE_INTERVAL_SECONDS:
             problems.append(f"{where}: for {rule.get('for')} is under two scrape intervals")
     assert not problems, "\n".join(problems)
+
+
+def test_a_level_several_guides_state_is_one_alert_citing_them_all() -> None:
+    """Issue 13 §2 r: the same expression at the same severity from two guides was two
+    alerts (two notifications for one condition). Only an escalation twin repeats its
+    rule's expression and severity, told apart by `escalated_from` and a longer `for`."""
+    seen: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for rule in alert_rules():
+        labels = rule["labels"]
+        key = (rule["alert"], rule["expr"], labels.get("severity", ""),
+               labels.get("escalated_from", ""))
+        other = seen.setdefault(key, rule)
+        assert other is rule, (f"{rule['alert']} {labels.get('severity')}: "
+                               f"{other['labels'].get('guide')} and {labels.get('guide')} "
+                               f"are two rules for `{rule['expr']}`")
+    by_id = {(r["alert"], r["expr"], r["labels"]["severity"]): r for r in alert_rules()
+             if "escalated_from" not in r["labels"]}
+    for rule in alert_rules():
+        if "escalated_from" in rule["labels"]:
+            original = by_id[(rule["alert"], rule["expr"], rule["labels"]["escalated_from"])]
+            assert seconds(rule["for"]) > seconds(original["for"]), rule["alert"]
+    # The merged levels cite every guide behind them.
+    merged = {(r["alert"], r["labels"]["severity"]): r for r in alert_rules()
+              if "," in r["labels"].get("guide", "") and "escalated_from" not in r["labels"]}
+    for name, severity, guides in [("HostCpuHigh", "medium", "dirt-free-crm,tpt-erp"),
+                                   ("ApiErrorRateHigh", "high", "nova-crm,dirt-free-crm"),
+                                   ("PostgresSlowQueries", "low", "nova-crm,dirt-free-crm"),
+                                   ("PostgresSlowQueries", "medium", "dirt-free-crm,tpt-erp"),
+                                   ("AppEndpointDown", "critical",
+                                    "dirt-free-crm,tpt-erp,saas-ops-module")]:
+        rule = merged[(name, severity)]
+        assert rule["labels"]["guide"] == guides
+        for guide in guides.split(","):
+            assert f"{guide} §" in rule["annotations"]["description"], (name, guide)
 
 
 def test_recording_rules_are_named_level_metric_operations() -> None:

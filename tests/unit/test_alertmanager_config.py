@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from alert_rules.generator.catalog import GUIDES as CATALOG_GUIDES
 from exporters.smsrelay.message import DEFAULT_TEMPLATE, WebhookMessage, render
 from tests.support.alertmanager import (
     SECRET_NAMES,
@@ -30,6 +31,7 @@ HIGH = ["slack-alerts", "email-devops"]
 MEDIUM = ["slack-alerts"]
 LOW = ["slack-monitoring"]
 PRODUCTION = ["slack-production-alerts"]
+ESCALATION = ["pagerduty-escalation", "slack-critical"]
 FEEDBACK = ["slack-user-feedback"]
 GUIDES = ["nova-crm", "estimate-library", "tpt-erp", "saas-ops-module"]
 
@@ -49,7 +51,7 @@ def test_shipped_config_passes_amtool_check_config() -> None:
     result = amtool("check-config", str(SHIPPED_CONFIG))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
-    assert "6 inhibit rules" in result.stdout and "10 receivers" in result.stdout
+    assert "21 inhibit rules" in result.stdout and "11 receivers" in result.stdout
 
 
 @pytest.mark.parametrize("guide", GUIDES)
@@ -88,6 +90,67 @@ def test_dirt_free_crm_alerts_also_post_to_production_alerts(
     assert got == expected
 
 
+@pytest.mark.parametrize(("guide", "severity", "expected"), [
+    ("dirt-free-crm,tpt-erp", "medium", PRODUCTION + MEDIUM + ["email-devops"]),
+    ("tpt-erp,dirt-free-crm", "medium", PRODUCTION + MEDIUM + ["email-devops"]),
+    ("nova-crm,dirt-free-crm", "high", PRODUCTION + HIGH),
+    ("dirt-free-crm,tpt-erp,saas-ops-module", "critical", PRODUCTION + CRITICAL),
+    ("nova-crm,dirt-free-crm", "low", LOW),
+    # Names that merely contain a guide's name are not that guide.
+    ("not-dirt-free-crm", "medium", MEDIUM),
+    ("tpt-erp-2", "medium", MEDIUM),
+])
+def test_an_alert_of_several_guides_takes_each_guides_route(
+        guide: str, severity: str, expected: list[str]) -> None:
+    # Issue 13 §2 r: a level two guides state is one alert whose guide label lists both;
+    # dirt-free-crm's #production-alerts and tpt-erp's email still match it.
+    got = routes_test("alertname=HostCpuHigh", f"severity={severity}", "area=host",
+                      f"guide={guide}", "job=node", "instance=db-1:9100")
+    assert got == expected
+
+
+@pytest.mark.parametrize(("labels", "expected"), [
+    # tpt-erp § Alert Configuration server_down, escalation 2 minutes; the level is shared
+    # with dirt-free-crm (P0, acknowledge within 5 minutes), whose #production-alerts got
+    # the page itself: the escalation pages the next person only.
+    (("alertname=AppEndpointDown", "guide=dirt-free-crm,tpt-erp,saas-ops-module",
+      "escalated_from=critical"), ESCALATION),
+    # tpt-erp critical_error_rate, escalation 5 minutes.
+    (("alertname=ApiErrorRateHigh", "guide=tpt-erp", "escalated_from=critical"), ESCALATION),
+    (("alertname=PaymentFailures", "guide=dirt-free-crm", "escalated_from=critical",
+      "area=integrations"), ESCALATION),
+])
+def test_an_escalated_critical_alert_pages_the_escalation_service(
+        labels: tuple[str, ...], expected: list[str]) -> None:
+    assert routes_test("severity=critical", *labels) == expected
+    # Without the twin's label the same alert pages the primary on-call as before.
+    plain = [x for x in labels if not x.startswith("escalated_from=")]
+    assert "pagerduty-escalation" not in routes_test("severity=critical", *plain)
+
+
+def test_an_escalated_lower_level_takes_its_new_severitys_route() -> None:
+    # tpt-erp high_error_rate ("warning", medium), escalation 10 minutes: raised to high.
+    got = routes_test("alertname=ApiErrorRateHigh", "severity=high", "guide=tpt-erp",
+                      "escalated_from=medium")
+    assert got == HIGH
+
+
+def test_the_escalation_route_pages_at_once_and_reminds_with_the_critical_route() -> None:
+    (route,) = [r for r in shipped()["route"]["routes"]
+                if r.get("matchers") == ['escalated_from="critical"']]
+    assert (route["group_wait"], route["repeat_interval"]) == ("10s", "15m")
+    assert not route.get("continue")  # never also to the primary's receivers
+    names = [r["name"] for r in shipped()["receivers"]]
+    (escalation,) = [r for r in shipped()["receivers"] if r["name"] == "pagerduty-escalation"]
+    (primary,) = [r for r in shipped()["receivers"] if r["name"] == "pagerduty"]
+    # The same event fields as the primary service, another integration key.
+    assert {**escalation["pagerduty_configs"][0], "routing_key_file": "x"} == {
+        **primary["pagerduty_configs"][0], "routing_key_file": "x"}
+    assert escalation["pagerduty_configs"][0]["routing_key_file"].endswith(
+        "/pagerduty_escalation_routing_key")
+    assert names.index("pagerduty-escalation") == names.index("pagerduty") + 1
+
+
 @pytest.mark.parametrize("labels", [
     ("alertname=Watchdog", "severity=none", "area=meta"),
     # Even labels that would match a people route do not take it off the heartbeat.
@@ -122,12 +185,15 @@ def expected_receivers(labels: dict[str, str]) -> list[str]:
         return ["heartbeat"]
     by_severity = {"critical": CRITICAL, "high": HIGH, "medium": MEDIUM, "low": LOW}
     severity = labels.get("severity", "")
+    guides = labels.get("guide", "").split(",")  # a level several guides state lists them all
+    if labels.get("escalated_from") == "critical":
+        return ESCALATION  # a critical alert still firing after its escalation window
     receivers = by_severity.get(severity, ["slack-alerts"])
-    if labels.get("guide") == "tpt-erp" and severity == "medium":
+    if "tpt-erp" in guides and severity == "medium":
         receivers = [*MEDIUM, "email-devops"]  # tpt-erp § Alert Configuration: email, Slack
     if labels.get("area") == "support":
         receivers = FEEDBACK + receivers
-    if labels.get("guide") == "dirt-free-crm" and severity in ("critical", "high", "medium"):
+    if "dirt-free-crm" in guides and severity in ("critical", "high", "medium"):
         receivers = PRODUCTION + receivers
     return receivers
 
@@ -141,7 +207,8 @@ def test_every_generated_alert_follows_the_contract_and_reaches_its_channels() -
         labels = {"alertname": rule["alert"], **rule.get("labels", {})}
         assert labels.get("severity") in {"critical", "high", "medium", "low"} or (
             labels == {"alertname": "Watchdog", "severity": "none", "area": "meta"}), labels
-        key = (labels["alertname"], labels["severity"], labels.get("guide", ""))
+        key = (labels["alertname"], labels["severity"], labels.get("guide", ""),
+               labels.get("escalated_from", ""))
         if key in seen:
             continue
         seen.add(key)
@@ -201,8 +268,13 @@ def test_group_timings_honour_the_fifteen_minute_cooldown() -> None:
     # tpt-erp's P2/P3 response times (30 min, 2 h) re-send its high and medium alerts sooner.
     for severity, interval in (("high", "30m"), ("medium", "2h")):
         tpt = [r for r in by_severity[f'severity="{severity}"']["routes"]
-               if r.get("matchers") == ['guide="tpt-erp"']]
+               if r.get("matchers") == ['guide=~"(.+,)?tpt-erp(,.+)?"']]
         assert len(tpt) == 1 and tpt[0]["repeat_interval"] == interval
+
+
+LADDER = [('severity="critical"', 'severity=~"high|medium|low"'),
+          ('severity="high"', 'severity=~"medium|low"'),
+          ('severity="medium"', 'severity="low"')]
 
 
 def test_inhibition_rules_follow_the_label_contract() -> None:
@@ -212,11 +284,15 @@ def test_inhibition_rules_follow_the_label_contract() -> None:
                         "equal": ["job", "instance"]}
     assert [r["equal"] for r in rules[1:3]] == [["area", "job", "instance", "target"],
                                                 ["area", "job", "instance"]]
-    ladder = [(r["source_matchers"], r["target_matchers"]) for r in rules[3:]]
-    assert ladder == [(['severity="critical"'], ['severity=~"high|medium|low"']),
-                      (['severity="high"'], ['severity=~"medium|low"']),
-                      (['severity="medium"'], ['severity="low"'])]
-    assert all(r["equal"] == ["alertname", "job", "instance", "target"] for r in rules[3:])
+    # Ladders stay within one guide (issue 13 §2 p): the same guide label ...
+    assert rules[3:6] == [{"source_matchers": [source], "target_matchers": [target],
+                           "equal": ["alertname", "guide", "job", "instance", "target"]}
+                          for source, target in LADDER]
+    # ... or, for a level several guides state, each of its guides' own lower levels.
+    assert rules[6:] == [{"source_matchers": [source, f'guide=~"(.+,)?{guide}(,.+)?"'],
+                          "target_matchers": [target, f'guide="{guide}"'],
+                          "equal": ["alertname", "job", "instance", "target"]}
+                         for guide in CATALOG_GUIDES for source, target in LADDER]
 
 
 def secret_free(node: Any, path: str = "") -> list[str]:
@@ -333,6 +409,19 @@ def test_a_logs_link_reaches_every_channel_only_when_configured(tmp_path: Path) 
     pagerduty = shipped()["receivers"]
     (pd,) = [r for r in pagerduty if r["name"] == "pagerduty"]
     assert pd["pagerduty_configs"][0]["details"]["logs"] == '{{ template "saasmon.logs_url" . }}'
+
+
+def test_a_resolved_group_of_two_guides_levels_tells_both(tmp_path: Path) -> None:
+    # One group (alertname, severity) may hold a low level of estimate-library and one of
+    # tpt-erp; when it resolves, the message names both, as the firing one did.
+    data = webhook_payload(severity="low", status="resolved", alerts=2)
+    data["commonAnnotations"] = {"summary": "s"}
+    for item, guide in zip(data["alerts"], ("estimate-library", "tpt-erp"), strict=True):
+        item["annotations"] = {"summary": "s", "description": f"above the level ({guide} § x)"}
+    for template in ('{{ template "saasmon.slack.text" . }}',
+                     '{{ template "saasmon.email.text" . }}'):
+        text = rendered(template, data, tmp_path)
+        assert "estimate-library § x" in text and "tpt-erp § x" in text, template
 
 
 def test_email_html_escapes_alert_text(tmp_path: Path) -> None:

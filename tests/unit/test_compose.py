@@ -327,7 +327,8 @@ def test_create_sh_keeps_existing_files_and_randomizes_new_ones(
     assert {path.name: path.read_bytes() for path in secrets_dir.iterdir()} == before
     other = create_secrets(tmp_path / "other")
     for name in ("postgres_password", "postgres_app_dsn", "saasmon_postgres_dsn",
-                 "smsrelay_token", "grafana_admin_password", "pagerduty_routing_key"):
+                 "smsrelay_token", "grafana_admin_password", "pagerduty_routing_key",
+                 "pagerduty_escalation_routing_key"):
         assert (other / name).read_text() != before[name].decode(), f"{name} is not random"
     cert = subprocess.run(["openssl", "x509", "-in", str(secrets_dir / "receivers_tls_cert"),
                            "-noout", "-ext", "subjectAltName"],

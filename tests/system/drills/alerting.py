@@ -44,6 +44,20 @@ def scale_timers(config_text: str, scale: float) -> str:
     return TIMER.sub(lambda m: m["lead"] + scale_ms(m["value"], scale) + m["rest"], config_text)
 
 
+QUIET_HOURS = re.compile(r"^\s*mute_time_intervals:\s*\[quiet-hours\]\s*\n", re.MULTILINE)
+
+
+def without_quiet_hours(config_text: str) -> str:
+    """The config with the low route's quiet hours taken off. They follow the wall clock,
+    and a drill must give the same result at any hour (issue 13 §1): a low level of another
+    guide's ladder is expected at #monitoring at 23:00 as at noon. The quiet hours are
+    tested with amtool (tests/test_alertmanager_config.py)."""
+    out, found = QUIET_HOURS.subn("", config_text)
+    if found != 1:
+        raise AssertionError(f"expected one route muted by quiet-hours, found {found}")
+    return out
+
+
 # -- routing ---------------------------------------------------------------------------------------
 def amtool_receivers(config: Path, labels: Mapping[str, str]) -> frozenset[str]:
     """`amtool config routes test`: every receiver a label set is routed to."""

@@ -134,9 +134,9 @@ async def _gated_share(stack: Stack) -> float:
     return share
 
 
-def _error_drill(name: str, ratio: float, rps: float, severity: str,
-                 text: tuple[str, ...] = ()) -> Drill:
-    """`ratio` of all the app's requests answered 500 (dirt-free-crm's P2/P1/P0 ladder)."""
+def _error_drill(name: str, ratio: float, rps: float, expect: tuple[Expected, ...]) -> Drill:
+    """`ratio` of all the app's requests answered 500 (dirt-free-crm's P2/P1/P0 ladder and
+    the other guides' levels that ratio crosses: each guide's ladder keeps its own top)."""
 
     async def aim(stack: Stack) -> None:
         # Drills running beside this one change the app's traffic mix (their requests are
@@ -159,15 +159,34 @@ def _error_drill(name: str, ratio: float, rps: float, severity: str,
         await _stop(name)
         await stack.faults(error_rate=0.0)
 
-    return Drill(name, inject, remove,
-                 (expected("ApiErrorRateHigh", severity, guide="dirt-free-crm", text=text),),
-                 resources=frozenset({"app-api"}))
+    return Drill(name, inject, remove, expect, resources=frozenset({"app-api"}))
 
 
-ERRORS_P2 = _error_drill("api-error-rate-0.7pct", 0.007, 200, "medium")
-ERRORS_P1 = _error_drill("api-error-rate-2pct", 0.02, 150, "high")
-ERRORS_P0 = _error_drill("api-error-rate-6pct", 0.06, 100, "critical",
-                         text=("Roll back the deployment",))
+def _errors(severity: str, guide: str, text: tuple[str, ...] = ()) -> Expected:
+    return expected("ApiErrorRateHigh", severity, guide=guide, text=text)
+
+
+# estimate-library's lone level (> 0.1 %, low) is crossed by every drill here and no
+# higher level of its guide mutes it; tpt-erp's (> 1 % low, > 5 % medium, > 10 %
+# critical) from 2 % on.
+ERRORS_P2 = _error_drill("api-error-rate-0.7pct", 0.007, 200, (
+    _errors("medium", "dirt-free-crm"), _errors("low", "estimate-library")))
+# P1 (1 %) is nova-crm's level too: one alert for both guides.
+ERRORS_P1 = _error_drill("api-error-rate-2pct", 0.02, 150, (
+    _errors("high", "dirt-free-crm"), _errors("low", "estimate-library"),
+    _errors("low", "tpt-erp")))
+# P0 pages, and escalates when it still fires 5 minutes on (dirt-free-crm: acknowledge a
+# P0 within 5 minutes); nova-crm's 1 % stays; tpt-erp's warning (> 5 %) goes out and, still
+# firing 10 minutes on, is raised to high (tpt-erp high_error_rate escalation).
+ERRORS_P0 = _error_drill("api-error-rate-6pct", 0.06, 100, (
+    _errors("critical", "dirt-free-crm", text=("Roll back the deployment",)),
+    _errors("high", "nova-crm"), _errors("medium", "tpt-erp"), _errors("high", "tpt-erp"),
+    _errors("low", "estimate-library")))
+# tpt-erp's critical_error_rate (> 10 %) pages and escalates 5 minutes on; its warning and
+# the warning's escalation are under it, in its own ladder.
+ERRORS_TPT_CRITICAL = _error_drill("api-error-rate-12pct", 0.12, 100, (
+    _errors("critical", "tpt-erp"), _errors("critical", "dirt-free-crm"),
+    _errors("high", "nova-crm"), _errors("low", "estimate-library")))
 
 
 # -- p95 latency ---------------------------------------------------------------------------------
@@ -270,9 +289,12 @@ HEALTH_DEGRADED = Drill("app-health-degraded", _health("degraded"), _health("aut
     expected("AppHealthDegraded", "medium", labels={"instance": "app"}),),
     resources=frozenset({"app-health"}))
 # Unhealthy answers /api/health with 503: real 5xx in the API's error ratio (one per probe),
-# so never while an error-rate drill holds its ratio on a level ("app-api").
+# so never while an error-rate drill holds its ratio on a level ("app-api"). The page is
+# dirt-free-crm's, tpt-erp's and saas-ops-module's one alert, escalated after tpt-erp's
+# 2 minutes (server_down); nova-crm's level of the same probe is high and stays.
 HEALTH_UNHEALTHY = Drill("app-health-unhealthy", _health("unhealthy"), _health("auto"), (
-    expected("AppEndpointDown", "critical", labels={"instance": "app"}),),
+    expected("AppEndpointDown", "critical", labels={"instance": "app"}),
+    expected("AppEndpointDown", "high", guide="nova-crm", labels={"instance": "app"})),
     resources=frozenset({"app-health", "app-api", "AppHealthDegraded"}),
     check=_unhealthy_also_seen)
 
@@ -497,6 +519,7 @@ DRILLS: list[Drill] = [
     ERRORS_P2,
     ERRORS_P1,
     ERRORS_P0,
+    ERRORS_TPT_CRITICAL,
     LATENCY_P95,
     PAYMENTS,
     INTEGRATION_OUTAGE,

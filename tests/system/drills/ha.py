@@ -102,9 +102,11 @@ class Peer(Alertmanager):
                         for (name, labels), value in samples.items()
                         if name == "alertmanager_notifications_total"})
 
-    def holds(self, alertname: str) -> dict[str, str] | None:
-        """The labels of the one active `alertname` alert this peer holds, if any."""
-        found = [a for a in self.alerts(alertname=alertname) if a["status"]["state"] == "active"]
+    def holds(self, alertname: str, escalated: bool = False) -> dict[str, str] | None:
+        """The labels of the one active `alertname` alert this peer holds, if any: the
+        alert itself, or with `escalated` its escalation twin (label escalated_from)."""
+        found = [a for a in self.alerts(alertname=alertname) if a["status"]["state"] == "active"
+                 and ("escalated_from" in a["labels"]) == escalated]
         if len(found) != 1:
             return None
         labels: dict[str, str] = found[0]["labels"]
@@ -155,6 +157,11 @@ class HaStack:
         """Each routed receiver once; a resolution only where the receiver sends them."""
         return Counter({r: 1 for r in receivers
                         if status == "firing" or self.receiver_map.send_resolved[r]})
+
+    def expected_all(self, groups: list[frozenset[str]], status: str) -> Counter[str]:
+        """The same for several alert groups of one alertname (a page and its escalation:
+        #critical-alerts hears of each)."""
+        return sum((self.expected(g, status) for g in groups), Counter())
 
     def arrived(self, alertname: str, status: str, receivers: frozenset[str]) -> bool:
         """Every expected notification arrived (the caller counts copies after QUIET_S)."""
@@ -256,7 +263,7 @@ def start_stack() -> HaStack:
         wait_for("both targets up", lambda: len(prometheus.query(
             'up{job=~"saasmon-.*"} == 1')) == 2, timeout=30)
         stack = HaStack(root, scale, postgres, pg_exporter, receivers,
-                        Receivers.receiver_map(config_path), config_path, peers, prometheus)
+                        receivers.receiver_map(config_path), config_path, peers, prometheus)
         wait_for("a Watchdog ping at the heartbeat", stack.pings, timeout=30)
         cleanup.pop_all()
         return stack

@@ -56,6 +56,7 @@ from tests.system.drills.alerting import (
     routes,
     scale_timers,
     wait_until,
+    without_quiet_hours,
     write_rules,
 )
 from tests.system.drills.catalog import alert_rules, mixin_jobs, receivers_for, rules_of
@@ -79,7 +80,10 @@ MONITOR_ROLE = "saasmon"
 # -- the contract ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Expected:
-    """One alert a drill must page: its name, severity and exactly these receivers."""
+    """One alert a drill must page: its name, severity and exactly these receivers.
+
+    Ladders inhibit within one guide only, so a fault may page one alert name at several
+    severities, one per guide: a drill lists each (`guide` tells them apart)."""
 
     alertname: str
     severity: str
@@ -88,6 +92,19 @@ class Expected:
     labels: Mapping[str, str] = field(default_factory=dict)  # identify the alert instance
     exporter: str | None = None  # also carries this exporter's job and instance (Stack.exporters)
     resolves: bool = True  # False: never resolves (Watchdog)
+    guide: str | None = None  # the rules of this guide only (None: every guide's)
+    guides: frozenset[str] = frozenset()  # every guide those rules cite
+
+    @property
+    def key(self) -> str:
+        """Names the expectation in a run's records: alertname, severity and guide."""
+        return " ".join(x for x in (self.alertname, self.severity, self.guide) if x)
+
+    def covers(self, delivery: Delivery) -> bool:
+        """A notification of this alert at this severity, about this expectation's guides
+        (an SMS or ping cites none: it is told apart by severity alone)."""
+        return (delivery.alertname == self.alertname and delivery.severity == self.severity
+                and (not delivery.guides or not self.guides or bool(delivery.guides & self.guides)))
 
 
 @dataclass(frozen=True)
@@ -113,15 +130,15 @@ class DrillRun:
     name: str
     started: float = 0.0  # inject() called
     injected: float = 0.0  # inject() returned: the fault is in place
-    first: dict[str, Delivery] = field(default_factory=dict)  # alertname -> first delivery
+    first: dict[str, Delivery] = field(default_factory=dict)  # Expected.key -> first delivery
     removed: float = 0.0  # remove() called
-    resolved: dict[str, Delivery] = field(default_factory=dict)  # alertname -> last resolution
+    resolved: dict[str, Delivery] = field(default_factory=dict)  # Expected.key -> last resolution
     finished: float = 0.0
     error: BaseException | None = None
     notes: list[str] = field(default_factory=list)  # what the drill saw, for the report
 
-    def time_to_page(self, alertname: str) -> float:
-        return self.first[alertname].at - self.injected
+    def time_to_page(self, key: str) -> float:
+        return self.first[key].at - self.injected
 
 
 def expected(alertname: str, severity: str, *, guide: str | None = None,
@@ -129,13 +146,16 @@ def expected(alertname: str, severity: str, *, guide: str | None = None,
              text: tuple[str, ...] = (), summary: bool = True) -> Expected:
     """The catalog's alert: receivers from the shipped routing of every generated rule with
     this name and severity (and guide), its summary (unless summary=False) plus `text`
-    required in the delivered text."""
+    required in the delivered text. The rules include a level's escalation twin: the drill
+    then holds its fault until the escalation was delivered too."""
     rules = rules_of(alertname, severity, guide)
     receivers = frozenset().union(*(receivers_for({"alertname": alertname, **r["labels"]})
                                     for r in rules))
     summaries = {r["annotations"]["summary"] for r in rules}
     need = (*sorted(summaries), *text) if summary and len(summaries) == 1 else text
-    return Expected(alertname, severity, receivers, need, dict(labels or {}), exporter)
+    guides = frozenset(g for r in rules for g in r["labels"].get("guide", "").split(",") if g)
+    return Expected(alertname, severity, receivers, need, dict(labels or {}), exporter,
+                    guide=guide, guides=guides)
 
 
 def time_scale() -> float:
@@ -339,8 +359,9 @@ class Stack:
         am_dir = self.am_config.parent
         written = self.receivers.alertmanager_config(am_dir)
         assert written == self.am_config
-        self.am_config.write_text(scale_timers(self.am_config.read_text(), self.scale))
-        self.receiver_map = Receivers.receiver_map(self.am_config)
+        self.am_config.write_text(without_quiet_hours(
+            scale_timers(self.am_config.read_text(), self.scale)))
+        self.receiver_map = self.receivers.receiver_map(self.am_config)
         self._am_routes = yaml.safe_load(self.am_config.read_text())
         am = Alertmanager(self.am_config, self.workdir,
                           env={"SSL_CERT_FILE": str(self.receivers.cert)})
@@ -430,7 +451,7 @@ class Stack:
     def page_limit(self, exp: Expected) -> float:
         """Scaled `for` + scrape + evaluation interval + group_wait: the issue's limit for
         the first notification of `exp` after its fault is in place."""
-        rules = rules_of(exp.alertname, exp.severity)
+        rules = rules_of(exp.alertname, exp.severity, exp.guide)
         hold = min(max(1, int(seconds(r.get("for", "0s")) * self.scale + 1e-9))
                    if r.get("for") else 0 for r in rules)
         group_wait = min(route.group_wait for r in rules
@@ -493,8 +514,7 @@ class Stack:
                 seen_alert = bool(found)
             got: dict[str, Delivery] = {}
             for d in self.deliveries(since):
-                if (d.alertname == exp.alertname and d.status == "firing"
-                        and d.severity == exp.severity and d.receiver not in got):
+                if exp.covers(d) and d.status == "firing" and d.receiver not in got:
                     got[d.receiver] = d
             if seen_alert and exp.receivers <= set(got):
                 return {r: got[r] for r in exp.receivers}
@@ -514,7 +534,7 @@ class Stack:
         while True:
             got: dict[str, Delivery] = {}
             for d in self.deliveries(since):
-                if d.alertname == exp.alertname and d.status == "resolved" and d.receiver in want:
+                if exp.covers(d) and d.status == "resolved" and d.receiver in want:
                     got[d.receiver] = d
             if want <= set(got):
                 return got

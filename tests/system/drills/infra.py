@@ -94,7 +94,7 @@ def healthy_window(stack: Stack) -> float:
 
 async def _no_page(stack: Stack, run: DrillRun) -> None:
     assert stack.receiver_map is not None
-    pages = {stack.receiver_map.pagerduty, stack.receiver_map.sms}
+    pages = stack.receiver_map.pagers
     await asyncio.sleep(healthy_window(stack))
     seen = [d for d in stack.deliveries(run.started) if d.alertname != "Watchdog"]
     # Not pages, but noise a healthy stack makes: reported (bench/TIME_TO_PAGE.md).
@@ -127,8 +127,13 @@ async def _reset_statements(stack: Stack) -> None:
         await conn.close()
 
 
+# 1.5 s crosses the 1 s level of dirt-free-crm and tpt-erp (one alert) and the 0.1 s level
+# of nova-crm and dirt-free-crm (another): a level shared with nova-crm, whose ladder has
+# nothing higher, is not muted by the 1 s one.
 SLOW_QUERY = Drill("postgres-slow-query", _slow_query, _reset_statements,
-                   (expected("PostgresSlowQueries", "medium"),), resources=frozenset({"pg-stats"}))
+                   (expected("PostgresSlowQueries", "medium"),
+                    expected("PostgresSlowQueries", "low", guide="nova-crm")),
+                   resources=frozenset({"pg-stats"}))
 
 
 async def _deadlock(stack: Stack) -> None:

@@ -4,8 +4,12 @@ as deliveries of Alertmanager's receivers (`slack-critical`, `pagerduty`, `sms`,
 
 Receiver names come from the swapped alertmanager.yml itself: a Slack post belongs to the
 receiver whose webhook-URL secret names that channel, a mail to the receiver with that `to`,
-an SMS to the receiver whose webhook is the relay's /alert, a ping to the one posting to
-/heartbeat. Nothing here knows the routing tree.
+a PagerDuty event to the receiver whose routing-key secret it carries, an SMS to the
+receiver whose webhook is the relay's /alert, a ping to the one posting to /heartbeat.
+Nothing here knows the routing tree.
+
+A notification is about one alert group (alertname and severity), which may hold alerts of
+several guides: the guides it is about are those its descriptions cite (`guide § section`).
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ from __future__ import annotations
 import secrets
 import threading
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from alert_rules.generator.catalog import GUIDES
 from exporters.devservers import free_port
 from refapp.receivers import (
     SMS_TEXT,
@@ -57,6 +63,12 @@ class Delivery:
     text: str  # what a person reads: title or subject, summary, description ("" for a ping)
     at: float  # time.time() when the stand-in received it
 
+    @property
+    def guides(self) -> frozenset[str]:
+        """The guides whose sources the text cites; empty for an SMS or a ping, which
+        carry no description."""
+        return frozenset(g for g in GUIDES if f"{g} §" in self.text)
+
 
 @dataclass(frozen=True)
 class ReceiverMap:
@@ -64,17 +76,23 @@ class ReceiverMap:
 
     slack_paths: dict[str, str]  # "/slack/critical-alerts" -> "slack-critical"
     mail_to: dict[str, str]  # "team@example.com" -> "email-team"
-    pagerduty: str
+    pagerduty: dict[str, str]  # routing key -> "pagerduty" / "pagerduty-escalation"
     sms: str
     heartbeat: str
     send_resolved: dict[str, bool]
 
+    @property
+    def pagers(self) -> frozenset[str]:
+        """Receivers that page a person: every PagerDuty service and the SMS."""
+        return frozenset({*self.pagerduty.values(), self.sms})
+
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> ReceiverMap:
+    def from_config(cls, config: dict[str, Any], secrets: Mapping[str, str]) -> ReceiverMap:
+        """`secrets`: the value of each secret file by name (the routing keys)."""
         slack: dict[str, str] = {}
         mail: dict[str, str] = {}
         webhooks: dict[str, str] = {}
-        pagerduty: list[str] = []
+        pagerduty: dict[str, str] = {}
         resolved: dict[str, bool] = {}
         for receiver in config["receivers"]:
             name = receiver["name"]
@@ -89,10 +107,9 @@ class ReceiverMap:
                 webhooks[urllib.parse.urlsplit(item["url"]).path] = name
                 resolved[name] = bool(item.get("send_resolved", True))
             for item in receiver.get("pagerduty_configs", []):
-                pagerduty.append(name)
+                pagerduty[secrets[Path(item["routing_key_file"]).name]] = name
                 resolved[name] = bool(item.get("send_resolved", True))
-        (pd,) = pagerduty
-        return cls(slack, mail, pd, webhooks["/alert"], webhooks["/heartbeat"], resolved)
+        return cls(slack, mail, pagerduty, webhooks["/alert"], webhooks["/heartbeat"], resolved)
 
 
 def _title_fields(title: str) -> tuple[str, str, str] | None:
@@ -126,12 +143,15 @@ def _read_http(item: Received, receivers: ReceiverMap) -> list[Delivery]:
         return [Delivery(receivers.slack_paths[item.path], *fields, text=text, at=item.time)]
     if item.receiver == "pagerduty":
         event = item.json()
+        receiver = receivers.pagerduty.get(str(event.get("routing_key")))
+        if receiver is None:
+            return []
         payload = event.get("payload") or {}
         details = payload.get("custom_details") or {}
         status = {"trigger": "firing", "resolve": "resolved"}.get(event.get("event_action"), "")
         text = "\n".join(str(x) for x in (payload.get("summary"), details.get("summary"),
                                           details.get("description")) if x)
-        return [Delivery(receivers.pagerduty, str(payload.get("class", "")),
+        return [Delivery(receiver, str(payload.get("class", "")),
                          str(details.get("severity", "")), status, text, item.time)]
     if item.receiver == "twilio":
         body = item.form().get("Body", "")
@@ -196,9 +216,8 @@ class Receivers:
                               f"127.0.0.1:{self.smtp.port}")
         return write_config(directory, swaps)
 
-    @staticmethod
-    def receiver_map(config: Path) -> ReceiverMap:
-        return ReceiverMap.from_config(yaml.safe_load(config.read_text()))
+    def receiver_map(self, config: Path) -> ReceiverMap:
+        return ReceiverMap.from_config(yaml.safe_load(config.read_text()), self.secrets)
 
     def deliveries(self, receivers: ReceiverMap, since: float = 0.0) -> list[Delivery]:
         """Everything received at or after `since`, in arrival order."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -24,70 +23,99 @@ MAX_PARALLEL = 6
 RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1, "none": 0}
 
 
-def check_exact(stack: Stack, exp: Expected, seen: Sequence[Delivery]) -> list[str]:
-    """Problems with the deliveries of `exp.alertname` during a drill: the expected severity
-    at a receiver other than the expected ones, a higher severity, a lower one still
-    notified after the expected one fired (inhibition failed), a text without the expected
-    words.
+def check_exact(stack: Stack, drill: Drill, run: DrillRun,
+                seen: Sequence[Delivery]) -> list[str]:
+    """Problems with the notifications of the drill's alerts: one that no expectation of
+    the drill covers (a severity, or another guide's level, nobody expected), an expected
+    one at a receiver other than its own, a lower level still notified after a higher level
+    of the same guide fired (inhibition failed), a text without the expected words.
 
     A rising fault climbs a severity ladder: its lower level may fire, and be notified,
     before the value reaches the expected level; that notification and its later
     resolution are how Alertmanager is meant to behave, not a leak. Levels that fire in the
     same evaluation reach Alertmanager together and its inhibitor learns of the higher one
     asynchronously: a lower notification up to one evaluation interval after the higher one
-    is that race. Whether the ladder inhibits is checked directly (check_inhibited)."""
+    is that race. Whether the ladder inhibits is checked directly (check_inhibited).
+
+    Ladders inhibit within one guide (issue 13 §2 p): a lower level is "the same ladder"
+    when every guide its notification cites is one of the higher expectation's guides.
+    Another guide's level stays notified, and the drill must expect it by name."""
     assert stack.receiver_map is not None
-    mine = [d for d in seen if d.alertname == exp.alertname]
-    first = min((d.at for d in mine if d.severity == exp.severity and d.status == "firing"),
-                default=math.inf)
+    names = {e.alertname for e in drill.expect}
+    mine = [d for d in seen if d.alertname in names]
     problems = []
-    extra = {d.receiver for d in mine if d.severity == exp.severity} - exp.receivers
-    if extra:
-        problems.append(f"{exp.alertname} ({exp.severity}) also reached {sorted(extra)}")
     for d in mine:
-        if d.severity == exp.severity:
+        covering = [e for e in drill.expect if e.covers(d)]
+        if not covering:
+            below = [e for e in drill.expect if e.alertname == d.alertname
+                     and RANK.get(e.severity, 0) > RANK.get(d.severity, 0)
+                     and d.guides and d.guides <= e.guides]
+            if not below:
+                problems.append(f"{d.alertname} reached {d.receiver} as {d.severity} "
+                                f"({d.status}, {sorted(d.guides) or 'no guide cited'}): "
+                                "not expected by the drill")
             continue
-        if RANK.get(d.severity, 0) > RANK.get(exp.severity, 0):
-            problems.append(f"{exp.alertname} reached {d.receiver} as {d.severity} "
-                            f"({d.status}), above the expected {exp.severity}")
-        elif d.status == "firing" and d.at >= first + stack.scrape_interval:
-            problems.append(f"{exp.alertname} reached {d.receiver} as {d.severity} after "
-                            f"the {exp.severity} level fired: the ladder did not inhibit it")
+        allowed = frozenset().union(*(e.receivers for e in covering))
+        if d.receiver not in allowed:
+            problems.append(f"{d.alertname} ({d.severity}) also reached {d.receiver}")
+    # The ladder: lower levels of an expectation's own guides, after it fired.
+    for exp in drill.expect:
+        first = run.first.get(exp.key)
+        if first is None:
+            continue
+        for d in mine:
+            if (d.alertname == exp.alertname and d.status == "firing"
+                    and RANK.get(d.severity, 0) < RANK.get(exp.severity, 0)
+                    and d.guides and exp.guides and d.guides <= exp.guides
+                    and d.at >= first.at + stack.scrape_interval):
+                problems.append(f"{exp.alertname} reached {d.receiver} as {d.severity} after "
+                                f"the {exp.severity} level fired: the ladder did not inhibit it")
     # SMS carries severity, name and a cut summary; the ping nothing: no text to check.
     short = {stack.receiver_map.sms, stack.receiver_map.heartbeat}
-    for d in mine:
-        if d.status != "firing" or d.receiver in short or d.severity != exp.severity:
-            continue
-        missing = [t for t in exp.text if t not in d.text]
-        if missing:
-            problems.append(f"{exp.alertname} at {d.receiver} lacks {missing}: {d.text[:300]!r}")
+    for exp in drill.expect:
+        for d in mine:
+            if d.status != "firing" or d.receiver in short or not exp.covers(d):
+                continue
+            missing = [t for t in exp.text if t not in d.text]
+            if missing:
+                problems.append(f"{exp.alertname} at {d.receiver} lacks {missing}: "
+                                f"{d.text[:300]!r}")
     return problems
 
 
 INHIBIT_EQUAL = ("job", "instance", "target")  # alertmanager.yml's ladder rules, with alertname
 
 
+def same_ladder(lower: str, higher: str) -> bool:
+    """alertmanager.yml's ladder rules by `guide` label: the same guide (or list of guides),
+    or a single guide that the higher level's list names."""
+    return lower == higher or ("," not in lower and lower in higher.split(","))
+
+
 async def check_inhibited(stack: Stack, exp: Expected) -> None:
     """While the expected level fires, Alertmanager marks every lower level of the same
-    alert on the same job, instance and target as inhibited."""
+    alert, guide's ladder, job, instance and target as inhibited."""
     alerts = await stack.alerts(alertname=exp.alertname)
     top = [a["labels"] for a in alerts
-           if a["labels"].get("severity") == exp.severity and a["status"]["state"] == "active"]
+           if a["labels"].get("severity") == exp.severity and a["status"]["state"] == "active"
+           and (exp.guide is None or exp.guide in a["labels"].get("guide", "").split(","))]
     for alert in alerts:
         labels = alert["labels"]
         if RANK.get(labels.get("severity", ""), 0) >= RANK.get(exp.severity, 0):
             continue
-        if any(all(labels.get(k) == t.get(k) for k in INHIBIT_EQUAL) for t in top):
+        if any(all(labels.get(k) == t.get(k) for k in INHIBIT_EQUAL)
+               and same_ladder(labels.get("guide", ""), t.get("guide", "")) for t in top):
             assert alert["status"]["inhibitedBy"], (
-                f"{exp.alertname} {labels.get('severity')} not inhibited while "
-                f"{exp.severity} fires: {alert['status']}")
+                f"{exp.alertname} {labels.get('severity')} ({labels.get('guide')}) not "
+                f"inhibited while {exp.severity} fires: {alert['status']}")
 
 
 def ladder_notes(exp: Expected, seen: Sequence[Delivery]) -> list[str]:
     """Lower levels of the ladder that were notified on the way up (for the report)."""
     lower = sorted({(d.severity, d.receiver) for d in seen
-                    if d.alertname == exp.alertname and d.severity != exp.severity
-                    and d.status == "firing"})
+                    if d.alertname == exp.alertname and d.status == "firing"
+                    and RANK.get(d.severity, 0) < RANK.get(exp.severity, 0)
+                    and d.guides and exp.guides and d.guides <= exp.guides})
     return [f"{exp.alertname} {sev} first -> {rcv}" for sev, rcv in lower]
 
 
@@ -122,7 +150,7 @@ async def _phases(stack: Stack, drill: Drill, run: DrillRun) -> None:
         run.injected = time.time()
         got = await asyncio.gather(*(stack.wait_delivery(e, run.started) for e in drill.expect))
         for exp, per_receiver in zip(drill.expect, got, strict=True):
-            run.first[exp.alertname] = min(per_receiver.values(), key=lambda d: d.at)
+            run.first[exp.key] = min(per_receiver.values(), key=lambda d: d.at)
             await check_inhibited(stack, exp)
         if drill.check is not None:
             await drill.check(stack, run)
@@ -132,11 +160,11 @@ async def _phases(stack: Stack, drill: Drill, run: DrillRun) -> None:
     for exp in drill.expect:
         if exp.resolves:
             # A self-clearing fault (a deadlock) may resolve before remove().
-            done = await stack.wait_resolved(exp, run.first[exp.alertname].at)
-            run.resolved[exp.alertname] = max(done.values(), key=lambda d: d.at)
+            done = await stack.wait_resolved(exp, run.first[exp.key].at)
+            run.resolved[exp.key] = max(done.values(), key=lambda d: d.at)
     seen = stack.deliveries(run.started)
     run.notes += [n for exp in drill.expect for n in ladder_notes(exp, seen)]
-    problems = [p for exp in drill.expect for p in check_exact(stack, exp, seen)]
+    problems = check_exact(stack, drill, run, seen)
     assert not problems, f"drill {drill.name}:\n  " + "\n  ".join(problems)
 
 

@@ -91,6 +91,6 @@ def test_drill(drill: Drill, outcomes: Outcomes) -> None:
     if run.error is not None:
         raise run.error
     for exp in drill.expect:
-        assert exp.alertname in run.first, f"{exp.alertname} was never delivered"
+        assert exp.key in run.first, f"{exp.key} was never delivered"
         if exp.resolves:
-            assert exp.alertname in run.resolved, f"{exp.alertname} never resolved"
+            assert exp.key in run.resolved, f"{exp.key} never resolved"

@@ -93,4 +93,6 @@ def test_command_line_needs_out(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["--time-scale", "0.5", "--out", str(tmp_path)]) == 0
     assert "time scale 0.5" in capsys.readouterr().out
     alerts = _rules(tmp_path / "saasmon-alerts.yaml")
-    assert {r["for"] for r in alerts if r["alert"] == "PostgresDown"} == {"30s"}
+    # 1m, and its escalation twin 1m + dirt-free-crm's 5-minute acknowledgement.
+    assert {r["labels"].get("escalated_from", ""): r["for"] for r in alerts
+            if r["alert"] == "PostgresDown"} == {"": "30s", "critical": "180s"}
