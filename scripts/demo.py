@@ -91,7 +91,8 @@ ALERTMANAGER_JOB = "alertmanager"
 # Blackbox modules shared with the compose stack (http_2xx for the storage probe).
 BLACKBOX_CONFIG = REPO / "deploy" / "blackbox" / "blackbox.yml"
 # A handful of collectors: what the host alerts and the database board read, nothing more.
-NODE_COLLECTORS = ("cpu", "meminfo", "diskstats", "filesystem", "netdev", "netclass", "loadavg")
+NODE_COLLECTORS = ("cpu", "meminfo", "diskstats", "filesystem", "netdev", "netclass", "loadavg",
+                   "vmstat")  # vmstat: oom_kill (HostOomKills)
 # Above nova-crm's ApiThroughputLow level (500 requests a minute): a healthy demo.
 LOAD_RPS = 12
 # estimate-library's two daily scripts reach the cron exporter as heartbeat jobs (its

@@ -28,6 +28,7 @@ from exporters.runtime.config import ConfigError, load_config
 from refapp.schema import schema_sql
 from tests.support.exporter import Exporter, run_cli
 from tests.support.metrics import Samples, parse, total, value
+from tests.support.tls import make_certificate
 
 Run = Callable[..., Exporter]
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "integrations"
@@ -115,16 +116,6 @@ class FakeInternet:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.hang.close()
-
-
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=60)
-    return cert, key
 
 
 def many_components(count: int, outage_at: int) -> dict[str, Any]:

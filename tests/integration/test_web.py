@@ -38,6 +38,7 @@ from exporters.runtime.webconfig import (
 )
 from tests.support.exporter import SAASMON, Exporter, run_cli
 from tests.support.metrics import Samples, parse, parse_openmetrics, value
+from tests.support.tls import make_certificate
 from tests.system.drills.alerting import Prometheus, wait_until
 
 Run = Callable[..., Exporter]
@@ -89,13 +90,7 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 @pytest.fixture
 def certificate(workdir: Path) -> tuple[Path, Path]:
-    cert, key = workdir / "cert.pem", workdir / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=60)
-    return cert, key
+    return make_certificate(workdir)
 
 
 def test_tls_serves_https_to_clients_trusting_the_cert_and_refuses_plain_http(
