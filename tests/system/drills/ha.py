@@ -40,7 +40,7 @@ from tests.support.exporter import Exporter
 from tests.support.metrics import parse
 from tests.system.drills.alerting import Prometheus, amtool_receivers, routes, scale_timers
 from tests.system.drills.catalog import mixin_jobs
-from tests.system.drills.harness import SCRAPE_INTERVAL, time_scale
+from tests.system.drills.harness import SCRAPE_INTERVAL, resend_delay, time_scale
 from tests.system.drills.notifications import Delivery, ReceiverMap, Receivers, read
 
 # Not scaled: the passive peer's wait must cover the active peer's sends (SMTP with
@@ -252,7 +252,7 @@ def start_stack() -> HaStack:
             {jobs["postgres"]: pg_exporter, jobs["smsRelay"]: receivers.relay}),
             # Scaled like the rest: an alert that fired before the Alertmanagers were
             # discovered is dropped, and re-sent only after this delay (1 m unscaled).
-            flags=[f"--rules.alert.resend-delay={max(1, round(60 * scale))}s"])
+            flags=[f"--rules.alert.resend-delay={resend_delay(scale)}s"])
         prometheus.workdir.mkdir()
         cleanup.callback(prometheus.stop)
         prometheus.start()

@@ -70,6 +70,14 @@ __all__ = ["Drill", "DrillRun", "Expected", "Stack", "alert_rules", "expected", 
 REPO = Path(__file__).resolve().parents[3]
 # One real minute is one drill second: `for: 5m` waits 5 s, group_interval 15m is 15 s.
 DEFAULT_SCALE = 1 / 60
+
+
+def resend_delay(scale: float) -> int:
+    """Prometheus' --rules.alert.resend-delay for a drill, in seconds. An alert it sends
+    stays active in Alertmanager for 4x this; at 1 s a rule evaluation late by 4 s on a busy
+    machine let a firing level lapse there, and the lower level it muted was notified. Only
+    re-sends wait for it: new and resolved alerts go out at once."""
+    return max(4, round(60 * scale))
 SCRAPE_INTERVAL = 1.0
 MAX_CONNECTIONS = 40
 REDIS_MAXMEMORY = 32 * 1024 * 1024
@@ -369,7 +377,7 @@ class Stack:
         self.alertmanager = am.start()
         rule_files = write_rules(self.workdir / "rules", self.scale, SCRAPE_INTERVAL)
         self.prometheus = Prometheus(self.workdir, self.prometheus_config(rule_files), flags=[
-            f"--rules.alert.resend-delay={max(1, round(60 * self.scale))}s"],
+            f"--rules.alert.resend-delay={resend_delay(self.scale)}s"],
             port=self.prometheus_port)
         self._cleanup.callback(self.prometheus.stop)
         self.prometheus.start()
