@@ -10,7 +10,7 @@ import yaml
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from exporters.cron.schedule import ScheduleError, check_expression, zone
-from exporters.runtime.config import DsnConfig, StrictModel, read_secret_file
+from exporters.runtime.config import DsnConfig, StrictModel, read_secret_file, require_unique
 from exporters.runtime.overrides import CollectorOverride, CollectorsConfig, Schedule
 
 DEFAULT_JOBS = Path(__file__).with_name("default_jobs.yaml")
@@ -92,10 +92,7 @@ class CronConfig(DsnConfig, CollectorsConfig[CollectorOverride]):
     @field_validator("jobs")
     @classmethod
     def _unique(cls, jobs: list[Job]) -> list[Job]:
-        names = [j.name for j in jobs]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"job names must be unique, repeated: {', '.join(repeated)}")
+        require_unique([j.name for j in jobs], "job names")
         return jobs
 
     @field_validator("state_file")

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from exporters.runtime.config import StrictModel, read_secret_file
+from exporters.runtime.config import StrictModel, read_secret_file, require_unique
 from exporters.runtime.overrides import CollectorOverride, CollectorsConfig, Schedule
 
 
@@ -63,10 +63,7 @@ class RedisConfig(CollectorsConfig[CollectorOverride]):
     @field_validator("key_patterns")
     @classmethod
     def _unique_patterns(cls, patterns: list[KeyPattern]) -> list[KeyPattern]:
-        names = [p.pattern for p in patterns]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"patterns must be unique, repeated: {', '.join(duplicates)}")
+        require_unique([p.pattern for p in patterns], "patterns")
         return patterns
 
     @model_validator(mode="after")

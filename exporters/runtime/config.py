@@ -106,6 +106,13 @@ class DsnConfig(StrictModel):
         return [s for s in (value, urlsplit(value).password if value else None) if s]
 
 
+def require_unique(names: list[str], what: str) -> None:
+    """A ValueError naming every repeated entry of a list that must hold each once."""
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{what} must be unique, repeated: {', '.join(repeated)}")
+
+
 def key_part(part: object) -> str:
     """One key of a path in an error line; quoted when it holds a line break or another
     unprintable character (a YAML key may), so the error stays one line."""
