@@ -39,10 +39,11 @@ integration: deps venv
 system: deps venv
 	$(PYTEST) -v -m system --durations=20
 
-# Everything, in one run (unit, then integration, then system): -v names each test as it
-# starts, so a long one is visible in the CI log while it runs.
+# Everything, in one run, on every core (pytest-xdist): one worker takes the system room (the
+# drills mostly wait on the clock) while the others take the unit and integration files
+# (tests/support/rooms.py). -v names each test as it ends, so a long one shows in the CI log.
 test: deps venv lint
-	$(PYTEST) -v --durations=25
+	$(PYTEST) -v -n auto --dist loadgroup --no-loadscope-reorder --durations=25
 
 demo: deps venv
 	$(PY) scripts/demo.py

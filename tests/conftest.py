@@ -20,14 +20,22 @@ from tests.support import rooms, scratch
 from tests.support.exporter import Exporter
 
 
+def distributed(config: pytest.Config) -> bool:
+    """The run is split over pytest-xdist workers (`make test` does so)."""
+    return str(config.getoption("dist", "no")) != "no" or hasattr(config, "workerinput")
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    if scratch.current() is None:
+    # An xdist worker inherits the controller's scratch directory: it makes its own inside
+    # it, so its end-of-session check sees only what its own tests left.
+    if scratch.current() is None or hasattr(config, "workerinput"):
         scratch.start()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     rooms.assign(items)
-    rooms.order(items)
+    rooms.order(items, distributed=distributed(config))
+    rooms.group(items)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -32,7 +33,7 @@ from alert_rules.generator.promtool_tests import (
     values_text,
 )
 from tests.support.production_world import APP, INTEGRATIONS, REDIS, ROUTE, Line, Timeline
-from tests.support.rule_scenarios import GENERATED, ROOT, RULE_FILES, Scenario, run
+from tests.support.rule_scenarios import GENERATED, ROOT, RULE_FILES, Scenario, run, run_all
 
 DESCRIPTIONS: list[dict[str, Any]] = json.loads((GENERATED / "rule-descriptions.json").read_text())
 THRESHOLD_RULES = [d for d in DESCRIPTIONS if d["kind"] not in ("burn_rate", "always")]
@@ -133,15 +134,22 @@ AREAS = sorted({area_of(d) for d in THRESHOLD_RULES})
 
 @pytest.mark.parametrize("area", AREAS)
 def test_each_alert_on_its_own_input(area: str) -> None:
-    rules = [d for d in THRESHOLD_RULES if area_of(d) == area]
+    """One promtool run per alert name, with only that alert's rules (its ladder and
+    escalation twins): the scenarios feed its input series directly, so the area's other
+    rules would only cost evaluations."""
     group_interval = group_interval_seconds()
-    scenarios: list[Scenario] = []
-    for desc in rules:
+    by_alert: dict[str, list[Scenario]] = {}
+    for desc in (d for d in THRESHOLD_RULES if area_of(d) == area):
+        scenarios = by_alert.setdefault(desc["alert"], [])
         if desc["severity"] in PAGES:
             scenarios.append(one_bad_scrape(desc))
         scenarios += [oscillating(desc, group_interval), clears(desc)]
-    run(scenarios, rule_files=(GENERATED / "saasmon-alerts.yaml",), areas=[area],
-        evaluation_interval=f"{SCRAPE}s")
+    outcomes = run_all([partial(run, scenarios, rule_files=(GENERATED / "saasmon-alerts.yaml",),
+                                evaluation_interval=f"{SCRAPE}s", alerts=[alert])
+                        for alert, scenarios in by_alert.items()])
+    failures = [f"{alert}:\n{outcome}" for alert, outcome in zip(by_alert, outcomes, strict=True)
+                if isinstance(outcome, AssertionError)]
+    assert not failures, "\n\n".join(failures)
 
 
 def test_the_descriptions_cover_every_alert_rule() -> None:
@@ -212,10 +220,24 @@ def shapes() -> Iterator[tuple[str, Timeline]]:
         "redis_key_pattern_keys", REDIS, {180: 10.0})
 
 
+@pytest.fixture(scope="module")
+def world_outcomes(request: pytest.FixtureRequest) -> dict[str, str | AssertionError]:
+    """promtool's verdict on each selected shape: every shape is a promtool run over the
+    whole rule set, so they run side by side and each test reads its own."""
+    wanted = {item.callspec.params["shape"] for item in request.session.items
+              if hasattr(item, "callspec") and "shape" in item.callspec.params}
+    selected = [(name, timeline) for name, timeline in shapes() if name in wanted]
+    outcomes = run_all([partial(run, [world_scenario(name, timeline, HOURS)])
+                        for name, timeline in selected])
+    return {name: outcome for (name, _), outcome in zip(selected, outcomes, strict=True)}
+
+
 @pytest.mark.parametrize("shape", [name for name, _ in shapes()])
-def test_the_healthy_world_pages_no_one(shape: str) -> None:
-    timeline = dict(shapes())[shape]
-    run([world_scenario(shape, timeline, HOURS)])
+def test_the_healthy_world_pages_no_one(shape: str,
+                                        world_outcomes: dict[str, str | AssertionError]) -> None:
+    outcome = world_outcomes[shape]
+    if isinstance(outcome, AssertionError):
+        raise outcome
 
 
 def test_the_world_feeds_every_record() -> None:

@@ -61,6 +61,20 @@ def assign(items: Sequence[pytest.Item]) -> None:
         raise pytest.UsageError("tests without a room:\n  " + "\n  ".join(problems))
 
 
-def order(items: list[pytest.Item]) -> None:
-    """Unit tests first, then integration, then system; the order within a room is kept."""
-    items.sort(key=lambda item: ROOMS.index(room_of(item)))
+def order(items: list[pytest.Item], *, distributed: bool = False) -> None:
+    """Unit tests first, then integration, then system; the order within a room is kept.
+
+    `distributed` (pytest-xdist): the system room first instead. It is one long unit of work
+    (the drills share one stack) that mostly waits on the clock, so one worker starts it at
+    once while the others take the CPU-bound unit and integration files."""
+    first = ("system", "unit", "integration") if distributed else ROOMS
+    items.sort(key=lambda item: first.index(room_of(item)))
+
+
+def group(items: Sequence[pytest.Item]) -> None:
+    """The pytest-xdist work units (`--dist loadgroup`): the whole system room on one worker
+    (the demo and the drills each hold one stack and must not overlap), every other test
+    with the rest of its file (module fixtures are built once, on one worker)."""
+    for item in items:
+        name = "system" if room_of(item) == "system" else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(name))

@@ -45,6 +45,7 @@ def seconds(duration: str) -> float:
 
 # -- current and valid -------------------------------------------------------------------
 @pytest.mark.integration  # the whole Jsonnet render: about 50 s of CPU, too slow for make check
+@pytest.mark.timeout(600)  # make test runs it beside another worker: the CPU is shared
 def test_generated_files_match_the_catalog() -> None:
     out = subprocess.run([sys.executable, "-m", "alert_rules.generator", "--check"],
                          cwd=REPO, capture_output=True, text=True)
