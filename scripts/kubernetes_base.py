@@ -69,12 +69,12 @@ SERVICES = {"postgres": "saasmon-postgres", "redis": "saasmon-redis", "cron": "s
             "webvitals": "saasmon-webvitals", "smsRelay": "saasmon-sms-relay"}
 APP_LABEL = "saasmon.dev/scrape"
 APP_PORT = "http"
-# Probes through the integrations exporter's /probe (each target's module is in its config,
-# as in deploy/prometheus/prometheus.yml) and through blackbox_exporter.
-INTEGRATIONS_PROBER = {"url": "saasmon-integrations:9633", "path": "/probe"}
-BLACKBOX_PROBER = {"url": "saasmon-blackbox:9115", "path": "/probe"}
-# The object the storage probe GETs: the compose stand-in's address, yours in an overlay.
-STORAGE_TARGET = "http://object-storage:8000/healthz"
+# The probe jobs are deploy/prometheus/prometheus.yml's, targets and module included; only
+# the prober's address is Kubernetes': the Service of the exporter compose calls so.
+PROMETHEUS_YML = REPO / "deploy" / "prometheus" / "prometheus.yml"
+PROBERS = {"integrations-exporter:9633": "saasmon-integrations:9633",
+           "blackbox:9115": "saasmon-blackbox:9115"}
+PROBE_JOBS = ("appProbe", "integrationProbe", "storageProbe")
 # Jobs the base does not scrape: the stack's own node exporter, Alertmanager and Prometheus
 # (kube-prometheus-stack scrapes them under names of its own: docs/kubernetes.md) and the
 # optional cloudwatch_exporter. A new mixin job must be placed in one or the other.
@@ -82,11 +82,9 @@ STACK_JOBS = ("node", "alertmanager", "prometheus")
 
 
 def mixin_jobs() -> dict[str, str]:
-    """`_config.jobs` of the mixin, plus `statusPageTarget` (an instance, not a job)."""
+    """`_config.jobs` of the mixin."""
     out: dict[str, str] = json.loads(_jsonnet.evaluate_snippet(
-        str(MIXIN / "kubernetes.jsonnet"),
-        "local c = (import 'config.libsonnet')._config; "
-        "c.jobs + {statusPageTarget: c.statusPageTarget}"))
+        str(MIXIN / "kubernetes.jsonnet"), "(import 'config.libsonnet')._config.jobs"))
     return out
 
 
@@ -104,12 +102,21 @@ def _service_monitor(name: str, selector: dict[str, str], port: str, job: str) -
                                     "relabelings": _relabel_job(job)}]}}
 
 
-def _probe(job: str, prober: dict[str, str], targets: list[str],
-           module: str | None = None) -> dict[str, Any]:
-    spec: dict[str, Any] = {"jobName": job, "prober": dict(prober),
-                            "targets": {"staticConfig": {"static": targets}}}
-    if module is not None:
-        spec["module"] = module
+def _probe(job: str, scrape: dict[str, Any]) -> dict[str, Any]:
+    """The Probe of a prometheus.yml probe job: its targets, module and prober."""
+    (address,) = [r["replacement"] for r in scrape["relabel_configs"]
+                  if r.get("target_label") == "__address__"]
+    if address not in PROBERS:
+        raise SystemExit(f"scripts/kubernetes_base.py: job {job} probes through {address}: "
+                         "name its Service in PROBERS")
+    spec: dict[str, Any] = {
+        "jobName": job,
+        "prober": {"url": PROBERS[address], "path": scrape.get("metrics_path", "/probe")},
+        "targets": {"staticConfig": {"static": [
+            t for c in scrape["static_configs"] for t in c["targets"]]}}}
+    modules = scrape.get("params", {}).get("module", [])
+    if modules:
+        (spec["module"],) = modules
     return {"apiVersion": "monitoring.coreos.com/v1", "kind": "Probe",
             "metadata": {"name": job, "labels": {"app.kubernetes.io/name": job}},
             "spec": spec}
@@ -118,18 +125,16 @@ def _probe(job: str, prober: dict[str, str], targets: list[str],
 def monitors() -> list[dict[str, Any]]:
     """A ServiceMonitor or Probe per job of the mixin that the base scrapes."""
     jobs = mixin_jobs()
-    status_page = jobs.pop("statusPageTarget")
-    placed = {*SERVICES, *STACK_JOBS, "app", "appProbe", "integrationProbe", "storageProbe"}
+    placed = {*SERVICES, *STACK_JOBS, "app", *PROBE_JOBS}
     if set(jobs) != placed:
         raise SystemExit(f"scripts/kubernetes_base.py: the mixin's jobs changed "
                          f"({sorted(set(jobs) ^ placed)}): place each in SERVICES, STACK_JOBS "
-                         "or a Probe")
+                         "or PROBE_JOBS")
+    scrapes = {c["job_name"]: c for c in yaml.safe_load(PROMETHEUS_YML.read_text())["scrape_configs"]}
     out = [_service_monitor(jobs["app"], {APP_LABEL: jobs["app"]}, APP_PORT, jobs["app"])]
     out += [_service_monitor(service, {"app.kubernetes.io/name": service}, "http-metrics",
                              jobs[key]) for key, service in SERVICES.items()]
-    out += [_probe(jobs["appProbe"], INTEGRATIONS_PROBER, ["app"]),
-            _probe(jobs["integrationProbe"], INTEGRATIONS_PROBER, ["vendor", status_page]),
-            _probe(jobs["storageProbe"], BLACKBOX_PROBER, [STORAGE_TARGET], "http_2xx")]
+    out += [_probe(jobs[key], scrapes[jobs[key]]) for key in PROBE_JOBS]
     return out
 
 

@@ -369,6 +369,17 @@ def test_probe_objects_use_a_prober_service_port(directory: Path) -> None:
         assert probe["spec"]["targets"]["staticConfig"]["static"]
 
 
+def test_probes_are_the_compose_prometheus_probe_jobs() -> None:
+    scrapes = {c["job_name"]: c for c in yaml.safe_load(
+        (REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]}
+    for probe in of_kind(render(BASE), "Probe"):
+        scrape = scrapes[probe["spec"]["jobName"]]
+        assert probe["spec"]["targets"]["staticConfig"]["static"] == [
+            t for c in scrape["static_configs"] for t in c["targets"]]
+        assert probe["spec"].get("module") == scrape.get("params", {}).get("module", [None])[0]
+        assert probe["spec"]["prober"]["path"] == scrape["metrics_path"]
+
+
 def test_integration_probe_targets_are_the_exporters_targets() -> None:
     objects = render(BASE)
     config = yaml.safe_load(named(objects, "ConfigMap", deployment_config(
@@ -577,4 +588,5 @@ def test_example_overlay_replaces_only_what_it_names() -> None:
     changed = {k for k in base_config["data"] if base_config["data"][k] != example_config["data"][k]}
     assert changed == {"redis.yml"}
     (storage,) = [p for p in of_kind(example, "Probe") if p["spec"].get("module")]
-    assert storage["spec"]["targets"]["staticConfig"]["static"] != [kubernetes_base.STORAGE_TARGET]
+    (base_storage,) = [p for p in of_kind(base, "Probe") if p["spec"].get("module")]
+    assert storage["spec"]["targets"] != base_storage["spec"]["targets"]
