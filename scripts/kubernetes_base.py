@@ -151,7 +151,10 @@ def alertmanager_config() -> str:
                             "https://events.pagerduty.com/v2/enqueue", "smtp.example.com:587"),
              Swap("templates/*.tmpl", templates_mark, 1)]
     text = substitute(shipped, swaps)
-    return (HEADER + text.replace(secrets_mark, OPERATOR_SECRETS_DIR)
+    note = ("# alertmanager/alertmanager.yml for a Prometheus Operator Alertmanager: only the secret\n"
+            f"# files ({OPERATOR_SECRETS_DIR}), the templates and the SMS relay's\n"
+            f"# address ({RELAY_ADDRESS}, its Service) differ from the shipped file.\n")
+    return (HEADER + note + text.replace(secrets_mark, OPERATOR_SECRETS_DIR)
             .replace(templates_mark, OPERATOR_TEMPLATES))
 
 

@@ -10,11 +10,13 @@ them (`saasmon ... --config.check`, blackbox_exporter, amtool).
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -263,6 +265,48 @@ def test_probes_use_the_exporters_endpoints_on_existing_ports(directory: Path) -
                 # blackbox_exporter has no readiness of its own; saasmon's is /-/ready.
                 expected = "/-/healthy" if "blackbox" in container["image"] else "/-/ready"
                 assert ready["httpGet"]["path"] == expected
+
+
+class _Exporter(http.server.BaseHTTPRequestHandler):
+    """/-/ready as an exporter answers it: 200 once ready, 503 before."""
+
+    ready = False
+
+    def do_GET(self) -> None:
+        status = 200 if self.path == "/-/ready" and type(self).ready else 503
+        self.send_response(status)
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_bundle_readiness_command_needs_every_port_ready() -> None:
+    deployment = named(render(BASE), "Deployment", "saasmon-exporters")
+    (container,) = pod_spec(deployment)["containers"]
+    command = container["readinessProbe"]["exec"]["command"]
+    ready = type("Ready", (_Exporter,), {"ready": True})
+    pending = type("Pending", (_Exporter,), {"ready": False})
+    servers = [http.server.HTTPServer(("127.0.0.1", 0), handler)
+               for handler in (ready, ready, pending)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    ports = [str(s.server_address[1]) for s in servers]
+    try:
+        def run(*chosen: str) -> int:
+            # The image's interpreter is `python`; the venv's stands in for it here.
+            return subprocess.run([sys.executable, *command[1:3], *chosen], capture_output=True,
+                                  check=False, timeout=60).returncode
+        assert command[0] == "python"
+        assert run(ports[0], ports[1]) == 0
+        assert run(ports[0], ports[2]) != 0  # one exporter's first round still pending
+        servers[2].shutdown()
+        servers[2].server_close()
+        assert run(ports[0], ports[2]) != 0  # one port not answering at all
+    finally:
+        for server in servers:
+            server.shutdown()  # returns at once for one already shut down
+            server.server_close()
 
 
 def measured_rss() -> dict[str, float]:
