@@ -586,7 +586,7 @@ def test_saasmon_containers_accept_their_mounted_config(directory: Path, name: s
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_blackbox_accepts_its_mounted_config(secrets_dir: Path, tmp_path: Path) -> None:
+def test_blackbox_accepts_its_mounted_config(tmp_path: Path) -> None:
     objects = render(BASE)
     deployment = named(objects, "Deployment", "saasmon-blackbox")
     places = lay_out_pod(objects, deployment, [], tmp_path)
@@ -613,9 +613,12 @@ def test_amtool_accepts_the_operator_alertmanager_config(secrets_dir: Path, tmp_
     result = subprocess.run([which("amtool"), "check-config", str(config)],
                             capture_output=True, text=True, check=False, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
-    print(result.stdout)
-    # The relay's webhook is its Service in the release's namespace.
+    # The templates glob finds every shipped template where the operator mounts them.
     parsed = yaml.safe_load(config.read_text())
+    (glob,) = parsed["templates"]
+    assert sorted(p.name for p in Path(glob).parent.glob(Path(glob).name)) == sorted(
+        p.name for p in (REPO / "alertmanager" / "templates").glob("*.tmpl"))
+    # The relay's webhook is its Service in the release's namespace.
     urls = [w["url"] for r in parsed["receivers"] for w in r.get("webhook_configs", [])]
     relay = named(objects, "Service", "saasmon-sms-relay")
     assert urls and all(u.startswith(f"http://saasmon-sms-relay:{relay['spec']['ports'][0]['port']}/")
