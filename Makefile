@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-DEB_PACKAGES := python3-venv openssl procps faketime postgresql postgresql-contrib redis-server prometheus prometheus-alertmanager jsonnet prometheus-node-exporter prometheus-blackbox-exporter
+DEB_PACKAGES := python3-venv openssl procps faketime postgresql postgresql-contrib redis-server prometheus prometheus-alertmanager jsonnet prometheus-node-exporter prometheus-blackbox-exporter kubectl
 BENCH_PACKAGES := prometheus-postgres-exporter prometheus-redis-exporter
 
 .PHONY: test check lint unit integration system demo bench bench-business bench-webvitals bench-drills bench-redis-scan deps venv clean rules
@@ -75,5 +75,6 @@ bench-redis-scan: deps venv  # exact key-pattern counts at 1M keys vs redis_expo
 clean:
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache
 
-rules: venv  # catalog -> alert/recording rules, promtool tests, runbooks (commit the result)
+rules: venv  # catalog -> alert/recording rules, promtool tests, runbooks, the Kubernetes base's copies (commit the result)
 	$(PY) -m alert_rules.generator
+	$(PY) -m scripts.kubernetes_base
