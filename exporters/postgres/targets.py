@@ -113,7 +113,7 @@ class ProbeSettings(StrictModel):
         default=[DEFAULT_PORT], min_length=1, max_length=20)
     # Targets with a pool at once; the least recently probed idle one makes room.
     max_targets: int = Field(default=16, ge=1, le=1000)
-    pool_max_size: int = Field(default=1, ge=1, le=10)
+    pool_max_size: int = Field(default=2, ge=1, le=10)  # per target, as the DSN's pool
     # A target not probed for this long has its pool closed and its state dropped;
     # default max(60 s, 4 x interval_seconds).
     idle_close_seconds: float | None = Field(default=None, gt=0, le=86400)
