@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from exporters.devservers import PostgresServer
+from exporters.devservers import PostgresServer, free_port
 from tests.support.exporter import Exporter
 from tests.support.metrics import Samples, parse, total, value
+from tests.support.processes import read_log, ready, stop_process
 
 Run = Callable[..., Exporter]
 PASSWORD = "Pr0be-Sentinel-Passw0rd"
@@ -297,3 +302,67 @@ def test_live_targets_are_capped_and_idle_ones_closed(
             f"SELECT count(*) FROM pg_stat_activity WHERE usename = '{ROLE}'")) > 0:
         assert time.monotonic() < deadline, "probe connections left open"
         time.sleep(0.2)
+
+
+def documented_scrape_config() -> str:
+    """The scrape config docs/exporters/postgres.md shows for /probe, as written there."""
+    text = (Path(__file__).parents[2] / "docs/exporters/postgres.md").read_text()
+    blocks = text.split("```yaml\n")[1:]
+    found = [b.split("```")[0] for b in blocks if "metrics_path: /probe" in b]
+    assert len(found) == 1
+    return found[0]
+
+
+def prometheus_query(port: int, expr: str) -> list[dict[str, Any]]:
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=10) as response:
+        result: list[dict[str, Any]] = json.load(response)["data"]["result"]
+    return result
+
+
+def test_an_ha_prometheus_pair_with_the_documented_relabeling_costs_one_collection(
+        postgres: PostgresServer, second: PostgresServer, workdir: Path,
+        run_exporter: Run) -> None:
+    for server in (postgres, second):
+        add_prober(server)
+    config = probe_config(workdir, {"orders": target(postgres), "billing": target(second)})
+    config["interval_seconds"] = 2  # = the scrape interval, as the docs say
+    exporter = run_exporter("postgres", config)
+    scrape = documented_scrape_config().replace("pg-exporter.internal:9630",
+                                                f"127.0.0.1:{exporter.port}")
+    prometheus_yml = workdir / "prometheus.yml"
+    prometheus_yml.write_text("global: {scrape_interval: 2s, scrape_timeout: 2s}\n" + scrape)
+    pair: list[tuple[subprocess.Popen[bytes], int, Path]] = []
+    try:
+        for name in ("prom-a", "prom-b"):
+            port, log_path = free_port(), workdir / f"{name}.log"
+            proc = subprocess.Popen(
+                ["prometheus", f"--config.file={prometheus_yml}",
+                 f"--storage.tsdb.path={workdir / name}",
+                 f"--web.listen-address=127.0.0.1:{port}"],
+                stdout=subprocess.DEVNULL, stderr=log_path.open("wb"))
+            pair.append((proc, port, log_path))
+        for proc, port, log_path in pair:
+            deadline = time.monotonic() + 60
+            while not ready(proc, f"http://127.0.0.1:{port}", log_path):
+                assert time.monotonic() < deadline, read_log(log_path)
+                time.sleep(0.3)
+
+        exporter.wait_until("ten probes", lambda s: value(s, "pg_exporter_probes_total",
+                                                          result="shared") >= 10, timeout=120)
+        for _, port, _ in pair:
+            deadline = time.monotonic() + 60
+            while {r["metric"]["instance"]: r["value"][1] for r in prometheus_query(
+                    port, 'pg_up{job="postgres"}')} != {"orders": "1", "billing": "1"}:
+                assert time.monotonic() < deadline, prometheus_query(port, "up")
+                time.sleep(0.5)
+        own = exporter.scrape()
+        collected = value(own, "pg_exporter_probes_total", result="collected")
+        shared = value(own, "pg_exporter_probes_total", result="shared")
+        # Two scrapers, one collection per interval: about half of the probes collect
+        # (a probe mid-flight when counted may tip one side by a few).
+        assert collected <= shared + 4, (collected, shared)
+        assert value(own, "pg_exporter_probes_total", result="refused") == 0
+    finally:
+        for proc, _, _ in pair:
+            stop_process(proc)
