@@ -65,6 +65,9 @@ class AuthModule(StrictModel):
         found = [s.get_secret_value() for s in (self.password, self.dsn) if s is not None]
         if self.dsn is not None and (password := urlsplit(found[-1]).password):
             found.append(password)
+        if self.password is not None:
+            # As dsn_for writes it into the URL it builds.
+            found.append(quote(self.password.get_secret_value(), safe=""))
         return found
 
     def dsn_for(self, host: str, port: int, database: str | None) -> str:

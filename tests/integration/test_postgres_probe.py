@@ -353,7 +353,7 @@ def test_an_ha_prometheus_pair_with_the_documented_relabeling_costs_one_collecti
         for _, port, _ in pair:
             deadline = time.monotonic() + 60
             while {r["metric"]["instance"]: r["value"][1] for r in prometheus_query(
-                    port, 'pg_up{job="postgres"}')} != {"orders": "1", "billing": "1"}:
+                    port, 'pg_up{job="saasmon-postgres"}')} != {"orders": "1", "billing": "1"}:
                 assert time.monotonic() < deadline, prometheus_query(port, "up")
                 time.sleep(0.5)
         own = exporter.scrape()
