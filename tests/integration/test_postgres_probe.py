@@ -162,8 +162,20 @@ def test_down_target_is_reported_and_recovers_while_the_other_is_served(
         run_exporter: Run) -> None:
     for server in (postgres, second):
         add_prober(server)
+    # A host that takes the connection and never answers: bounded by the timeout.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
     exporter = run_exporter("postgres", probe_config(
-        workdir, {"up": target(postgres), "down": target(second)}))
+        workdir, {"up": target(postgres), "down": target(second),
+                  "hang": {"host": "127.0.0.1", "port": silent.getsockname()[1]}}))
+    with silent:
+        status, body = probe(exporter, "target=hang")
+        assert status == 200, body
+        hang = parse(body)
+        assert value(hang, "pg_up", target="hang") == 0
+        assert total(hang, "pg_exporter_collector_errors_total", target="hang",
+                     reason="timeout") >= 1
     assert value(probed(exporter, "target=down"), "pg_up", target="down") == 1
     second.stop("immediate")
     down = wait_probe(exporter, "target=down", "pg_up 0",
