@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from fnmatch import fnmatchcase
+from typing import Annotated, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
-from exporters.runtime.config import DsnConfig
+from exporters.postgres.targets import AuthModule, ProbeSettings, check_auth
+from exporters.runtime.config import DsnConfig, StrictModel
 from exporters.runtime.overrides import CollectorOverride, CollectorsConfig, Schedule
 
 # The `name` of each collector in exporters.postgres.collectors, in the order they run.
 COLLECTORS = ("activity", "database", "statements", "tables", "replication", "checkpoints")
 
 
+DSN_ENV = "SAASMON_POSTGRES_DSN"
+Pattern = Annotated[str, StringConstraints(min_length=1, max_length=63)]
+
+
+class TableDatabases(StrictModel):
+    """Whose table statistics are read besides the DSN's database: names or shell patterns
+    matched against pg_database (templates and databases refusing connections left out)."""
+
+    include: list[Pattern] = Field(min_length=1, max_length=100)
+    exclude: list[Pattern] = Field(default_factory=list, max_length=100)
+    # Each database read costs a connection and top_n x 5 series: a hard cap.
+    max_databases: int = Field(default=10, ge=1, le=50)
+
+    def select(self, names: list[str]) -> tuple[list[str], int]:
+        """The databases to read (in the order given, at most max_databases), and how many
+        matching ones were left out."""
+        wanted = [n for n in names
+                  if any(fnmatchcase(n, p) for p in self.include)
+                  and not any(fnmatchcase(n, p) for p in self.exclude)]
+        return wanted[:self.max_databases], max(0, len(wanted) - self.max_databases)
+
+
 class PostgresConfig(DsnConfig, CollectorsConfig[CollectorOverride]):
-    dsn_env: ClassVar[str | None] = "SAASMON_POSTGRES_DSN"
+    # Optional here: a probe-only exporter (targets or allow_hosts, no DSN) is valid; the
+    # validator below says what is required otherwise.
+    dsn_env: ClassVar[str | None] = None
     target: str = Field(default="postgres", min_length=1, max_length=64)
     interval_seconds: float = Field(default=15.0, ge=0, le=3600)
     timeout_seconds: float = Field(default=5.0, gt=0, le=300)
@@ -28,12 +54,35 @@ class PostgresConfig(DsnConfig, CollectorsConfig[CollectorOverride]):
     # pg_storage_allocated_bytes for PostgresStorageHigh. Unset, PostgresStorageLimitUnset
     # says the storage alert is blind.
     allocated_storage_bytes: int | None = Field(default=None, gt=0)
+    # Table statistics of these databases (with a `database` label) instead of the DSN's
+    # database alone; applies to probed targets too.
+    table_databases: TableDatabases | None = None
+    # Multi-target: credentials for /probe by name, and the targets /probe may reach.
+    auth_modules: dict[str, AuthModule] = Field(default_factory=dict, max_length=100)
+    default_auth_module: str | None = None
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
 
     @model_validator(mode="after")
     def _thresholds(self) -> PostgresConfig:
         if any(t <= 0 for t in self.slow_query_thresholds_seconds):
             raise ValueError("slow_query_thresholds_seconds must all be positive")
+        if self.dsn is None and not self.probing:
+            raise ValueError(f"dsn is required (or dsn_file, or env {DSN_ENV}), unless "
+                             "probe.targets or probe.allow_hosts are set")
+        check_auth(self.auth_modules, self.default_auth_module, self.probe)
         return self
+
+    @property
+    def probing(self) -> bool:
+        """Whether /probe can reach anything."""
+        return bool(self.probe.targets or self.probe.allow_hosts)
+
+    def probe_idle_seconds(self) -> float:
+        return self.probe.idle_close_seconds or max(60.0, 4 * self.interval_seconds)
+
+    def all_secrets(self) -> list[str]:
+        return [*self.dsn_secrets(),
+                *(s for module in self.auth_modules.values() for s in module.secrets())]
 
     def collector_defaults(self) -> dict[str, Schedule]:
         return dict.fromkeys(COLLECTORS, Schedule(self.interval_seconds, self.timeout_seconds))

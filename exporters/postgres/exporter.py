@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from exporters.postgres.collectors import ALL
+from aiohttp import web
+from prometheus_client.core import Metric
+
+from exporters.postgres.assembly import ServerCollectors, assemble
 from exporters.postgres.config import PostgresConfig
-from exporters.runtime.exporter import ExporterKind, Instance
-from exporters.runtime.overrides import longest_timeout
-from exporters.runtime.pgpool import collector_pool
+from exporters.postgres.probe import Prober
+from exporters.runtime.collector import Collector
+from exporters.runtime.exporter import ExporterKind, Instance, Route
 
 
 class PostgresInstance(Instance):
     def __init__(self, config: PostgresConfig) -> None:
-        schedules = config.schedules()
-        self.pool = collector_pool(
-            config.required_dsn, "saasmon_exporter", max_size=config.pool_max_size,
-            timeout=longest_timeout(schedules.values(), config.timeout_seconds),
-            interval=config.interval_seconds)
-        self.collectors = [cls(self.pool, config, schedules[cls.name])
-                           for cls in ALL if cls.name in schedules]
+        # No DSN: a probe-only exporter; /metrics then holds the exporter's own metrics.
+        self.server: ServerCollectors | None = None
+        self.collectors: list[Collector] = []
+        if config.dsn_value is not None:
+            self.server = assemble(config, config.dsn_value, pool_max_size=config.pool_max_size)
+            self.collectors = list(self.server.collectors)
+        self.prober = Prober(config)
+
+    async def probe(self, request: web.Request) -> web.StreamResponse:
+        return await self.prober.handle(request)
+
+    def families(self) -> Iterable[Metric]:
+        return self.prober.families()
 
     async def close(self) -> None:
-        await self.pool.close()
+        await self.prober.close()
+        if self.server is not None:
+            await self.server.close()
 
 
 class PostgresExporter(ExporterKind[PostgresConfig]):
@@ -30,15 +42,26 @@ class PostgresExporter(ExporterKind[PostgresConfig]):
     namespace = "pg"
     default_address = ":9630"
     config_model = PostgresConfig
+    routes = (Route("GET", "/probe", "probe"),)  # behind basic auth, like /metrics
 
     def secrets(self, config: PostgresConfig) -> list[str]:
-        return config.dsn_secrets()
+        return config.all_secrets()
 
     def build(self, config: PostgresConfig) -> PostgresInstance:
         return PostgresInstance(config)
 
     def summary(self, config: PostgresConfig) -> str:
-        url = urlsplit(config.required_dsn)
-        return (f"postgres: config ok: target {config.target!r} at "
-                f"{url.hostname}:{url.port or 5432}{url.path}, interval {config.interval_seconds:g}s, "
-                f"timeout {config.timeout_seconds:g}s")
+        line = "postgres: config ok: "
+        if config.dsn_value is not None:
+            url = urlsplit(config.dsn_value)
+            line += (f"target {config.target!r} at {url.hostname}:{url.port or 5432}{url.path}, ")
+        else:
+            line += "no dsn (probe only), "
+        line += (f"interval {config.interval_seconds:g}s, timeout {config.timeout_seconds:g}s")
+        if config.probing or config.auth_modules:
+            allow = ", ".join(config.probe.allow_hosts) or "none"
+            line += (f"; probe: {len(config.probe.targets)} target(s) "
+                     f"[{', '.join(sorted(config.probe.targets))}], allow_hosts [{allow}], "
+                     f"{len(config.auth_modules)} auth module(s), at most "
+                     f"{config.probe.max_targets} at once")
+        return line
