@@ -5,14 +5,10 @@ Prometheus evaluating the scaled rules.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import subprocess
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +20,7 @@ from alert_rules.generator.catalog import load_catalog
 from alert_rules.generator.scaled import seconds, write_scaled
 from exporters.devservers import free_port
 from tests.support.alertmanager import AMTOOL, wait_for
+from tests.support.metrics import prometheus_api
 from tests.support.processes import read_log, ready, stop_process
 
 PROMETHEUS = "/usr/bin/prometheus"
@@ -148,11 +145,7 @@ class Prometheus:
         return ready(self.proc, self.url, self.log_path)
 
     def api(self, path: str, **params: str) -> Any:
-        url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            body = json.loads(response.read())
-        assert body["status"] == "success", body
-        return body["data"]
+        return prometheus_api(self.url, path, **params)
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """Instant query: [{metric: {...}, value: [t, "v"]}, ...]."""
