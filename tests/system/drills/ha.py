@@ -22,7 +22,6 @@ import contextlib
 import json
 import signal
 import subprocess
-import sys
 import tempfile
 import urllib.request
 from collections import Counter
@@ -38,7 +37,13 @@ from refapp.receivers import Mail
 from tests.support.alertmanager import Alertmanager, wait_for
 from tests.support.exporter import Exporter
 from tests.support.metrics import parse
-from tests.system.drills.alerting import Prometheus, amtool_receivers, routes, scale_timers
+from tests.system.drills.alerting import (
+    Prometheus,
+    amtool_receivers,
+    routes,
+    scale_committed,
+    scale_timers,
+)
 from tests.system.drills.catalog import mixin_jobs
 from tests.system.drills.harness import SCRAPE_INTERVAL, resend_delay, time_scale
 from tests.system.drills.notifications import Delivery, ReceiverMap, Receivers, read
@@ -169,6 +174,14 @@ class Pair:
         got = self.copies(alertname, status)
         return all(got[r] for r in self.expected(receivers, status))
 
+    def assert_exactly_once(self, alertname: str, *receivers: frozenset[str]) -> None:
+        """Each routed receiver got the firing notification once per alert group and, where
+        it sends them, the resolution once; no other receiver got either. Call it QUIET_S
+        after the last expected notification (a duplicate would have come by then)."""
+        for status in ("firing", "resolved"):
+            assert self.copies(alertname, status) == self.expected_all(
+                list(receivers), status), status
+
     def pings(self) -> int:
         return sum(1 for item in self.receivers.recorder.items()
                    for d in read(item, self.receiver_map)
@@ -226,22 +239,6 @@ def prometheus_config(rules: list[Path], peers: list[Peer],
     }
 
 
-def render_rules(out: Path, scale: float) -> subprocess.Popen[bytes]:
-    """The generated rules, durations scaled, written to `out` by the generator in its own
-    process (seconds of CPU): the caller starts the rest meanwhile, then `rendered()`."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "alert_rules.generator", f"--time-scale={scale!r}",
-         f"--scrape-interval={SCRAPE_INTERVAL:g}", f"--out={out}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
-def rendered(render: subprocess.Popen[bytes], out: Path) -> list[Path]:
-    """The rule files `render_rules` wrote, once it is done."""
-    output, _ = render.communicate(timeout=120)
-    assert render.returncode == 0, output.decode()
-    return sorted(out.glob("*.yaml"))
-
-
 def start_pair(root: Path, scale: float, receivers: Receivers,
                cleanup: contextlib.ExitStack) -> tuple[Path, list[Peer]]:
     """Two clustered Alertmanagers with the shipped routing (timers scaled) in front of the
@@ -273,10 +270,6 @@ def start_stack() -> HaStack:
     cleanup = contextlib.ExitStack()
     try:
         cleanup.callback(subprocess.run, ["rm", "-rf", str(root)], check=False)
-        # Rendering the rules is seconds of CPU: in its own process, while the rest starts.
-        rules_dir = root / "rules"
-        render = render_rules(rules_dir, scale)
-        cleanup.callback(render.kill)
         postgres = PostgresServer(root / "pg", max_connections=20)
         postgres.start()
         cleanup.callback(postgres.stop, "immediate")
@@ -288,7 +281,7 @@ def start_stack() -> HaStack:
         config_path, peers = start_pair(root, scale, receivers, cleanup)
         jobs = mixin_jobs()
         prometheus = Prometheus(root / "prometheus", prometheus_config(
-            rendered(render, rules_dir), peers,
+            scale_committed(root / "rules", scale, SCRAPE_INTERVAL), peers,
             {jobs["postgres"]: [pg_exporter.port], jobs["smsRelay"]: [receivers.relay.port]}),
             # Scaled like the rest: an alert that fired before the Alertmanagers were
             # discovered is dropped, and re-sent only after this delay (1 m unscaled).

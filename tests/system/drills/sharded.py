@@ -1,0 +1,141 @@
+"""The sharded-scraping drill's stack (issue 17 §3): the bundle on VictoriaMetrics instead of
+one Prometheus, with the clustered Alertmanager pair of the HA drill (ha.py) behind it.
+
+    exporters ──scrape──> vmagent shard 0 ─┐
+             └─scrape──> vmagent shard 1 ─┴─remote write─> VictoriaMetrics (single node)
+                                                              │ /api/v1/query
+             Alertmanager pair <──alerts── vmalert ───────────┘ (recording rules and ALERTS
+                                                                  written back)
+
+Both shards read one scrape config (ha.scrape_config: the exporters, the Alertmanagers and
+the VictoriaMetrics programs themselves) and split its targets by a hash of each target's
+labels (`-promscrape.cluster.membersCount=2`, `-promscrape.cluster.memberNum=0|1`): each
+target is scraped by exactly one of them, so every series has one writer and vmalert sees
+one alert where Prometheus would. vmalert evaluates the generated rules, durations scaled
+by the drill time scale (alerting.scale_committed), every second, and sends every
+alert to both Alertmanagers, which run the shipped routing with scaled timers.
+
+The engine's own durations are scaled like the rules: VictoriaMetrics hides samples younger
+than -search.latencyOffset (30 s) from queries, vmalert looks back -datasource.queryStep
+(5 m) for a plain selector's last sample; at the default 1/60 that is 0.5 s and 5 s.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from exporters.devservers import RedisServer
+from scripts.demo import WEBVITALS_ROUTES
+from tests.support.alertmanager import wait_for
+from tests.support.exporter import Exporter
+from tests.support.victoria import VictoriaMetrics, VmAgent, VmAlert
+from tests.system.drills.alerting import scale_committed
+from tests.system.drills.catalog import mixin_jobs
+from tests.system.drills.ha import Pair, scrape_config, start_pair, wait_settled
+from tests.system.drills.harness import SCRAPE_INTERVAL, resend_delay, time_scale
+from tests.system.drills.notifications import Receivers
+
+SHARDS = 2
+# Jobs of the VictoriaMetrics programs (self-monitoring); the rules select saasmon-* jobs.
+VM_JOBS = ("victoriametrics", "vmagent", "vmalert")
+
+
+@dataclass
+class ShardedStack(Pair):
+    redis: RedisServer
+    exporters: dict[str, Exporter]
+    victoria: VictoriaMetrics
+    agents: list[VmAgent]
+    vmalert: VmAlert
+    jobs: dict[str, list[int]]  # job -> the ports both shards were told to scrape
+    cleanup: contextlib.ExitStack
+
+    def targets(self) -> set[tuple[str, str]]:
+        """Every (job, instance) of the scrape config."""
+        return {(job, f"127.0.0.1:{port}") for job, ports in self.jobs.items() for port in ports}
+
+    def scraped_by(self, agent: VmAgent) -> set[tuple[str, str]]:
+        """(job, instance) of every target this shard scrapes, from its targets API."""
+        return {(t["labels"]["job"], t["labels"]["instance"]) for t in agent.targets()}
+
+    def stop(self) -> None:
+        self.cleanup.close()
+
+
+def start_sharded() -> ShardedStack:
+    """Everything started and proven end to end: every target up in VictoriaMetrics, a
+    Watchdog ping from vmalert through the pair at the heartbeat."""
+    root = Path(tempfile.mkdtemp(prefix="saasmon-vmshard-"))
+    scale = time_scale()
+    cleanup = contextlib.ExitStack()
+    try:
+        cleanup.callback(subprocess.run, ["rm", "-rf", str(root)], check=False)
+        redis = RedisServer(root / "redis")
+        redis.start()
+        cleanup.callback(redis.kill)
+        receivers = Receivers(root).start()
+        cleanup.callback(receivers.stop)
+        exporters = {
+            "redis": Exporter("redis", {"targets": [{"name": "main", "url": redis.url}],
+                                        "interval_seconds": SCRAPE_INTERVAL}, root),
+            "webvitals": Exporter("webvitals", {"allowed_origins": ["http://127.0.0.1"],
+                                                "routes": WEBVITALS_ROUTES}, root),
+        }
+        for exporter in exporters.values():
+            cleanup.callback(exporter.stop)
+        with concurrent.futures.ThreadPoolExecutor(len(exporters)) as pool:
+            list(pool.map(Exporter.start, exporters.values()))
+        config_path, peers = start_pair(root, scale, receivers, cleanup)
+
+        victoria = VictoriaMetrics(root / "victoria", latency_offset=f"{30 * scale:g}s")
+        # Built before they start: each one's port is a target in the shared scrape config.
+        scrape_file = root / "scrape.yml"
+        agents = [VmAgent(root / "vmagent", config=scrape_file, remote_write=victoria.write_url,
+                          member=n, members=SHARDS) for n in range(SHARDS)]
+        rules = scale_committed(root / "rules", scale, SCRAPE_INTERVAL)
+        vmalert = VmAlert(
+            root / "vmalert", rules=rules, datasource=victoria.url, write_to=victoria.url,
+            notifiers=[p.url for p in peers], extra=[
+                f"-evaluationInterval={SCRAPE_INTERVAL:g}s",
+                f"-datasource.queryStep={300 * scale:g}s",
+                # As the drills' Prometheus: an alert stays active in Alertmanager for 4x
+                # this, longer than a late evaluation on a busy machine (harness.resend_delay).
+                f"-rule.resendDelay={resend_delay(scale)}s",
+                # Recording rules' results reach the alerts reading them within a second.
+                "-remoteWrite.flushInterval=1s",
+                # Alerts labelled as Prometheus labels them: no vmalert `alertgroup` label.
+                "-disableAlertgroupLabel"])
+        jobs = mixin_jobs()
+        scraped = {
+            jobs["redis"]: [exporters["redis"].port],
+            jobs["webvitals"]: [exporters["webvitals"].port],
+            jobs["smsRelay"]: [receivers.relay.port],
+            jobs["alertmanager"]: [p.port for p in peers],
+            "victoriametrics": [victoria.port],
+            "vmagent": [a.port for a in agents],
+            "vmalert": [vmalert.port],
+        }
+        scrape_file.write_text(yaml.safe_dump(scrape_config(scraped), sort_keys=False))
+        for program in (victoria, *agents, vmalert):
+            cleanup.callback(program.stop)
+            program.start()
+        wait_settled(peers)
+        stack = ShardedStack(root, scale, receivers, receivers.receiver_map(config_path),
+                             config_path, peers, redis=redis, exporters=exporters,
+                             victoria=victoria, agents=agents, vmalert=vmalert, jobs=scraped,
+                             cleanup=cleanup)
+        every = len(stack.targets())
+        wait_for(f"all {every} targets up in VictoriaMetrics", lambda: len(
+            victoria.query("up == 1")) == every, timeout=60)
+        wait_for("a Watchdog ping from vmalert at the heartbeat", stack.pings, timeout=60)
+        stack.cleanup = cleanup.pop_all()  # the stack's to close from now on
+        return stack
+    finally:
+        cleanup.close()
