@@ -8,6 +8,7 @@ Every one of them answers Prometheus' `/-/ready` and `/api/v1/...` JSON shape.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -111,6 +112,11 @@ class VmAgent(VmProgram):
                 f"-remoteWrite.tmpDataPath={self.workdir / f'queue-{self.port}'}",
                 f"-promscrape.cluster.membersCount={self.members}",
                 f"-promscrape.cluster.memberNum={self.member}"]
+
+    def reload(self) -> None:
+        """Read the scrape config again (SIGHUP), as after a change of targets."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGHUP)
 
     def targets(self) -> list[dict[str, Any]]:
         """The targets this scraper scrapes (its /api/v1/targets active list)."""

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import subprocess
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +45,18 @@ from tests.system.drills.harness import SCRAPE_INTERVAL, resend_delay, time_scal
 from tests.system.drills.notifications import Receivers
 
 SHARDS = 2
-# Jobs of the VictoriaMetrics programs (self-monitoring); the rules select saasmon-* jobs.
-VM_JOBS = ("victoriametrics", "vmagent", "vmalert")
+# Self-monitoring job whose target may carry a `shard_salt` label (ShardedStack.spread); no
+# rule selects on it.
+SALT_JOB = "vmalert"
+
+
+def write_scrape_config(path: Path, jobs: Mapping[str, Sequence[int]], salt: int) -> None:
+    config = scrape_config(jobs)
+    if salt:
+        for job in config["scrape_configs"]:
+            if job["job_name"] == SALT_JOB:
+                job["static_configs"][0]["labels"] = {"shard_salt": str(salt)}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 @dataclass
@@ -55,6 +67,7 @@ class ShardedStack(Pair):
     agents: list[VmAgent]
     vmalert: VmAlert
     jobs: dict[str, list[int]]  # job -> the ports both shards were told to scrape
+    scrape_file: Path
     cleanup: contextlib.ExitStack
 
     def targets(self) -> set[tuple[str, str]]:
@@ -64,6 +77,33 @@ class ShardedStack(Pair):
     def scraped_by(self, agent: VmAgent) -> set[tuple[str, str]]:
         """(job, instance) of every target this shard scrapes, from its targets API."""
         return {(t["labels"]["job"], t["labels"]["instance"]) for t in agent.targets()}
+
+    def shares(self, salt: int) -> list[set[tuple[str, str]]] | None:
+        """Each shard's targets, once the shards agree on config `salt`: every target
+        scraped by one of them, the salted target labelled as that config says."""
+        listed = [t for agent in self.agents for t in agent.targets()]
+        salted = [t["labels"].get("shard_salt", "0") for t in listed
+                  if t["labels"]["job"] == SALT_JOB]
+        shares = [self.scraped_by(agent) for agent in self.agents]
+        if salted != [str(salt)] or set().union(*shares) != self.targets():
+            return None
+        return shares
+
+    def spread(self) -> None:
+        """Both shards with targets of their own. The shard of a target is a hash of its
+        labels, its random port among them: once in 2^(n-1) runs one shard gets all n.
+        Then the vmalert target gets a `shard_salt` label, which moves it or not, and the
+        shards read the config again, as they do when targets change."""
+        for salt in range(16):
+            if salt:
+                write_scrape_config(self.scrape_file, self.jobs, salt)
+                for agent in self.agents:
+                    agent.reload()
+            shares = wait_for(f"the shards on scrape config {salt}",
+                              functools.partial(self.shares, salt), timeout=30)
+            if all(shares):
+                return
+        raise AssertionError("one shard scrapes every target under 16 salts")
 
     def stop(self) -> None:
         self.cleanup.close()
@@ -122,7 +162,7 @@ def start_sharded() -> ShardedStack:
             "vmagent": [a.port for a in agents],
             "vmalert": [vmalert.port],
         }
-        scrape_file.write_text(yaml.safe_dump(scrape_config(scraped), sort_keys=False))
+        write_scrape_config(scrape_file, scraped, salt=0)
         for program in (victoria, *agents, vmalert):
             cleanup.callback(program.stop)
             program.start()
@@ -130,7 +170,8 @@ def start_sharded() -> ShardedStack:
         stack = ShardedStack(root, scale, receivers, receivers.receiver_map(config_path),
                              config_path, peers, redis=redis, exporters=exporters,
                              victoria=victoria, agents=agents, vmalert=vmalert, jobs=scraped,
-                             cleanup=cleanup)
+                             scrape_file=scrape_file, cleanup=cleanup)
+        stack.spread()
         every = len(stack.targets())
         wait_for(f"all {every} targets up in VictoriaMetrics", lambda: len(
             victoria.query("up == 1")) == every, timeout=60)
