@@ -173,8 +173,9 @@ def start_sharded() -> ShardedStack:
                              scrape_file=scrape_file, cleanup=cleanup)
         stack.spread()
         every = len(stack.targets())
+        # By job and instance: a re-split's salted target leaves its old series behind.
         wait_for(f"all {every} targets up in VictoriaMetrics", lambda: len(
-            victoria.query("up == 1")) == every, timeout=60)
+            victoria.query("count by (job, instance) (up == 1)")) == every, timeout=60)
         wait_for("a Watchdog ping from vmalert at the heartbeat", stack.pings, timeout=60)
         stack.cleanup = cleanup.pop_all()  # the stack's to close from now on
         return stack
