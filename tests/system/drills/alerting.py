@@ -121,14 +121,15 @@ def scale_committed(directory: Path, scale: float, scrape_interval: float) -> li
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for name in COMMITTED_RULES:
-        doc = yaml.safe_load((GENERATED / name).read_text())
+        doc = yaml.load((GENERATED / name).read_text(), Loader=yaml.CSafeLoader)
         for group in doc["groups"]:
             for rule in group["rules"]:
                 rule["expr"] = scale_expr(rule["expr"], scale, 4 * scrape_interval)
                 if "for" in rule:
                     rule["for"] = scale_duration(rule["for"], scale)
         path = directory / name
-        path.write_text(header(scale) + yaml.safe_dump(doc, sort_keys=False, width=1000))
+        path.write_text(header(scale) + yaml.dump(doc, Dumper=yaml.CSafeDumper, sort_keys=False,
+                                                  width=1000))
         paths.append(path)
     return paths
 
