@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-DEB_PACKAGES := python3-venv openssl procps faketime postgresql postgresql-contrib redis-server prometheus prometheus-alertmanager jsonnet prometheus-node-exporter prometheus-blackbox-exporter kubectl
+DEB_PACKAGES := python3-venv openssl procps faketime postgresql postgresql-contrib redis-server prometheus prometheus-alertmanager jsonnet prometheus-node-exporter prometheus-blackbox-exporter kubectl victoria-metrics
 BENCH_PACKAGES := prometheus-postgres-exporter prometheus-redis-exporter
 
 .PHONY: test check lint unit integration system demo bench bench-business bench-webvitals bench-drills bench-redis-scan deps venv clean rules

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import urllib.parse
+import urllib.request
+from typing import Any
+
 from prometheus_client.core import Metric
 from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client.parser import text_string_to_metric_families
@@ -36,3 +41,13 @@ def parse_openmetrics(text: str) -> list[Metric]:
     parsed: list[Metric] = list(
         openmetrics_parser.text_string_to_metric_families(text))  # type: ignore[no-untyped-call]
     return parsed
+
+
+def prometheus_api(base_url: str, path: str, **params: str) -> Any:
+    """GET a Prometheus-style HTTP API (`/api/v1/<path>`: Prometheus, VictoriaMetrics,
+    vmagent, vmalert); its `data`, once the answer says status success."""
+    url = f"{base_url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body = json.loads(response.read())
+    assert body["status"] == "success", body
+    return body["data"]

@@ -22,11 +22,10 @@ import contextlib
 import json
 import signal
 import subprocess
-import sys
 import tempfile
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,13 @@ from refapp.receivers import Mail
 from tests.support.alertmanager import Alertmanager, wait_for
 from tests.support.exporter import Exporter
 from tests.support.metrics import parse
-from tests.system.drills.alerting import Prometheus, amtool_receivers, routes, scale_timers
+from tests.system.drills.alerting import (
+    Prometheus,
+    amtool_receivers,
+    routes,
+    scale_committed,
+    scale_timers,
+)
 from tests.system.drills.catalog import mixin_jobs
 from tests.system.drills.harness import SCRAPE_INTERVAL, resend_delay, time_scale
 from tests.system.drills.notifications import Delivery, ReceiverMap, Receivers, read
@@ -123,16 +128,17 @@ class Sent:
 
 
 @dataclass
-class HaStack:
+class Pair:
+    """The clustered Alertmanager pair with the stand-in receivers behind it, and what they
+    received, counted per sender: whatever rule engine feeds the pair (Prometheus here,
+    vmalert in tests/system/drills/sharded.py) is judged by these counts."""
+
     root: Path
     scale: float
-    postgres: PostgresServer
-    pg_exporter: Exporter
     receivers: Receivers
     receiver_map: ReceiverMap
     config_path: Path
     peers: list[Peer]
-    prometheus: Prometheus
 
     def _sender(self, item: object) -> str | None:
         text = item.text() if isinstance(item, Mail) else getattr(item, "body", b"").decode()
@@ -168,6 +174,14 @@ class HaStack:
         got = self.copies(alertname, status)
         return all(got[r] for r in self.expected(receivers, status))
 
+    def assert_exactly_once(self, alertname: str, *receivers: frozenset[str]) -> None:
+        """Each routed receiver got the firing notification once per alert group and, where
+        it sends them, the resolution once; no other receiver got either. Call it QUIET_S
+        after the last expected notification (a duplicate would have come by then)."""
+        for status in ("firing", "resolved"):
+            assert self.copies(alertname, status) == self.expected_all(
+                list(receivers), status), status
+
     def pings(self) -> int:
         return sum(1 for item in self.receivers.recorder.items()
                    for d in read(item, self.receiver_map)
@@ -185,6 +199,13 @@ class HaStack:
     def by_position(self) -> list[Peer]:
         return sorted(self.peers, key=lambda p: p.position())
 
+
+@dataclass
+class HaStack(Pair):
+    postgres: PostgresServer
+    pg_exporter: Exporter
+    prometheus: Prometheus
+
     def stop(self) -> None:
         stops: list[Callable[[], object]] = [
             self.prometheus.stop, *(p.stop for p in self.peers), self.pg_exporter.stop,
@@ -195,19 +216,49 @@ class HaStack:
         subprocess.run(["rm", "-rf", str(self.root)], check=False)
 
 
-def prometheus_config(rules: list[Path], peers: list[Peer],
-                      jobs: dict[str, Exporter]) -> dict[str, Any]:
+def scrape_config(jobs: Mapping[str, Sequence[int]]) -> dict[str, Any]:
+    """The scraping part of prometheus.yml (what vmagent reads): job -> loopback ports."""
     every = f"{SCRAPE_INTERVAL:g}s"
     return {
-        "global": {"scrape_interval": every, "scrape_timeout": every,
-                   "evaluation_interval": every},
+        "global": {"scrape_interval": every, "scrape_timeout": every},
+        "scrape_configs": [{"job_name": job, "static_configs": [
+            {"targets": [f"127.0.0.1:{port}" for port in ports]}]} for job, ports in jobs.items()],
+    }
+
+
+def prometheus_config(rules: list[Path], peers: list[Peer],
+                      jobs: Mapping[str, Sequence[int]]) -> dict[str, Any]:
+    config = scrape_config(jobs)
+    return {
+        "global": {**config["global"], "evaluation_interval": f"{SCRAPE_INTERVAL:g}s"},
         "rule_files": [str(p) for p in rules],
         # Every Alertmanager gets every alert: the peers do not pass alerts on.
         "alerting": {"alertmanagers": [{"api_version": "v2", "static_configs": [
             {"targets": [f"127.0.0.1:{p.port}" for p in peers]}]}]},
-        "scrape_configs": [{"job_name": job, "static_configs": [
-            {"targets": [f"127.0.0.1:{e.port}"]}]} for job, e in jobs.items()],
+        "scrape_configs": config["scrape_configs"],
     }
+
+
+def start_pair(root: Path, scale: float, receivers: Receivers,
+               cleanup: contextlib.ExitStack) -> tuple[Path, list[Peer]]:
+    """Two clustered Alertmanagers with the shipped routing (timers scaled) in front of the
+    started `receivers`; stopped by `cleanup`. Returns the config and the peers."""
+    config_path = receivers.alertmanager_config(root / "am")
+    config_path.write_text(scale_timers(config_path.read_text(), scale))
+    # Alertmanager (Go) trusts the SMTP stand-in's self-signed certificate through this.
+    env = {"SSL_CERT_FILE": str(receivers.cert)}
+    first, second = Peer(config_path, root, env), Peer(config_path, root, env)
+    first.peers, second.peers = [second.cluster_port], [first.cluster_port]
+    peers = [first, second]
+    for peer in peers:
+        cleanup.callback(peer.stop)
+        peer.start()
+    return config_path, peers
+
+
+def wait_settled(peers: list[Peer]) -> None:
+    wait_for("both Alertmanagers settled in one cluster",
+             lambda: all(p.settled_with(len(peers)) for p in peers), timeout=30)
 
 
 def start_stack() -> HaStack:
@@ -219,13 +270,6 @@ def start_stack() -> HaStack:
     cleanup = contextlib.ExitStack()
     try:
         cleanup.callback(subprocess.run, ["rm", "-rf", str(root)], check=False)
-        # Rendering the rules is seconds of CPU: in its own process, while the rest starts.
-        rules_dir = root / "rules"
-        render = subprocess.Popen(
-            [sys.executable, "-m", "alert_rules.generator", f"--time-scale={scale!r}",
-             f"--scrape-interval={SCRAPE_INTERVAL:g}", f"--out={rules_dir}"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        cleanup.callback(render.kill)
         postgres = PostgresServer(root / "pg", max_connections=20)
         postgres.start()
         cleanup.callback(postgres.stop, "immediate")
@@ -234,36 +278,24 @@ def start_stack() -> HaStack:
         pg_exporter = Exporter("postgres", {"dsn": postgres.dsn, "interval_seconds": 1,
                                             "timeout_seconds": 2}, root).start()
         cleanup.callback(pg_exporter.stop)
-        config_path = receivers.alertmanager_config(root / "am")
-        config_path.write_text(scale_timers(config_path.read_text(), scale))
-        # Alertmanager (Go) trusts the SMTP stand-in's self-signed certificate through this.
-        env = {"SSL_CERT_FILE": str(receivers.cert)}
-        first, second = Peer(config_path, root, env), Peer(config_path, root, env)
-        first.peers, second.peers = [second.cluster_port], [first.cluster_port]
-        peers = [first, second]
-        for peer in peers:
-            cleanup.callback(peer.stop)
-            peer.start()
-        output, _ = render.communicate(timeout=120)
-        assert render.returncode == 0, output.decode()
+        config_path, peers = start_pair(root, scale, receivers, cleanup)
         jobs = mixin_jobs()
         prometheus = Prometheus(root / "prometheus", prometheus_config(
-            sorted(rules_dir.glob("*.yaml")), peers,
-            {jobs["postgres"]: pg_exporter, jobs["smsRelay"]: receivers.relay}),
+            scale_committed(root / "rules", scale, SCRAPE_INTERVAL), peers,
+            {jobs["postgres"]: [pg_exporter.port], jobs["smsRelay"]: [receivers.relay.port]}),
             # Scaled like the rest: an alert that fired before the Alertmanagers were
             # discovered is dropped, and re-sent only after this delay (1 m unscaled).
             flags=[f"--rules.alert.resend-delay={resend_delay(scale)}s"])
         prometheus.workdir.mkdir()
         cleanup.callback(prometheus.stop)
         prometheus.start()
-        wait_for("both Alertmanagers settled in one cluster",
-                 lambda: all(p.settled_with(len(peers)) for p in peers), timeout=30)
+        wait_settled(peers)
         wait_for("Prometheus sends to both Alertmanagers", lambda: len(
             prometheus.api("alertmanagers")["activeAlertmanagers"]) == len(peers), timeout=30)
         wait_for("both targets up", lambda: len(prometheus.query(
             'up{job=~"saasmon-.*"} == 1')) == 2, timeout=30)
-        stack = HaStack(root, scale, postgres, pg_exporter, receivers,
-                        receivers.receiver_map(config_path), config_path, peers, prometheus)
+        stack = HaStack(root, scale, receivers, receivers.receiver_map(config_path), config_path,
+                        peers, postgres=postgres, pg_exporter=pg_exporter, prometheus=prometheus)
         wait_for("a Watchdog ping at the heartbeat", stack.pings, timeout=30)
         cleanup.pop_all()
         return stack

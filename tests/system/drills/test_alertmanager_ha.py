@@ -52,13 +52,6 @@ def killed(ha: HaStack) -> Kill:
     return Kill(victim, survivor, pings, webhooks)
 
 
-def assert_exactly_once(ha: HaStack, alertname: str, *receivers: frozenset[str]) -> None:
-    """Each routed receiver got the firing notification once per alert group and, where it
-    sends them, the resolution once; no other receiver got either."""
-    for status in ("firing", "resolved"):
-        assert ha.copies(alertname, status) == ha.expected_all(list(receivers), status), status
-
-
 def test_a_real_fault_is_notified_once_by_the_pair_and_resolved_once(ha: HaStack) -> None:
     active, passive = ha.by_position()
     passive_before = passive.sent()
@@ -93,7 +86,7 @@ def test_a_real_fault_is_notified_once_by_the_pair_and_resolved_once(ha: HaStack
              lambda: ha.arrived("PostgresDown", "resolved", receivers | escalation),
              timeout=ha.group_interval(labels) + SETTLE_S)
     time.sleep(QUIET_S)
-    assert_exactly_once(ha, "PostgresDown", receivers, escalation)
+    ha.assert_exactly_once("PostgresDown", receivers, escalation)
     sent = ha.sent("PostgresDown")
     assert {s.delivery.severity for s in sent} == {"critical"}
     # Position 0 sent everything; position 1 found each one in the gossiped log.
@@ -130,6 +123,6 @@ def test_with_one_alertmanager_killed_a_new_fault_is_notified_once_by_the_surviv
              lambda: ha.arrived("TargetDown", "resolved", receivers),
              timeout=ha.group_interval(labels) + SETTLE_S)
     time.sleep(QUIET_S)
-    assert_exactly_once(ha, "TargetDown", receivers)
+    ha.assert_exactly_once("TargetDown", receivers)
     assert ha.senders("TargetDown") == {killed.survivor.url}
     assert killed.victim.dead()

@@ -21,6 +21,7 @@ from alert_rules.generator.scaled import (
     seconds,
     write_scaled,
 )
+from tests.system.drills.alerting import scale_committed
 
 GENERATED = Path(__file__).resolve().parents[3] / "alert_rules" / "generated"
 SCALE = 1 / 60
@@ -85,6 +86,16 @@ def test_only_durations_change(scaled_dir: Path, name: str) -> None:
         # Every window of the committed rule has its scaled counterpart.
         assert len(windows) == len(RANGE.findall(real["expr"]))
         assert not re.search(r"\[\d+[mhdwy]", drill["expr"]), drill["expr"]
+
+
+def test_scaling_the_committed_files_gives_the_same_copy(scaled_dir: Path,
+                                                        tmp_path: Path) -> None:
+    # The sharded drill scales the committed files instead of rendering the mixin again.
+    made = scale_committed(tmp_path, SCALE, scrape_interval=1.0)
+    assert [p.name for p in made] == ["saasmon-rules.yaml", "saasmon-alerts.yaml"]
+    for path in made:
+        assert yaml.safe_load(path.read_text()) == yaml.safe_load(
+            (scaled_dir / path.name).read_text()), path.name
 
 
 def test_command_line_needs_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
