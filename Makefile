@@ -28,10 +28,10 @@ lint: venv
 # The test rooms (tests/unit, tests/integration, tests/system; markers of the same names).
 # `check` is the everyday loop: lint and the unit room, rule/route/board tests included.
 check: deps venv lint
-	$(PYTEST) -q -m unit --durations=10 tests/unit
+	$(PYTEST) -q -m unit -n auto --dist loadgroup --durations=10 tests/unit
 
 unit: deps venv
-	$(PYTEST) -q -m unit --durations=10 tests/unit
+	$(PYTEST) -q -m unit -n auto --dist loadgroup --durations=10 tests/unit
 
 integration: deps venv
 	$(PYTEST) -v -m integration --durations=20
