@@ -70,7 +70,7 @@ class Exporter:
         token = base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
         return {"Authorization": f"Basic {token}"}
 
-    def wait_for(self, path: str, timeout: float = 30) -> None:
+    def wait_for(self, path: str, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc is not None and self.proc.poll() is None, self.log()
