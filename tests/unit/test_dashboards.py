@@ -291,9 +291,9 @@ def test_promtool_errors_map_back_to_board_and_panel() -> None:
 
 def test_queries_substitute_variables_for_promtool() -> None:
     exprs = [q.expr for q in lint.queries(good_board(), "x.json")]
-    assert 'redis_evicted_keys_total{job=~".+",instance=~".+"}[1m]' in exprs[1]
+    assert 'redis_evicted_keys_total{cluster=~".*",job=~".+",instance=~".+"}[1m]' in exprs[1]
     assert "[1h]" in exprs[3]
-    assert 'redis_up{job=~".+"}' in exprs[-1]
+    assert 'redis_up{cluster=~".*",job=~".+"}' in exprs[-1]
 
 
 def test_selectors_know_matchers_ranges_and_enclosing_calls() -> None:
@@ -420,6 +420,7 @@ def raw_series(names: set[str]) -> set[str]:
 def signal_series(signal: dict[str, Any]) -> set[str]:
     """Raw series of the signal's expression (its selectors substituted by a stand-in)."""
     expr = re.sub(r"%\(\w+Selector\)s", 'job="x"', signal["expr"])
+    expr = re.sub(r"%\(\w+Label\)s", "severity", expr)  # a label name (guideSeverityLabel)
     expr = re.sub(r"%\(\w+\)s", "1", expr)  # other settings: a size, a key pattern in a string
     return raw_series(series(expr))
 
