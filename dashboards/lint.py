@@ -37,6 +37,9 @@ Panel = dict[str, Any]
 RULES: dict[str, str] = {
     # dashboard-linter's rules
     "template-datasource-rule": "one datasource variable `datasource` (Prometheus), listed first",
+    "template-cluster-rule": ("a `cluster` variable right after the datasource: label_values(..., "
+                              "cluster), one value or All (.*, which also matches no label); the "
+                              "job and instance variables filter by it"),
     "template-job-rule": "a `job` variable: label_values(..., job), multi, include All (.+)",
     "template-instance-rule": "an `instance` variable, if any, depends on $job, multi, All (.+)",
     "template-label-promql-rule": "variable queries are valid Grafana Prometheus queries",
@@ -48,6 +51,7 @@ RULES: dict[str, str] = {
     "target-promql-rule": "every query is valid PromQL (promtool)",
     "target-rate-interval-rule": "rate/irate use [$__rate_interval]; increase that or $__range",
     "target-job-rule": 'every selector carries job=~"$job"',
+    "target-cluster-rule": 'every selector carries cluster=~"$cluster" (the mixin\'s clusterLabel)',
     "target-instance-rule": 'selectors of series with instances carry instance=~"$instance"',
     "target-counter-agg-rule": "counters (_total, _bucket) only inside rate/irate/increase",
     "uneditable-dashboard": "the dashboard is not editable in the UI",
@@ -99,6 +103,9 @@ COUNTER_SUFFIXES = ("_total", "_bucket")
 RATE_FUNCTIONS = frozenset({"rate", "irate"})
 INCREASE_WINDOWS = frozenset({"$__rate_interval", "${__rate_interval}", "$__range", "${__range}"})
 RATE_WINDOWS = frozenset({"$__rate_interval", "${__rate_interval}"})
+# The label that tells clusters apart (the mixin's clusterLabel, alert_rules/mixin/config.libsonnet).
+CLUSTER_LABEL = "cluster"
+CLUSTERS = frozenset({"$cluster", "${cluster}"})
 
 
 @dataclass(frozen=True, order=True)
@@ -366,6 +373,39 @@ def _check_label_variable(var: Mapping[str, Any], label: str, rule: str,
         yield rule, f"allValue is {var.get('allValue')!r}, not '.+'"
 
 
+def _cluster_variable_rules(tvars: list[dict[str, Any]]) -> Iterator[tuple[str, str, str]]:
+    rule = "template-cluster-rule"
+    names = [v.get("name") for v in tvars]
+    if "cluster" not in names:
+        yield "dashboard", rule, "no `cluster` variable"
+        return
+    var = tvars[names.index("cluster")]
+    where = 'variable "cluster"'
+    if names.index("cluster") != 1:
+        yield where, rule, "not right after the datasource variable"
+    if var.get("type") != "query" or not _ds_ref_ok(var.get("datasource")):
+        yield where, rule, "not a query variable on ${datasource}"
+    match = re.fullmatch(r"\s*label_values\((.*),\s*(\w+)\s*\)\s*", var_query(var), re.DOTALL)
+    if match is None or match.group(2) != CLUSTER_LABEL:
+        yield where, rule, f"query {var_query(var)!r} is not label_values(<selector>, {CLUSTER_LABEL})"
+    # One cluster at a time (panels aggregate within it); All must match series without the
+    # label, or a single-cluster setup would see empty boards.
+    if var.get("multi") is not False:
+        yield where, rule, "multi-value: pick one cluster (or All)"
+    if var.get("includeAll") is not True or var.get("allValue") != ".*":
+        yield where, rule, f"All is missing or its value {var.get('allValue')!r} is not '.*'"
+    for other in tvars:
+        if other.get("name") in ("job", "instance"):
+            found = re.fullmatch(r"\s*label_values\((.*),\s*\w+\s*\)\s*", var_query(other), re.DOTALL)
+            try:
+                sel = selectors(found.group(1)) if found else []
+            except TokenizeError:
+                sel = []
+            if not sel or not all(s.has(CLUSTER_LABEL, "=~", CLUSTERS) for s in sel):
+                yield (f'variable "{other.get("name")}"', rule,
+                       f'query selector lacks {CLUSTER_LABEL}=~"$cluster"')
+
+
 def _variable_rules(board: Board) -> Iterator[tuple[str, str, str]]:
     tvars = template_vars(board)
     by_name = {v.get("name"): v for v in tvars}
@@ -382,6 +422,7 @@ def _variable_rules(board: Board) -> Iterator[tuple[str, str, str]]:
             yield where, "template-datasource-rule", f"label is {var.get('label')!r}, not 'Data source'"
         if tvars and tvars[0] is not var:
             yield where, "template-datasource-rule", "not the first variable"
+    yield from _cluster_variable_rules(tvars)
     if "job" not in by_name:
         yield "dashboard", "template-job-rule", "no `job` variable"
     else:
@@ -524,6 +565,8 @@ def _target_rules(expr: str, has_instance_var: bool,
         name = sel.name or "{...}"
         if not sel.has("job", "=~", jobs):
             yield "target-job-rule", f'{name} lacks job=~"$job"'
+        if not sel.has(CLUSTER_LABEL, "=~", CLUSTERS):
+            yield "target-cluster-rule", f'{name} lacks {CLUSTER_LABEL}=~"$cluster"'
         labels = record_labels.get(sel.name or "")
         # Scraped series always carry instance; recording rules only the labels they keep.
         carries_instance = (labels is None and ":" not in (sel.name or "")) or (

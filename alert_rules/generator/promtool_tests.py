@@ -29,9 +29,18 @@ def step_for(hold_minutes: int) -> int:
     return 1
 UNITS = {"s": 1 / 60, "m": 1, "h": 60, "d": 1440}
 # Values for labels the selectors leave open; any value is as good as another.
-LABEL_VALUES = {"instance": "host-1:9630", "target": "main", "collector": "activity",
+LABEL_VALUES = {"cluster": "eu-1", "instance": "host-1:9630", "target": "main", "collector": "activity",
                 "cron_job": "nightly-report", "channel": "sms", "provider": "stripe",
                 "pattern": "library:item:*"}
+def group_area(name: str) -> str:
+    """The area of a rule group: saasmon-api-2 and saasmon-api.rules are api's (groups of
+    more than maxRulesPerGroup rules are split and numbered)."""
+    found = re.fullmatch(r"saasmon-(.+?)(?:-\d+)?(?:\.rules)?", name)
+    if found is None:
+        raise ValueError(f"not a saasmon rule group: {name!r}")
+    return found.group(1)
+
+
 def minutes(duration: str) -> int:
     return max(1, int(int(duration[:-1]) * UNITS[duration[-1]]))
 
@@ -246,7 +255,7 @@ def catalog_cases(pairs: list[Pair], index: dict[int, int], files: Files) -> Non
                                    hold + step, alertname, step))
             if not _has(cases[0], desc):
                 raise AssertionError(f"{tag}: the firing case does not fire it")
-            area = desc["group"].removeprefix("saasmon-")
+            area = desc["area"]
             files.setdefault((area, step), []).extend(cases)
 
 

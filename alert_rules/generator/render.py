@@ -62,18 +62,34 @@ def importer(catalog_text: str) -> Importer:
     return load
 
 
-def evaluate(catalog_text: str, time_scale: float = 1) -> dict[str, Any]:
+def evaluate(catalog_text: str, time_scale: float = 1,
+             config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Render the mixin against catalog JSON text: {alerts, rules} in Prometheus form and
-    `descriptions`, one structured description per alert rule in the alert file's order."""
+    `descriptions`, one structured description per alert rule in the alert file's order.
+    `config` overrides `_config` keys (the conventions of a variant, see VARIANTS)."""
+    overrides = json.dumps({"timeScale": time_scale, **(config or {})})
     snippet = (
-        "local mixin = (import 'mixin.libsonnet') + {_config+:: {"
-        f"timeScale: {time_scale}}}}};\n"
+        f"local mixin = (import 'mixin.libsonnet') + {{_config+:: {overrides}}};\n"
         "{alerts: mixin.prometheusAlerts, rules: mixin.prometheusRules, "
         "descriptions: mixin.ruleDescriptions}"
     )
     out: dict[str, Any] = json.loads(_jsonnet.evaluate_snippet(
         str(MIXIN / "render.jsonnet"), snippet, import_callback=importer(catalog_text)))
     return out
+
+
+# Committed renderings of the mixin with other conventions (docs/alert-rules.md#conventions):
+# directory under generated/ -> _config overrides. `mixin-conventions` is the bundle as a
+# kube-prometheus (monitoring-mixin) user deploys it: critical/warning/info severities, alert
+# names that collide with no other mixin, a label that marks every rule as the bundle's.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "mixin-conventions": {"severityScheme": "mixin", "alertNamePrefix": "Saasmon",
+                          "extraLabels": {"bundle": "saasmon"}},
+}
+
+
+def variant_header(config: dict[str, Any]) -> str:
+    return HEADER + f"# Mixin _config overrides of this variant: {json.dumps(config, sort_keys=True)}\n"
 
 
 RULE_KEYS = ("alert", "record", "expr", "for", "labels", "annotations")
@@ -117,6 +133,11 @@ def artefacts(catalog: Catalog) -> dict[Path, str]:
     files[GENERATED / "prometheusrule.yaml"] = HEADER + dump_yaml(operator_rule(rendered))
     files[GENERATED / "rule-descriptions.json"] = json.dumps(
         rendered["descriptions"], indent=1, sort_keys=True) + "\n"
+    for directory, config in VARIANTS.items():
+        variant = _ordered(evaluate(catalog_text, config=config))
+        for kind in ("rules", "alerts"):
+            files[GENERATED / directory / f"saasmon-{kind}.yaml"] = (
+                variant_header(config) + dump_yaml(variant[kind]))
     for name, test in test_files(rendered).items():
         files[GENERATED / "tests" / name] = HEADER + dump_yaml(test)
     for name, page in runbooks(catalog, rendered).items():

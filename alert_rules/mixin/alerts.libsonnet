@@ -3,6 +3,7 @@
 // Alertmanager's inhibition collapses to the highest firing level of each guide. A level
 // several guides state is one rule whose `guide` label lists them all; a level with an
 // escalation window also gets its twin (`escalated_from`), held for that much longer.
+local conv = import 'conventions.libsonnet';
 local fmt = import 'format.libsonnet';
 
 {
@@ -40,19 +41,18 @@ local fmt = import 'format.libsonnet';
     local s = signals[rule.signal];
     local value = cfg.thresholds[if twin(rule) then rule.escalation_of else rule.id];
     {
-      alert: s.alert,
-      expr: '%s %s %s' % [seriesOf(rule), rule.comparator, std.format('%.12g', value)]
+      alert: conv.alertName(cfg, s.alert),
+      expr: conv.clustered(cfg, '%s %s %s' % [seriesOf(rule), rule.comparator, std.format('%.12g', value)]
             + (if std.objectHas(s, 'guard') then '\nand on (%s)\n%s %s %s' % [
               std.join(', ', s.labels), s.guard.record, s.guard.comparator,
-              std.format('%.12g', if std.objectHas(s.guard, 'value') then s.guard.value else value)] else ''),
+              std.format('%.12g', if std.objectHas(s.guard, 'value') then s.guard.value else value)] else '')),
       'for': fmt.scaleDuration(rule['for'], cfg.timeScale),
-      labels: {
-        severity: rule.severity,
+      labels: cfg.extraLabels + conv.severityLabels(cfg, rule.severity) + {
         area: s.area,
         guide: rule.guide,
         guide_level: rule.guide_level,
       } + (if twin(rule) then {
-             escalated_from: rule.escalated_from,
+             escalated_from: conv.mappedSeverity(cfg, rule.escalated_from),
              guide_level: '%s, escalated after %s' % [rule.guide_level, rule.escalation],
            } else {}),
       annotations: {
@@ -73,6 +73,16 @@ local fmt = import 'format.libsonnet';
     },
 
   local areas = std.set([signals[r.signal].area for r in cfg.catalog.rules]),
+  // Each area's catalog rules in groups of at most maxRulesPerGroup, ladders kept whole.
+  local areaGroups = std.flattenArrays([
+    [
+      g { area: area }
+      for g in conv.groups(cfg, 'saasmon-%s' % area,
+                           [r for r in cfg.catalog.rules if signals[r.signal].area == area],
+                           function(r) signals[r.signal].alert)
+    ]
+    for area in areas
+  ]),
 
   // The series an alert compares with its threshold, as data: name and label matchers.
   local seriesSelectorOf(rule) =
@@ -92,16 +102,18 @@ local fmt = import 'format.libsonnet';
     local s = signals[r.signal];
     {
       id: r.id,
-      alert: s.alert,
-      group: 'saasmon-%s' % area,
-      severity: r.severity,
+      alert: conv.alertName(cfg, s.alert),
+      group: g.name,
+      area: g.area,
+      severity: conv.mappedSeverity(cfg, r.severity),
       guide: r.guide,
       guide_level: r.guide_level,
       signal: r.signal,
       kind: s.kind,
       unit: s.unit,
       window: if std.objectHas(s, 'window') then s.window else null,
-      labels: s.labels,
+      // The labels of the series, the cluster label first (every aggregation keeps it).
+      labels: (if cfg.clusterLabel == '' then [] else [cfg.clusterLabel]) + s.labels,
       comparator: r.comparator,
       threshold: std.parseJson(std.format('%.12g', thresholdOf(r))),  // as rendered
       escalation_of: r.escalation_of,
@@ -113,32 +125,29 @@ local fmt = import 'format.libsonnet';
         threshold: std.parseJson(std.format('%.12g', if std.objectHas(s.guard, 'value') then s.guard.value else thresholdOf(r))),
       } else null,
     } + seriesSelectorOf(r)
-    for area in areas
-    for r in cfg.catalog.rules
-    if signals[r.signal].area == area
+    for g in areaGroups
+    for r in g.rules
   ] + [{
     id: 'watchdog',
-    alert: 'Watchdog',
+    alert: conv.alertName(cfg, 'Watchdog'),
     group: 'saasmon-meta',
-    severity: 'none',
+    area: 'meta',
+    severity: conv.mappedSeverity(cfg, 'none'),
     kind: 'always',
     'for': '0s',
   }],
 
   prometheusAlerts+:: {
     groups+: [
-      {
-        name: 'saasmon-%s' % area,
-        rules: [alertOf(r) for r in cfg.catalog.rules if signals[r.signal].area == area],
-      }
-      for area in areas
+      { name: g.name, rules: [alertOf(r) for r in g.rules] }
+      for g in areaGroups
     ] + [
       {
         name: 'saasmon-meta',
         rules: [{
-          alert: 'Watchdog',
+          alert: conv.alertName(cfg, 'Watchdog'),
           expr: 'vector(1)',
-          labels: { severity: 'none', area: 'meta' },
+          labels: cfg.extraLabels + conv.severityLabels(cfg, 'none') + { area: 'meta' },
           annotations: {
             summary: 'Always firing: proves that the alerting pipeline works end to end.',
             description: 'Prometheus evaluates rules and Alertmanager delivers them. The heartbeat receiver pages when this alert stops arriving.',

@@ -72,6 +72,10 @@
       hostNetworkLinkSpeedBytes: '0',
       // estimate-library § cache warming: the key pattern of warmed library items.
       cacheWarmPattern: 'library:item:*',
+      // For the rules that read ALERTS: the configured alert names, and the label that
+      // holds the guides' four levels (severity itself unless severityScheme maps it).
+      alertNamePrefix: $._config.alertNamePrefix,
+      guideSeverityLabel: if $._config.severityScheme == 'guides' then 'severity' else $._config.guideSeverityLabel,
     },
 
     runbookURLPattern: 'https://github.com/saasmon/saasmon/blob/main/docs/runbooks/%s.md',
@@ -102,6 +106,29 @@
       slo: 'saasmon-slo',  // burn-rate alerts of every objective
       meta: 'saasmon-exporters',  // Watchdog: the alerting pipeline itself
     },
+
+    // Conventions (docs/alert-rules.md#conventions). Severity labels: 'guides' keeps the
+    // catalog's four levels (critical/high/medium/low); 'mixin' maps them to the
+    // monitoring-mixin scale (critical/warning/info) and keeps the guides' level in
+    // `guideSeverityLabel`, so routes and inhibition can still tell high from medium.
+    severityScheme: 'guides',
+    severitySchemes: {
+      guides: { critical: 'critical', high: 'high', medium: 'medium', low: 'low', none: 'none' },
+      // Watchdog (none) becomes info: mixin linters accept only critical/warning/info.
+      mixin: { critical: 'critical', high: 'warning', medium: 'warning', low: 'info', none: 'info' },
+    },
+    guideSeverityLabel: 'guide_severity',
+    // Prepended to every alert name (e.g. 'Saasmon'): TargetDown, Watchdog and RedisDown
+    // also exist in kube-prometheus and the redis mixin. '' keeps the names as they are.
+    alertNamePrefix: '',
+    // Static labels added to every alert and recording rule (e.g. { team: 'crm' }).
+    extraLabels: {},
+    // The label that tells clusters (or Prometheus shards/tenants) apart: every aggregation
+    // and vector match of the rules keeps it, and every board filters by it. '' = none.
+    clusterLabel: 'cluster',
+    // Rules per group, at most (the Mimir/Cortex ruler's default limit is 20): an area's
+    // rules are split into numbered groups, whole alert ladders at a time. 0 = no limit.
+    maxRulesPerGroup: 20,
 
     // Drills shorten every `for` and window by this factor (1 = the real durations; the
     // promtool tests always use 1).

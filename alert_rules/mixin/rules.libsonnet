@@ -1,5 +1,7 @@
 // Recording rules: one per signal that names a `record`, so alerts, dashboards and
 // tests read the same precomputed series.
+local conv = import 'conventions.libsonnet';
+
 {
   local cfg = $._config,
   local signals = cfg.catalog.signals,
@@ -25,17 +27,22 @@
     ],
   },
 
+  // The configured conventions on a recording rule: cluster label kept, extra labels.
+  local conventional(rule) =
+    rule { expr: conv.clustered(cfg, rule.expr) }
+    + (if cfg.extraLabels == {} then {} else { labels: cfg.extraLabels + std.get(rule, 'labels', {}) }),
+
   prometheusRules+:: {
-    groups+: [
-      {
-        name: 'saasmon-%s.rules' % area,
-        rules: [
+    groups+: std.flattenArrays([
+      conv.groups(cfg, 'saasmon-%s' % area, [
+        conventional(r)
+        for r in [
           { record: s.record, expr: std.format(s.expr, cfg.selectors) }
           for s in recorded
           if s.area == area
-        ] + (if std.objectHas(extra, area) then extra[area] else []),
-      }
+        ] + (if std.objectHas(extra, area) then extra[area] else [])
+      ], function(r) r.record, '.rules')
       for area in std.set([s.area for s in recorded])
-    ],
+    ]),
   },
 }

@@ -1,4 +1,5 @@
 // Multiwindow, multi-burn-rate alerts for the availability objectives in slos.yaml.
+local conv = import 'conventions.libsonnet';
 local fmt = import 'format.libsonnet';
 
 {
@@ -23,34 +24,35 @@ local fmt = import 'format.libsonnet';
     if slo.severities == null then cfg.burnRateWindows[i].severity else slo.severities[i],
 
   prometheusRules+:: {
-    groups+: [
-      {
-        name: 'saasmon-slo-%s.rules' % name,
-        // Errors and events per window, then their ratio: weighted by events, so an idle
-        // window adds nothing (a mean of per-window ratios turned NaN on one 0/0).
-        rules: std.flattenArrays([
-          [
-            {
-              record: errorsRecord(w),
-              expr: std.format(slos[name].errors, cfg.selectors { window: w }),
-              labels: { slo: name },
-            },
-            {
-              record: eventsRecord(w),
-              expr: std.format(slos[name].events, cfg.selectors { window: w }),
-              labels: { slo: name },
-            },
-            {
-              record: record(name, w),
-              expr: '%s{slo="%s"} / %s{slo="%s"}' % [errorsRecord(w), name, eventsRecord(w), name],
-              labels: { slo: name },
-            },
-          ]
-          for w in windows
-        ]),
-      }
+    groups+: std.flattenArrays([
+      // Errors and events per window, then their ratio: weighted by events, so an idle
+      // window adds nothing (a mean of per-window ratios turned NaN on one 0/0). A window's
+      // three records stay in one group.
+      conv.groups(cfg, 'saasmon-slo-%s' % name, std.flattenArrays([
+        [
+          {
+            record: errorsRecord(w),
+            expr: conv.clustered(cfg, std.format(slos[name].errors, cfg.selectors { window: w })),
+            labels: cfg.extraLabels + { slo: name },
+            window:: w,
+          },
+          {
+            record: eventsRecord(w),
+            expr: conv.clustered(cfg, std.format(slos[name].events, cfg.selectors { window: w })),
+            labels: cfg.extraLabels + { slo: name },
+            window:: w,
+          },
+          {
+            record: record(name, w),
+            expr: '%s{slo="%s"} / %s{slo="%s"}' % [errorsRecord(w), name, eventsRecord(w), name],
+            labels: cfg.extraLabels + { slo: name },
+            window:: w,
+          },
+        ]
+        for w in windows
+      ]), function(r) r.window, '.rules')
       for name in std.objectFields(slos)
-    ],
+    ]),
   },
 
   // Burn-rate rules as data (see alerts.libsonnet ruleDescriptions): the three records an
@@ -60,9 +62,10 @@ local fmt = import 'format.libsonnet';
     local w = cfg.burnRateWindows[i];
     {
       id: 'slo:%s:%d' % [name, i],
-      alert: slo.alert,
+      alert: conv.alertName(cfg, slo.alert),
       group: 'saasmon-slo-%s' % name,
-      severity: severityOf(slo, i),
+      area: 'slo',
+      severity: conv.mappedSeverity(cfg, severityOf(slo, i)),
       guide: slo.guide,
       slo: name,
       kind: 'burn_rate',
@@ -88,15 +91,14 @@ local fmt = import 'format.libsonnet';
           local budget = 1 - slo.objective;
           local threshold = std.format('%.12g', w.factor * budget);
           {
-            alert: slo.alert,
+            alert: conv.alertName(cfg, slo.alert),
             // The third clause: at least min_errors bad events in the long window.
             expr: '%s{slo="%s"} > %s\nand\n%s{slo="%s"} > %s\nand\n%s{slo="%s"} >= %s' % [
               record(name, w.long), name, threshold, record(name, w.short), name, threshold,
               errorsRecord(w.long), name, std.format('%.12g', slo.min_errors),
             ],
             'for': fmt.scaleDuration(w['for'], cfg.timeScale),
-            labels: {
-              severity: severityOf(slo, i),
+            labels: cfg.extraLabels + conv.severityLabels(cfg, severityOf(slo, i)) + {
               area: slo.area,
               guide: slo.guide,
               guide_level: 'availability target %s' % fmt.threshold(slo.objective, 'ratio'),

@@ -27,7 +27,7 @@ local titles = {
 // Board uid -> the catalog areas whose alerts it shows (inverse of the alerts' map).
 local areasOf(uid) = [a for a in std.objectFields(cfg.dashboards) if cfg.dashboards[a] == uid && a != 'slo'];
 local alerts(areas, severities) =
-  'count(ALERTS{alertstate="firing",job=~"$job",area=~"%s",severity=~"%s"})' % [std.join('|', areas), severities];
+  'count(ALERTS{alertstate="firing",%s,area=~"%s",severity=~"%s"})' % [b.sel(['job']), std.join('|', areas), severities];
 local statusMap = [g.valueMap({
   '0': { text: 'OK', color: 'green' },
   '1': { text: 'WARNING', color: 'yellow' },

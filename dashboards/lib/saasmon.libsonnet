@@ -19,10 +19,11 @@ local c = import 'catalog.libsonnet';
     hasInstance:: instance,
     jobRegex:: std.join('|', jobs),
 
-    // Matchers every selector of this board carries (boards.md: job always, instance when
-    // the board has the variable and the series has the label).
+    // Matchers every selector of this board carries (boards.md: the cluster label and job
+    // always, instance when the board has the variable and the series has the label).
+    clusterMatchers:: if c.cfg.clusterLabel == '' then [] else ['%s=~"$cluster"' % c.cfg.clusterLabel],
     matchers(labels=['job', 'instance'])::
-      ['job=~"$job"'] + (if instance && std.member(labels, 'instance') then ['instance=~"$instance"'] else []),
+      board.clusterMatchers + ['job=~"$job"'] + (if instance && std.member(labels, 'instance') then ['instance=~"$instance"'] else []),
     sel(labels=['job', 'instance']):: std.join(',', board.matchers(labels)),
 
     // The PromQL of a catalog signal on this board (see catalog.libsonnet query()).
@@ -88,11 +89,16 @@ local c = import 'catalog.libsonnet';
       title='SaaSmon / ' + title,
       tags=std.uniq(std.sort(['saasmon', area] + tags)),
       description=description,
-      variables=[
-        g.queryVariable('job', 'Job', 'label_values(up{job=~"%s"}, job)' % board.jobRegex,
+      // The cluster (mixin clusterLabel): one at a time, or All, which also matches series
+      // without the label (a single-cluster setup has none).
+      variables=(if c.cfg.clusterLabel == '' then [] else [
+                   g.queryVariable('cluster', 'Cluster', 'label_values(up{job=~"%s"}, %s)' % [
+                     board.jobRegex, c.cfg.clusterLabel]) { multi: false, allValue: '.*', current: { selected: true, text: 'All', value: '$__all' } },
+                 ]) + [
+        g.queryVariable('job', 'Job', 'label_values(up{%s}, job)' % std.join(',', board.clusterMatchers + ['job=~"%s"' % board.jobRegex]),
                         if allByDefault then [] else jobs),
       ] + (if instance then [
-             g.queryVariable('instance', 'Instance', 'label_values(up{job=~"$job"}, instance)'),
+             g.queryVariable('instance', 'Instance', 'label_values(up{%s}, instance)' % board.sel(['job'])),
            ] else []),
       panels=panels,
       links=links,

@@ -32,7 +32,15 @@ from alert_rules.generator.promtool_tests import (
     series_of,
     values_text,
 )
-from tests.support.production_world import APP, INTEGRATIONS, REDIS, ROUTE, Line, Timeline
+from tests.support.production_world import (
+    ABSENT_BY_DEFAULT,
+    APP,
+    INTEGRATIONS,
+    REDIS,
+    ROUTE,
+    Line,
+    Timeline,
+)
 from tests.support.rule_scenarios import GENERATED, ROOT, RULE_FILES, Scenario, run, run_all
 
 DESCRIPTIONS: list[dict[str, Any]] = json.loads((GENERATED / "rule-descriptions.json").read_text())
@@ -50,7 +58,7 @@ def group_interval_seconds() -> int:
 
 
 def area_of(desc: dict[str, Any]) -> str:
-    return str(desc["group"]).removeprefix("saasmon-")
+    return str(desc["area"])
 
 
 def input_key(desc: dict[str, Any]) -> str:
@@ -162,22 +170,6 @@ def test_the_descriptions_cover_every_alert_rule() -> None:
 # ------------------------------------------------------------------ the world, shaped
 RECORDS = [r["record"] for g in yaml.safe_load(RULE_FILES[0].read_text())["groups"]
            for r in g["rules"]]
-# Records a healthy production with the shipped defaults does not have, and why.
-ABSENT_BY_DEFAULT = {
-    # cron exporter: expected_jobs is unset by default (its README says to set it).
-    "job:cron_jobs_unregistered:count": "expected_jobs unset",
-    # only exists while a database size has no configured storage limit (it is set here).
-    "instance:pg_storage_allocated:unset": "storage limit configured",
-    # a ratio to last week's traffic: the world is shorter than a week; a quiet or missing
-    # last week is test_alert_behaviour.py's test_traffic_surge_needs_a_baseline.
-    "job:http_requests:rate5m_vs_1w": "no last week",
-    "job:http_requests:rate5m_1w_ago": "no last week",
-    # cloudwatch_exporter is not part of the bundle (it needs AWS credentials).
-    "distribution:aws_cloudfront_cache_hit:ratio_avg30m": "no CloudWatch",
-    # both read firing alerts (ALERTS, ALERTS_FOR_STATE): a healthy world has none.
-    "job:status_page_silent_sev12:bool": "no alert firing",
-    "alert:alerts_firing_age:seconds": "no alert firing",
-}
 
 
 def not_a_number(record: str) -> str:

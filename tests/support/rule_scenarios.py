@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from alert_rules.generator.promtool_tests import series_key
+from alert_rules.generator.promtool_tests import group_area, series_key
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ROOT / "alert_rules" / "generated"
@@ -103,9 +103,7 @@ def run(scenarios: Sequence[Scenario], rule_files: Sequence[Path] = RULE_FILES,
         for path in rule_files:
             rules = yaml.safe_load(path.read_text())
             if wanted is not None:
-                rules["groups"] = [g for g in rules["groups"]
-                                   if g["name"].removeprefix("saasmon-").removesuffix(".rules")
-                                   in wanted]
+                rules["groups"] = [g for g in rules["groups"] if group_area(g["name"]) in wanted]
             if named is not None:
                 rules["groups"] = [g for g in ({**g, "rules": [r for r in g["rules"]
                                                               if r.get("alert") in named]}

@@ -153,6 +153,7 @@ def test_the_escalation_route_pages_at_once_and_reminds_with_the_critical_route(
 
 @pytest.mark.parametrize("labels", [
     ("alertname=Watchdog", "severity=none", "area=meta"),
+    ("alertname=SaasmonWatchdog", "severity=info", "guide_severity=none", "area=meta"),
     # Even labels that would match a people route do not take it off the heartbeat.
     ("alertname=Watchdog", "severity=critical", "area=meta", "guide=dirt-free-crm"),
 ])
@@ -163,6 +164,9 @@ def test_watchdog_goes_to_the_heartbeat_only(labels: tuple[str, ...]) -> None:
 @pytest.mark.parametrize("labels", [
     ("alertname=NoSeverity", "area=api"),
     ("alertname=BadSeverity", "severity=warning", "area=api"),
+    # Another mixin's alerts in the critical/warning/info scheme carry no guide_severity.
+    ("alertname=KubePodCrashLooping", "severity=warning"),
+    ("alertname=InfoInhibitor", "severity=info"),
     ("alertname=DirtFreeUnknownSeverity", "severity=P1", "guide=dirt-free-crm"),
 ])
 def test_alert_without_a_contract_severity_falls_back_to_alerts_channel(
@@ -170,10 +174,15 @@ def test_alert_without_a_contract_severity_falls_back_to_alerts_channel(
     assert routes_test(*labels) == ["slack-alerts"]
 
 
-def generated_alerts() -> list[dict[str, Any]]:
+GENERATED = SHIPPED_CONFIG.parent.parent / "alert_rules" / "generated"
+# The same rules rendered with severityScheme 'mixin' and alertNamePrefix 'Saasmon'.
+MIXIN_VARIANT = GENERATED / "mixin-conventions"
+
+
+def generated_alerts(directory: Path = GENERATED) -> list[dict[str, Any]]:
     """Alerting rules of the generated bundle (Prometheus rule files with top-level groups)."""
     found = []
-    for path in sorted((SHIPPED_CONFIG.parent.parent / "alert_rules" / "generated").glob("*.y*ml")):
+    for path in sorted(directory.glob("*.y*ml")):
         data = yaml.safe_load(path.read_text())
         if isinstance(data, dict) and isinstance(data.get("groups"), list):
             found += [r for g in data["groups"] for r in g.get("rules", []) if "alert" in r]
@@ -181,10 +190,11 @@ def generated_alerts() -> list[dict[str, Any]]:
 
 
 def expected_receivers(labels: dict[str, str]) -> list[str]:
-    if labels.get("alertname") == "Watchdog":
+    if labels.get("alertname", "").endswith("Watchdog") and labels.get("area") == "meta":
         return ["heartbeat"]
     by_severity = {"critical": CRITICAL, "high": HIGH, "medium": MEDIUM, "low": LOW}
-    severity = labels.get("severity", "")
+    # The guides' level: severity itself, or guide_severity under severityScheme 'mixin'.
+    severity = labels.get("guide_severity", labels.get("severity", ""))
     guides = labels.get("guide", "").split(",")  # a level several guides state lists them all
     if labels.get("escalated_from") == "critical":
         return ESCALATION  # a critical alert still firing after its escalation window
@@ -198,22 +208,36 @@ def expected_receivers(labels: dict[str, str]) -> list[str]:
     return receivers
 
 
-def test_every_generated_alert_follows_the_contract_and_reaches_its_channels() -> None:
-    rules = generated_alerts()
-    if not rules:
-        pytest.skip("no generated alert rules yet")
+MIXIN_SEVERITY = {"critical": "critical", "high": "warning", "medium": "warning", "low": "info",
+                  "none": "info"}
+
+
+@pytest.mark.parametrize("scheme", ["guides", "mixin"])
+def test_every_generated_alert_follows_the_contract_and_reaches_its_channels(scheme: str) -> None:
+    """Each scheme's rules reach every receiver of the guides' routing, the same way."""
+    rules = generated_alerts(GENERATED if scheme == "guides" else MIXIN_VARIANT)
+    assert rules
     seen: set[tuple[str, ...]] = set()
+    reached: set[str] = set()
     for rule in rules:
         labels = {"alertname": rule["alert"], **rule.get("labels", {})}
-        assert labels.get("severity") in {"critical", "high", "medium", "low"} or (
-            labels == {"alertname": "Watchdog", "severity": "none", "area": "meta"}), labels
+        if scheme == "guides":
+            assert labels.get("severity") in {"critical", "high", "medium", "low"} or (
+                labels == {"alertname": "Watchdog", "severity": "none", "area": "meta"}), labels
+            assert "guide_severity" not in labels
+        else:
+            assert labels["alertname"].startswith("Saasmon"), labels
+            assert labels["severity"] == MIXIN_SEVERITY[labels["guide_severity"]], labels
         key = (labels["alertname"], labels["severity"], labels.get("guide", ""),
-               labels.get("escalated_from", ""))
+               labels.get("escalated_from", ""), labels.get("guide_severity", ""))
         if key in seen:
             continue
         seen.add(key)
         got = routes_test(*(f"{k}={v}" for k, v in sorted(labels.items())))
         assert got == expected_receivers(labels), labels
+        reached.update(got)
+    every = {r["name"] for r in shipped()["receivers"]}
+    assert reached == every, f"receivers no {scheme} alert reaches: {every - reached}"
 
 
 def test_amtool_verifies_the_expected_receivers() -> None:
@@ -237,9 +261,10 @@ def test_quiet_hours_mute_low_severity_only_from_22_to_07() -> None:
     config = shipped()
     muted = [r for r in walk_routes(config["route"]) if r.get("mute_time_intervals")]
     assert len(muted) == 1
-    assert muted[0]["matchers"] == ['severity="low"']
+    assert muted[0]["matchers"] == [LEVEL_ROUTE["low"], 'guide_severity=~"|low"']
     assert muted[0]["mute_time_intervals"] == ["quiet-hours"]
     assert routes_test("alertname=DiskFillingSlowly", "severity=low") == LOW
+    assert routes_test("alertname=SaasmonDiskFillingSlowly", "severity=info", "guide_severity=low") == LOW
     (interval,) = [t for t in config["time_intervals"] if t["name"] == "quiet-hours"]
     (spec,) = interval["time_intervals"]
     assert spec["times"] == [{"start_time": "22:00", "end_time": "24:00"},
@@ -248,50 +273,63 @@ def test_quiet_hours_mute_low_severity_only_from_22_to_07() -> None:
     assert set(spec) == {"times", "location"}  # every day of the week, every month
 
 
+# The first matcher of each level's route: the level in either severity scheme (with
+# guide_severity telling high from medium under 'mixin').
+LEVEL_ROUTE = {"critical": 'severity="critical"', "high": 'severity=~"high|warning"',
+               "medium": 'severity=~"medium|warning"', "low": 'severity=~"low|info"'}
+
+
 def test_group_timings_honour_the_fifteen_minute_cooldown() -> None:
     root = shipped()["route"]
-    assert root["group_by"] == ["alertname", "severity"]  # nova-crm's key: metric + severity
+    # nova-crm's key: metric + severity (+ the guides' level, under severityScheme 'mixin').
+    assert root["group_by"] == ["alertname", "severity", "guide_severity"]
     assert root["group_interval"] == "15m"
     by_severity = {r["matchers"][0]: r for r in root["routes"]}
-    assert by_severity['severity="critical"']["repeat_interval"] == "15m"
-    assert by_severity['severity="critical"']["group_wait"] == "10s"
-    assert by_severity['severity="high"']["repeat_interval"] == "1h"
-    assert by_severity['severity="medium"']["repeat_interval"] == "4h"
-    assert by_severity['severity="low"']["repeat_interval"] == "24h"
+    assert by_severity[LEVEL_ROUTE["critical"]]["repeat_interval"] == "15m"
+    assert by_severity[LEVEL_ROUTE["critical"]]["group_wait"] == "10s"
+    assert by_severity[LEVEL_ROUTE["high"]]["repeat_interval"] == "1h"
+    assert by_severity[LEVEL_ROUTE["medium"]]["repeat_interval"] == "4h"
+    assert by_severity[LEVEL_ROUTE["low"]]["repeat_interval"] == "24h"
     # No route shortens the cooldown, except the heartbeat, which never reaches a person.
     for route in walk_routes(root):
         if route.get("receiver") != "heartbeat":
             assert route.get("group_interval", "15m") == "15m", route
-    watchdog = by_severity['alertname="Watchdog"']
+    watchdog = by_severity['alertname=~".*Watchdog"']
     assert (watchdog["group_wait"], watchdog["group_interval"], watchdog["repeat_interval"]) == (
         "0s", "1m", "30s")
     # tpt-erp's P2/P3 response times (30 min, 2 h) re-send its high and medium alerts sooner.
     for severity, interval in (("high", "30m"), ("medium", "2h")):
-        tpt = [r for r in by_severity[f'severity="{severity}"']["routes"]
+        tpt = [r for r in by_severity[LEVEL_ROUTE[severity]]["routes"]
                if r.get("matchers") == ['guide=~"(.+,)?tpt-erp(,.+)?"']]
         assert len(tpt) == 1 and tpt[0]["repeat_interval"] == interval
 
 
-LADDER = [('severity="critical"', 'severity=~"high|medium|low"'),
-          ('severity="high"', 'severity=~"medium|low"'),
-          ('severity="medium"', 'severity="low"')]
+# Each step in both severity schemes (docs/alert-rules.md#conventions): severity="high", or
+# severity="warning" with the guides' level in guide_severity.
+LADDER = [(['severity="critical"'], ['severity=~"high|medium|low|warning|info"']),
+          (['severity=~"high|warning"', 'guide_severity=~"|high"'],
+           ['severity=~"medium|low|warning|info"', 'guide_severity=~"|medium|low"']),
+          (['severity=~"medium|warning"', 'guide_severity=~"|medium"'],
+           ['severity=~"low|info"', 'guide_severity=~"|low"'])]
 
 
 def test_inhibition_rules_follow_the_label_contract() -> None:
     rules = shipped()["inhibit_rules"]
-    assert rules[0] == {"source_matchers": ['alertname="TargetDown"'],
-                        "target_matchers": ['alertname!="TargetDown"', 'alertname!="Watchdog"'],
-                        "equal": ["job", "instance"]}
-    assert [r["equal"] for r in rules[1:3]] == [["area", "job", "instance", "target"],
-                                                ["area", "job", "instance"]]
+    # Names with any alertNamePrefix; `cluster` compared everywhere, so one cluster's alert
+    # never mutes another's.
+    assert rules[0] == {"source_matchers": ['alertname=~".*TargetDown"'],
+                        "target_matchers": ['alertname!~".*TargetDown"', 'alertname!~".*Watchdog"'],
+                        "equal": ["cluster", "job", "instance"]}
+    assert [r["equal"] for r in rules[1:3]] == [["cluster", "area", "job", "instance", "target"],
+                                                ["cluster", "area", "job", "instance"]]
     # Ladders stay within one guide (issue 13 §2 p): the same guide label ...
-    assert rules[3:6] == [{"source_matchers": [source], "target_matchers": [target],
-                           "equal": ["alertname", "guide", "job", "instance", "target"]}
+    assert rules[3:6] == [{"source_matchers": source, "target_matchers": target,
+                           "equal": ["cluster", "alertname", "guide", "job", "instance", "target"]}
                           for source, target in LADDER]
     # ... or, for a level several guides state, each of its guides' own lower levels.
-    assert rules[6:] == [{"source_matchers": [source, f'guide=~"(.+,)?{guide}(,.+)?"'],
-                          "target_matchers": [target, f'guide="{guide}"'],
-                          "equal": ["alertname", "job", "instance", "target"]}
+    assert rules[6:] == [{"source_matchers": [*source, f'guide=~"(.+,)?{guide}(,.+)?"'],
+                          "target_matchers": [*target, f'guide="{guide}"'],
+                          "equal": ["cluster", "alertname", "job", "instance", "target"]}
                          for guide in CATALOG_GUIDES for source, target in LADDER]
 
 

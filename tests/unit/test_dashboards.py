@@ -54,7 +54,7 @@ def good_board() -> Board:
                 if kind == "timeseries" else {"reduceOptions": {"calcs": ["lastNotNull"]}},
                 "targets": targets}
 
-    sel = 'job=~"$job",instance=~"$instance"'
+    sel = 'cluster=~"$cluster",job=~"$job",instance=~"$instance"'
     return {
         "uid": "saasmon-redis", "title": "SaaSmon / Redis", "tags": ["saasmon", "redis"],
         "editable": False, "schemaVersion": 39, "time": {"from": "now-6h", "to": "now"},
@@ -65,8 +65,9 @@ def good_board() -> Board:
         "templating": {"list": [
             {"type": "datasource", "name": "datasource", "label": "Data source", "query": "prometheus",
              "refresh": 1, "hide": 0, "regex": "", "current": {}, "options": []},
-            query_var("job", "label_values(redis_up, job)"),
-            query_var("instance", 'label_values(redis_up{job=~"$job"}, instance)'),
+            {**query_var("cluster", "label_values(redis_up, cluster)"), "multi": False, "allValue": ".*"},
+            query_var("job", 'label_values(redis_up{cluster=~"$cluster"}, job)'),
+            query_var("instance", 'label_values(redis_up{cluster=~"$cluster",job=~"$job"}, instance)'),
         ]},
         "panels": [
             {"type": "row", "id": 1, "title": "Memory", "collapsed": False,
@@ -82,12 +83,13 @@ def good_board() -> Board:
                   [{"refId": "A", "legendFormat": "{{instance}}",
                     "expr": f"instance:redis_keyspace_hits:ratio_rate5m{{{sel}}}"},
                    {"refId": "B", "legendFormat": "per job",
-                    "expr": 'sum by (job) (increase(redis_keyspace_hits_total{job=~"$job",'
-                            'instance=~"$instance"}[$__range]))'}],
+                    "expr": 'sum by (job) (increase(redis_keyspace_hits_total{cluster=~"$cluster",'
+                            'job=~"$job",instance=~"$instance"}[$__range]))'}],
                   "percentunit"),
             panel(5, "timeseries", "Error ratio", 9, 12,
                   [{"refId": "A", "legendFormat": "{{job}}",
-                    "expr": 'job:http_requests_errors:ratio_rate5m{job=~"$job"}'}], "percentunit"),
+                    "expr": 'job:http_requests_errors:ratio_rate5m{cluster=~"$cluster",job=~"$job"}'}],
+                  "percentunit"),
         ],
     }
 
@@ -141,7 +143,7 @@ def _row_description(board: Board) -> None:
     board["panels"][0]["description"] = "rows have no description in Grafana's schema"
 
 
-SEL = 'job=~"$job",instance=~"$instance"'
+SEL = 'cluster=~"$cluster",job=~"$job",instance=~"$instance"'
 # rule -> ways to break it; each must be flagged by that rule (and the good board is not).
 BREAKERS: dict[str, list[Mutation]] = {
     "template-datasource-rule": [
@@ -149,6 +151,14 @@ BREAKERS: dict[str, list[Mutation]] = {
         _set(lambda b: _var(b, "datasource"), "query", "loki"),
         _set(lambda b: _var(b, "datasource"), "label", "DS"),
         lambda b: b["templating"]["list"].reverse(),
+    ],
+    "template-cluster-rule": [
+        _drop_var("cluster"),
+        _set(lambda b: _var(b, "cluster"), "multi", True),
+        _set(lambda b: _var(b, "cluster"), "allValue", ".+"),
+        _set(lambda b: _var(b, "cluster"), "query", "label_values(redis_up, region)"),
+        _set(lambda b: _var(b, "job"), "query", "label_values(redis_up, job)"),
+        lambda b: b["templating"]["list"].insert(3, b["templating"]["list"].pop(1)),
     ],
     "template-job-rule": [
         _drop_var("job"),
@@ -193,9 +203,16 @@ BREAKERS: dict[str, list[Mutation]] = {
         _expr(2, f'redis_memory_used_ratio{{{SEL}}} / redis_maxmemory_bytes{{instance=~"$instance"}}'),
         _expr(2, 'redis_memory_used_ratio{job="saasmon-redis",instance=~"$instance"}'),
     ],
+    "target-cluster-rule": [
+        _expr(2, 'redis_memory_used_ratio{job=~"$job",instance=~"$instance"}'),
+        _expr(2, f'redis_memory_used_ratio{{{SEL}}}'
+                 ' / redis_maxmemory_bytes{job=~"$job",instance=~"$instance"}'),
+        _expr(5, 'job:http_requests_errors:ratio_rate5m{cluster="eu-1",job=~"$job"}'),
+    ],
     "target-instance-rule": [
-        _expr(2, 'redis_memory_used_ratio{job=~"$job"}'),
-        _expr(5, 'job:http_requests_errors:ratio_rate5m{job=~"$job",instance=~"$instance"}'),
+        _expr(2, 'redis_memory_used_ratio{cluster=~"$cluster",job=~"$job"}'),
+        _expr(5, 'job:http_requests_errors:ratio_rate5m{cluster=~"$cluster",job=~"$job",'
+                 'instance=~"$instance"}'),
     ],
     "target-counter-agg-rule": [
         _expr(3, f"redis_evicted_keys_total{{{SEL}}}"),
@@ -224,7 +241,7 @@ BREAKERS: dict[str, list[Mutation]] = {
                           lambda b: _panel(b, 4)["targets"][1].pop("refId")],
     "target-legend-rule": [lambda b: _panel(b, 4)["targets"][1].pop("legendFormat")],
     "target-variable-rule": [
-        _expr(2, 'redis_memory_used_ratio{job=~"$job",instance=~"$instance",db=~"$db"}'),
+        _expr(2, 'redis_memory_used_ratio{cluster=~"$cluster",job=~"$job",instance=~"$instance",db=~"$db"}'),
         _both(_drop_var("instance"), _expr(2, f"redis_memory_used_ratio{{{SEL}}}")),
     ],
     "dashboard-schema-rule": [
@@ -274,9 +291,9 @@ def test_promtool_errors_map_back_to_board_and_panel() -> None:
 
 def test_queries_substitute_variables_for_promtool() -> None:
     exprs = [q.expr for q in lint.queries(good_board(), "x.json")]
-    assert 'redis_evicted_keys_total{job=~".+",instance=~".+"}[1m]' in exprs[1]
+    assert 'redis_evicted_keys_total{cluster=~".*",job=~".+",instance=~".+"}[1m]' in exprs[1]
     assert "[1h]" in exprs[3]
-    assert 'redis_up{job=~".+"}' in exprs[-1]
+    assert 'redis_up{cluster=~".*",job=~".+"}' in exprs[-1]
 
 
 def test_selectors_know_matchers_ranges_and_enclosing_calls() -> None:
@@ -403,6 +420,7 @@ def raw_series(names: set[str]) -> set[str]:
 def signal_series(signal: dict[str, Any]) -> set[str]:
     """Raw series of the signal's expression (its selectors substituted by a stand-in)."""
     expr = re.sub(r"%\(\w+Selector\)s", 'job="x"', signal["expr"])
+    expr = re.sub(r"%\(\w+Label\)s", "severity", expr)  # a label name (guideSeverityLabel)
     expr = re.sub(r"%\(\w+\)s", "1", expr)  # other settings: a size, a key pattern in a string
     return raw_series(series(expr))
 
