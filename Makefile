@@ -28,10 +28,10 @@ lint: venv
 # The test rooms (tests/unit, tests/integration, tests/system; markers of the same names).
 # `check` is the everyday loop: lint and the unit room, rule/route/board tests included.
 check: deps venv lint
-	$(PYTEST) -q -m unit -n auto --dist loadgroup --durations=10 tests/unit
+	$(PYTEST) -q -m unit -n auto --dist loadscope --durations=10 tests/unit
 
 unit: deps venv
-	$(PYTEST) -q -m unit -n auto --dist loadgroup --durations=10 tests/unit
+	$(PYTEST) -q -m unit -n auto --dist loadscope --durations=10 tests/unit
 
 integration: deps venv
 	$(PYTEST) -v -m integration --durations=20
@@ -43,7 +43,7 @@ system: deps venv
 # drills mostly wait on the clock) while the others take the unit and integration files
 # (tests/support/rooms.py). -v names each test as it ends, so a long one shows in the CI log.
 test: deps venv lint
-	$(PYTEST) -v -n auto --dist loadgroup --no-loadscope-reorder --durations=25
+	$(PYTEST) -v -n auto --dist loadscope --no-loadscope-reorder --durations=25
 
 demo: deps venv
 	$(PY) scripts/demo.py

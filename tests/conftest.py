@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,7 +36,19 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     rooms.assign(items)
     rooms.order(items, distributed=distributed(config))
-    rooms.group(items)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Work units by room (tests/support/rooms.py's `work_unit`). A scheduler of our own,
+    not xdist_group marks: `--dist loadgroup` renames node ids, which pytest 9.2 no longer
+    lets a plugin do."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class RoomScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist is untyped
+        def _split_scope(self, nodeid: str) -> str:
+            return rooms.work_unit(nodeid)
+
+    return RoomScheduling(config, log)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
