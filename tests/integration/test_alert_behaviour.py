@@ -11,6 +11,10 @@ import pytest
 from alert_rules.generator.promtool_tests import values_text
 from tests.support.rule_scenarios import Scenario, run, series
 
+# Weeks of samples through an area's rules: one to two minutes each alone, more beside another
+# xdist worker.
+pytestmark = pytest.mark.timeout(600)
+
 APP = {"job": "saasmon-app", "instance": "app:8080", "route": "/api/x", "method": "GET"}
 
 
@@ -71,7 +75,6 @@ def test_one_failed_storage_probe_pages_no_one() -> None:
     run([one, down], areas=["storage", "slo-storage"])
 
 
-@pytest.mark.timeout(600)  # a week of samples through the api rules: ~1 min alone, more under load
 def test_traffic_surge_needs_a_baseline() -> None:
     """c. Last week's quiet hour (rate 0) made the ratio +Inf: one request a minute paged."""
     week = 7 * DAY
