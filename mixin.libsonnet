@@ -1,5 +1,8 @@
-// saasmon monitoring mixin: config + recording rules + alerts + SLO burn-rate alerts.
+// saasmon monitoring mixin (the monitoring-mixins shape): vendor this repository with
+// jsonnet-bundler and import 'saasmon/mixin.libsonnet' (docs/development.md). It exposes
+// prometheusRules, prometheusAlerts and grafanaDashboards, all read from the one _config.
 (import 'config.libsonnet') +
-(import 'rules.libsonnet') +
-(import 'alerts.libsonnet') +
-(import 'slo.libsonnet')
+(import 'alert_rules/mixin/rules.libsonnet') +
+(import 'alert_rules/mixin/alerts.libsonnet') +
+(import 'alert_rules/mixin/slo.libsonnet') +
+(import 'dashboards/dashboards.libsonnet')

@@ -6,12 +6,6 @@
 local fmt = import 'format.libsonnet';
 
 {
-  _config+:: {
-    // Rule id -> threshold; override one number here to move the alert (and the panel).
-    // An escalation twin follows its rule's threshold, so it has no entry of its own.
-    thresholds: { [r.id]: r.value for r in $._config.catalog.rules if r.escalation_of == null },
-  },
-
   local cfg = $._config,
   local signals = cfg.catalog.signals,
 
@@ -20,7 +14,7 @@ local fmt = import 'format.libsonnet';
 
   local seriesOf(rule) =
     local s = signals[rule.signal];
-    local base = if std.objectHas(s, 'record') then s.record else std.stripChars(std.format(s.expr, cfg.selectors), ' \n');
+    local base = if std.objectHas(s, 'record') then s.record else std.stripChars(std.format(s.expr, cfg.promqlParams), ' \n');
     if std.length(rule.match) == 0 then base
     else if std.objectHas(s, 'record') then '%s{%s}' % [base, selectorOf(rule)]
     else std.strReplace(base, '}', ',%s}' % selectorOf(rule)),
@@ -45,7 +39,7 @@ local fmt = import 'format.libsonnet';
             + (if std.objectHas(s, 'guard') then '\nand on (%s)\n%s %s %s' % [
               std.join(', ', s.labels), s.guard.record, s.guard.comparator,
               std.format('%.12g', if std.objectHas(s.guard, 'value') then s.guard.value else value)] else ''),
-      'for': fmt.scaleDuration(rule['for'], cfg.timeScale),
+      'for': cfg.scaledDuration(rule['for']),
       labels: {
         severity: rule.severity,
         area: s.area,
@@ -100,12 +94,12 @@ local fmt = import 'format.libsonnet';
       signal: r.signal,
       kind: s.kind,
       unit: s.unit,
-      window: if std.objectHas(s, 'window') then s.window else null,
+      window: if std.objectHas(s, 'window') then cfg.scaledDuration(s.window, true) else null,
       labels: s.labels,
       comparator: r.comparator,
       threshold: std.parseJson(std.format('%.12g', thresholdOf(r))),  // as rendered
       escalation_of: r.escalation_of,
-      'for': fmt.scaleDuration(r['for'], cfg.timeScale),
+      'for': cfg.scaledDuration(r['for']),
       // A second series that must also pass the threshold (compared with its comparator).
       guard: if std.objectHas(s, 'guard') then {
         series: s.guard.record,

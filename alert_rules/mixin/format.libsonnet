@@ -1,12 +1,14 @@
 // Human-readable thresholds and durations for annotations.
 {
-  // Durations such as 5m, 1h, 1d multiplied by the drill time scale, in Prometheus syntax.
-  scaleDuration(d, scale)::
+  // A duration such as 5m, 1h, 1w multiplied by a time scale, in Prometheus syntax: whole
+  // seconds, at least 1 and at least `floorSeconds`; unchanged at scale 1.
+  scaleDuration(d, scale, floorSeconds=0)::
     if scale == 1 then d else
-      local units = { s: 1, m: 60, h: 3600, d: 86400 };
+      local units = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
       local n = std.parseInt(d[:std.length(d) - 1]);
-      local seconds = std.max(1, std.floor(n * units[d[std.length(d) - 1]] * scale));
-      '%ds' % seconds,
+      // The epsilon keeps 300 * (1/60) at 5, not 4.999...
+      std.format('%ds', std.max(std.max(1, std.floor(n * units[d[std.length(d) - 1]] * scale + 1e-9)),
+                                std.ceil(floorSeconds))),
 
   threshold(value, unit)::
     if unit == 'ratio' then std.format('%g%%', value * 100)

@@ -30,7 +30,7 @@
       {
         name: 'saasmon-%s.rules' % area,
         rules: [
-          { record: s.record, expr: std.format(s.expr, cfg.selectors) }
+          { record: s.record, expr: std.format(s.expr, cfg.promqlParams) }
           for s in recorded
           if s.area == area
         ] + (if std.objectHas(extra, area) then extra[area] else []),

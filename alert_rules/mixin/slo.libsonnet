@@ -1,17 +1,8 @@
 // Multiwindow, multi-burn-rate alerts for the availability objectives in slos.yaml.
 local fmt = import 'format.libsonnet';
 
+// The tiers are _config.burnRateWindows (config.libsonnet).
 {
-  _config+:: {
-    // [severity, long window, short window, burn-rate factor]; the page/ticket split.
-    burnRateWindows: [
-      { severity: 'critical', long: '1h', short: '5m', factor: 14.4, 'for': '2m' },
-      { severity: 'critical', long: '6h', short: '30m', factor: 6, 'for': '15m' },
-      { severity: 'medium', long: '1d', short: '2h', factor: 3, 'for': '1h' },
-      { severity: 'medium', long: '3d', short: '6h', factor: 1, 'for': '3h' },
-    ],
-  },
-
   local cfg = $._config,
   local slos = cfg.catalog.slos,
   // 5m is always recorded: the dashboards add its increases up over 30 days.
@@ -32,12 +23,12 @@ local fmt = import 'format.libsonnet';
           [
             {
               record: errorsRecord(w),
-              expr: std.format(slos[name].errors, cfg.selectors { window: w }),
+              expr: std.format(slos[name].errors, cfg.promqlParams { window: cfg.scaledDuration(w, true) }),
               labels: { slo: name },
             },
             {
               record: eventsRecord(w),
-              expr: std.format(slos[name].events, cfg.selectors { window: w }),
+              expr: std.format(slos[name].events, cfg.promqlParams { window: cfg.scaledDuration(w, true) }),
               labels: { slo: name },
             },
             {
@@ -67,12 +58,12 @@ local fmt = import 'format.libsonnet';
       slo: name,
       kind: 'burn_rate',
       labels: slo.labels,
-      long: { series: record(name, w.long), window: w.long },
-      short: { series: record(name, w.short), window: w.short },
-      errors: { series: errorsRecord(w.long), window: w.long },
+      long: { series: record(name, w.long), window: cfg.scaledDuration(w.long, true) },
+      short: { series: record(name, w.short), window: cfg.scaledDuration(w.short, true) },
+      errors: { series: errorsRecord(w.long), window: cfg.scaledDuration(w.long, true) },
       threshold: std.parseJson(std.format('%.12g', w.factor * (1 - slo.objective))),  // as rendered
       min_errors: slo.min_errors,
-      'for': fmt.scaleDuration(w['for'], cfg.timeScale),
+      'for': cfg.scaledDuration(w['for']),
     }
     for name in std.objectFields(slos)
     for i in std.range(0, std.length(cfg.burnRateWindows) - 1)
@@ -94,7 +85,7 @@ local fmt = import 'format.libsonnet';
               record(name, w.long), name, threshold, record(name, w.short), name, threshold,
               errorsRecord(w.long), name, std.format('%.12g', slo.min_errors),
             ],
-            'for': fmt.scaleDuration(w['for'], cfg.timeScale),
+            'for': cfg.scaledDuration(w['for']),
             labels: {
               severity: severityOf(slo, i),
               area: slo.area,

@@ -1,7 +1,7 @@
 // Overview: one green / yellow / red status per board from the firing alerts of its areas,
 // then nova-crm's post-launch dashboard: every metric it lists against its target (green),
 // between target and alert level (yellow) and past the alert level (red).
-local s = import '../lib/saasmon.libsonnet';
+function(s)
 local g = s.g;
 local c = s.c;
 local cfg = s.cfg;
