@@ -35,10 +35,10 @@ local fmt = import 'format.libsonnet';
     local value = cfg.thresholds[if twin(rule) then rule.escalation_of else rule.id];
     {
       alert: s.alert,
-      expr: '%s %s %s' % [seriesOf(rule), rule.comparator, std.format('%.12g', value)]
+      expr: '%s %s %s' % [seriesOf(rule), rule.comparator, fmt.number(value)]
             + (if std.objectHas(s, 'guard') then '\nand on (%s)\n%s %s %s' % [
               std.join(', ', s.labels), s.guard.record, s.guard.comparator,
-              std.format('%.12g', if std.objectHas(s.guard, 'value') then s.guard.value else value)] else ''),
+              fmt.number(if std.objectHas(s.guard, 'value') then s.guard.value else value)] else ''),
       'for': cfg.scaledDuration(rule['for']),
       labels: {
         severity: rule.severity,
@@ -97,14 +97,14 @@ local fmt = import 'format.libsonnet';
       window: if std.objectHas(s, 'window') then cfg.scaledDuration(s.window, true) else null,
       labels: s.labels,
       comparator: r.comparator,
-      threshold: std.parseJson(std.format('%.12g', thresholdOf(r))),  // as rendered
+      threshold: std.parseJson(fmt.number(thresholdOf(r))),  // as rendered
       escalation_of: r.escalation_of,
       'for': cfg.scaledDuration(r['for']),
       // A second series that must also pass the threshold (compared with its comparator).
       guard: if std.objectHas(s, 'guard') then {
         series: s.guard.record,
         comparator: s.guard.comparator,
-        threshold: std.parseJson(std.format('%.12g', if std.objectHas(s.guard, 'value') then s.guard.value else thresholdOf(r))),
+        threshold: std.parseJson(fmt.number(if std.objectHas(s.guard, 'value') then s.guard.value else thresholdOf(r))),
       } else null,
     } + seriesSelectorOf(r)
     for area in areas

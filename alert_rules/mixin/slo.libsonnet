@@ -61,7 +61,7 @@ local fmt = import 'format.libsonnet';
       long: { series: record(name, w.long), window: cfg.scaledDuration(w.long, true) },
       short: { series: record(name, w.short), window: cfg.scaledDuration(w.short, true) },
       errors: { series: errorsRecord(w.long), window: cfg.scaledDuration(w.long, true) },
-      threshold: std.parseJson(std.format('%.12g', w.factor * (1 - slo.objective))),  // as rendered
+      threshold: std.parseJson(fmt.number(w.factor * (1 - slo.objective))),  // as rendered
       min_errors: slo.min_errors,
       'for': cfg.scaledDuration(w['for']),
     }
@@ -77,13 +77,13 @@ local fmt = import 'format.libsonnet';
           local slo = slos[name];
           local w = cfg.burnRateWindows[i];
           local budget = 1 - slo.objective;
-          local threshold = std.format('%.12g', w.factor * budget);
+          local threshold = fmt.number(w.factor * budget);
           {
             alert: slo.alert,
             // The third clause: at least min_errors bad events in the long window.
             expr: '%s{slo="%s"} > %s\nand\n%s{slo="%s"} > %s\nand\n%s{slo="%s"} >= %s' % [
               record(name, w.long), name, threshold, record(name, w.short), name, threshold,
-              errorsRecord(w.long), name, std.format('%.12g', slo.min_errors),
+              errorsRecord(w.long), name, fmt.number(slo.min_errors),
             ],
             'for': cfg.scaledDuration(w['for']),
             labels: {
@@ -98,7 +98,7 @@ local fmt = import 'format.libsonnet';
                 name, fmt.threshold(slo.objective, 'ratio'), w.factor],
               description: std.join(' ', ['%s={{ $labels.%s }}' % [l, l] for l in slo.labels]) +
                            ': errors over the last %s ({{ $value | humanizePercentage }} of events, at least %s of them) are %gx the budget of a %s objective; at this rate a 30-day budget lasts %s (%s).' % [
-                w.long, std.format('%.12g', slo.min_errors), w.factor, fmt.threshold(slo.objective, 'ratio'),
+                w.long, fmt.number(slo.min_errors), w.factor, fmt.threshold(slo.objective, 'ratio'),
                 fmt.threshold(30 * 86400 / w.factor, 'seconds'), std.join('; ', slo.sources)],
               runbook_url: cfg.runbookURLPattern % slo.alert,
             } + $.dashboardURL(cfg.dashboards.slo),

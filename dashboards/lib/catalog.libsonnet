@@ -62,6 +62,7 @@ function(config) {
     ),
 
   threshold(value, unit):: fmt.threshold(value, unit),
+  number(value):: fmt.number(value),
 
   local matchText(m) =
     if std.length(m) == 0 then ''

@@ -55,7 +55,7 @@ local c = (import 'catalog.libsonnet')(config);
                                  + [c.description(n) for n in also]);
       local main = g.target(q, if legend != null then legend else defaultLegend);
       local lines = [
-        g.target('%s + 0 * max(%s)' % [std.format('%.12g', t.value), q], c.targetText(t))
+        g.target('%s + 0 * max(%s)' % [c.number(t.value), q], c.targetText(t))
         for t in tgts
       ];
       local panel =

@@ -57,6 +57,7 @@ def kube_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.integration  # the whole mixin, boards included, through the jsonnet binary
+@pytest.mark.timeout(1200)  # about 30 s of CPU; minutes on a loaded machine
 def test_vendored_mixin_renders_the_committed_rules_and_boards(kube_prometheus: Path) -> None:
     out = _jsonnet_cli(kube_prometheus, """
 local saasmon = (import 'saasmon/mixin.libsonnet') + { _config+:: {} };
@@ -74,6 +75,7 @@ local saasmon = (import 'saasmon/mixin.libsonnet') + { _config+:: {} };
 
 
 @pytest.mark.integration  # evaluates the alerts and one board through the jsonnet binary
+@pytest.mark.timeout(1200)
 def test_a_config_override_reaches_a_rule_and_a_board(kube_prometheus: Path) -> None:
     catalog = json.loads(CATALOG_JSON.read_text())
     rule = next(r for r in catalog["rules"] if r["signal"] == "redis_memory" and not r["escalation_of"])
@@ -126,6 +128,7 @@ def _flat(rendered: dict[str, Any], kind: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.integration  # two renders of the mixin's rules: about 50 s of CPU
+@pytest.mark.timeout(1200)
 def test_time_scale_divides_every_duration_of_the_rules() -> None:
     marked = _render("scaledDuration(d, range=false):: '<<%s:%s>>' % [if range then 'range' else "
                      "'duration', d]")
