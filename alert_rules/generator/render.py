@@ -1,9 +1,10 @@
 """The committed artefacts of the mixin, and writing or checking them.
 
 `python -m alert_rules.generator` writes; `--check` only compares and exits 1 listing the
-stale files, which is what the staleness test runs. Module graph (no cycle): catalog ->
-durations; mixin -> catalog; dashboards, promtool_tests, runbooks, coverage -> catalog or
-nothing; render -> all of those; scaled -> render; __main__ -> render, scaled.
+stale files, which is what the staleness test runs. Module graph (no cycle, tested in
+tests/unit/test_mixin.py): catalog -> durations; mixin -> catalog; dashboards -> mixin;
+promtool_tests, runbooks, coverage -> catalog or nothing; render -> all of those;
+scaled -> render; __main__ -> render, scaled.
 """
 
 from __future__ import annotations

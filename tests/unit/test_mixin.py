@@ -4,6 +4,7 @@ renders the committed rules and boards; a `_config` override reaches a rule and 
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import re
@@ -168,3 +169,20 @@ def test_scale_duration_floors_range_windows() -> None:
     assert scale("1w", SCALE, 0) == "10080s"
     assert scale("5m", 1 / 120, 4) == "4s"  # a rate window keeps four scrapes
     assert scale("1m", 1 / 120, 0) == "1s"  # never 0
+
+
+def test_generator_modules_import_no_cycle() -> None:
+    package = REPO / "alert_rules" / "generator"
+    graph = {
+        path.stem: {node.module.rsplit(".", 1)[1] for node in ast.walk(ast.parse(path.read_text()))
+                    if isinstance(node, ast.ImportFrom) and node.module
+                    and node.module.startswith("alert_rules.generator.")}
+        for path in package.glob("*.py")
+    }
+    assert {"mixin", "dashboards"} <= graph["render"], graph  # the imports are read at all
+
+    def reaches(start: str, goal: str, seen: frozenset[str] = frozenset()) -> bool:
+        return any(n == goal or (n not in seen and reaches(n, goal, seen | {n}))
+                   for n in graph.get(start, ()))
+
+    assert [m for m in graph if reaches(m, m)] == []
