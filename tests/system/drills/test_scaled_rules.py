@@ -18,6 +18,9 @@ from alert_rules.generator.catalog import load_catalog
 from alert_rules.generator.durations import RANGE, seconds
 from alert_rules.generator.scaled import write_scaled
 
+# Each render of the mixin takes about 25 s of CPU: minutes on a loaded machine.
+pytestmark = pytest.mark.timeout(1200)
+
 GENERATED = Path(__file__).resolve().parents[3] / "alert_rules" / "generated"
 SCALE = 1 / 60
 
