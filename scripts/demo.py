@@ -73,7 +73,7 @@ SCRAPE_INTERVAL = "15s"
 # ones so queries and alert rules written against the demo work against compose too.
 POSTGRES_JOB = "saasmon-postgres"
 REDIS_JOB = "saasmon-redis"
-# The other job names are the mixin's (alert_rules/mixin/config.libsonnet), so every
+# The other job names are the mixin's (config.libsonnet at the repository root), so every
 # generated alert reads the demo's series.
 WARM_LIBRARY_ITEMS = 150
 # Providers the generated data receives webhooks from; the demo's workload keeps them coming.

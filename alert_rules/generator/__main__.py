@@ -1,7 +1,7 @@
 """`python -m alert_rules.generator [--check]`: regenerate rules, tests and runbooks.
 
 `--time-scale F --out DIR` instead writes only the two rule files with every duration
-scaled by F, for fault drills (alert_rules/generator/scaled.py).
+scaled by F (the mixin's _config.timeScale), for fault drills (alert_rules/generator/scaled.py).
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from alert_rules.generator.catalog import CatalogError, load_catalog
-from alert_rules.generator.render import REPO, artefacts, stale, write
+from alert_rules.generator.mixin import REPO
+from alert_rules.generator.render import artefacts, stale, write
 from alert_rules.generator.scaled import write_scaled
 
 

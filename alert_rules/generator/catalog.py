@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from alert_rules.generator.durations import parameters, template
+
 CATALOG_DIR = Path(__file__).resolve().parent.parent / "catalog"
 GUIDES = ("nova-crm", "estimate-library", "dirt-free-crm", "tpt-erp", "saas-ops-module")
 BUNDLE = "saasmon"  # the bundle's own alerts (exporter and pipeline health), not a guide's
@@ -402,13 +404,28 @@ def dashboard_targets(guides: list[GuideCatalog], signals: dict[str, Signal]) ->
 
 
 def catalog_json(catalog: Catalog) -> dict[str, Any]:
-    """What the mixin imports: signals, SLOs and merged rules (thresholds by rule id)."""
+    """What the mixin imports: signals, SLOs and merged rules (thresholds by rule id).
+
+    PromQL goes in as mixin templates (durations.template): every window and offset is a
+    parameter the mixin's timeScale scales; `durations` lists the parameters used."""
+
+    def signal(s: Signal) -> dict[str, Any]:
+        out = {**s.model_dump(by_alias=True, exclude_none=True), "expr": template(s.expr)}
+        if s.guard:
+            out["guard"] = {**out["guard"], "expr": template(s.guard.expr)}
+        return out | ({} if s.record else {"series": direct(s.expr).model_dump()})
+
+    signals = {name: signal(s) for name, s in catalog.signals.items()}
+    slos = {name: {**s.model_dump(), "errors": template(s.errors), "events": template(s.events),
+                   "guide": s.sources[0].split(" § ")[0]}
+            for name, s in catalog.slos.items()}
+    exprs = [s["expr"] for s in signals.values()] + [
+        s["guard"]["expr"] for s in signals.values() if "guard" in s] + [
+        e for s in slos.values() for e in (s["errors"], s["events"])]
     return {
-        "signals": {name: {**s.model_dump(by_alias=True, exclude_none=True),
-                           **({} if s.record else {"series": direct(s.expr).model_dump()})}
-                    for name, s in catalog.signals.items()},
-        "slos": {name: {**s.model_dump(), "guide": s.sources[0].split(" § ")[0]}
-                 for name, s in catalog.slos.items()},
+        "signals": signals,
+        "slos": slos,
         "rules": [r.model_dump(by_alias=True) for r in catalog.rules],
         "targets": [t.model_dump() for t in catalog.targets],
+        "durations": parameters(exprs),
     }

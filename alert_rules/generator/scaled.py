@@ -1,90 +1,45 @@
-"""The generated rules with every duration shrunk by a time scale, for fault drills.
+"""The drill copy of the rules: the mixin rendered with `_config.timeScale`.
 
-`render.evaluate(text, time_scale)` already scales each alert's `for` (the mixin's
-`timeScale`). A drill also needs the range windows and offsets in the expressions scaled,
-or a 5-minute rate would keep a fault visible for minutes after it is gone. Windows are
-floored to four scrape intervals: a rate needs at least two samples, and four keep it from
-flickering when one scrape is late. Rule names keep the real window (`...:rate5m`), so
-the drill rules read the same series names as the shipped ones.
+One mixin parameter scales every `for`, range window, subquery step and offset (the
+catalog's PromQL reaches Jsonnet with its durations as parameters, durations.py), so a
+5-minute rate does not keep a fault visible for minutes after it is gone. Range windows are
+floored to four scrape intervals (`minRangeWindowSeconds`): a rate needs at least two
+samples, and four keep it from flickering when one scrape is late. Rule names keep the real
+window (`...:rate5m`), so the drill rules read the same series names as the shipped ones.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import re
 from pathlib import Path
 from typing import Any
 
-from alert_rules.generator.catalog import Catalog, catalog_json
-from alert_rules.generator.render import _ordered, dump_yaml, evaluate
+from alert_rules.generator.catalog import Catalog
+from alert_rules.generator.durations import seconds
+from alert_rules.generator.mixin import evaluate
+from alert_rules.generator.render import catalog_text, dump_yaml, ordered
 from exporters import __version__
 
-UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-DURATION = r"(?:\d+(?:ms|[smhdwy]))+"
-# [5m], [1h:5m], [1h:] (a subquery) and `offset 1w`, in PromQL outside string literals.
-RANGE = re.compile(rf"\[\s*({DURATION})\s*(?::\s*({DURATION})?\s*)?\]")
-OFFSET = re.compile(rf"\boffset\s+(-?)({DURATION})")
-# A double-, single- or back-quoted PromQL string (label values, regexes): left untouched.
-STRING = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`')
+__all__ = ["drill_config", "scaled_rules", "seconds", "write_scaled"]
 
 
-def seconds(duration: str) -> float:
-    """A Prometheus duration (`1h30m`, `500ms`) in seconds."""
-    parts = re.findall(r"(\d+)(ms|[smhdwy])", duration)
-    if not parts or "".join(n + u for n, u in parts) != duration:
-        raise ValueError(f"not a Prometheus duration: {duration!r}")
-    return sum(int(n) * UNITS[u] for n, u in parts)
-
-
-def scale_duration(duration: str, scale: float, floor_seconds: float = 0.0) -> str:
-    """`duration` times `scale`, whole seconds (at least 1 s and at least `floor_seconds`)."""
-    scaled = max(1, math.floor(seconds(duration) * scale + 1e-9), math.ceil(floor_seconds))
-    return f"{scaled}s"
-
-
-def scale_expr(expr: str, scale: float, min_window_seconds: float) -> str:
-    """Scale every range window, subquery step and offset of a PromQL expression."""
-
-    def window(match: re.Match[str]) -> str:
-        out = "[" + scale_duration(match.group(1), scale, min_window_seconds)
-        if ":" in match.group(0):
-            step = match.group(2)
-            out += ":" + (scale_duration(step, scale) if step else "")
-        return out + "]"
-
-    def offset(match: re.Match[str]) -> str:
-        return f"offset {match.group(1)}{scale_duration(match.group(2), scale)}"
-
-    out, last = [], 0
-    for literal in STRING.finditer(expr):
-        code = expr[last:literal.start()]
-        out.append(OFFSET.sub(offset, RANGE.sub(window, code)))
-        out.append(literal.group(0))
-        last = literal.end()
-    out.append(OFFSET.sub(offset, RANGE.sub(window, expr[last:])))
-    return "".join(out)
+def drill_config(scale: float, scrape_interval_seconds: float) -> dict[str, Any]:
+    """The `_config` overrides of a drill: the time scale and its range-window floor."""
+    if not 0 < scale <= 1:
+        raise ValueError(f"time scale must be in (0, 1], got {scale}")
+    return {"timeScale": scale, "minRangeWindowSeconds": 4 * scrape_interval_seconds}
 
 
 def scaled_rules(catalog: Catalog, scale: float, scrape_interval_seconds: float
                  ) -> dict[str, Any]:
-    """{alerts, rules} in Prometheus form, `for` and every window scaled by `scale`."""
-    if not 0 < scale <= 1:
-        raise ValueError(f"time scale must be in (0, 1], got {scale}")
-    catalog_text = json.dumps(catalog_json(catalog), indent=1, sort_keys=True) + "\n"
-    rendered = _ordered(evaluate(catalog_text, scale))
-    floor = 4 * scrape_interval_seconds
-    for kind in ("alerts", "rules"):
-        for group in rendered[kind]["groups"]:
-            for rule in group["rules"]:
-                rule["expr"] = scale_expr(rule["expr"], scale, floor)
-    return rendered
+    """{alerts, rules, descriptions} in Prometheus form, every duration scaled by `scale`."""
+    return ordered(evaluate(catalog_text(catalog), drill_config(scale, scrape_interval_seconds),
+                            dashboards=False))
 
 
 def header(scale: float) -> str:
     return (f"# saasmon alert bundle {__version__}, DRILL COPY: every `for`, range window and "
             f"offset scaled by {scale:g}.\n# Generated by `python -m alert_rules.generator "
-            "--time-scale`; never deploy this file.\n")
+            "--time-scale` (the mixin's _config.timeScale); never deploy this file.\n")
 
 
 def write_scaled(catalog: Catalog, scale: float, out: Path,

@@ -7,12 +7,6 @@ local conv = import 'conventions.libsonnet';
 local fmt = import 'format.libsonnet';
 
 {
-  _config+:: {
-    // Rule id -> threshold; override one number here to move the alert (and the panel).
-    // An escalation twin follows its rule's threshold, so it has no entry of its own.
-    thresholds: { [r.id]: r.value for r in $._config.catalog.rules if r.escalation_of == null },
-  },
-
   local cfg = $._config,
   local signals = cfg.catalog.signals,
 
@@ -21,7 +15,7 @@ local fmt = import 'format.libsonnet';
 
   local seriesOf(rule) =
     local s = signals[rule.signal];
-    local base = if std.objectHas(s, 'record') then s.record else std.stripChars(std.format(s.expr, cfg.selectors), ' \n');
+    local base = if std.objectHas(s, 'record') then s.record else std.stripChars(std.format(s.expr, cfg.promqlParams), ' \n');
     if std.length(rule.match) == 0 then base
     else if std.objectHas(s, 'record') then '%s{%s}' % [base, selectorOf(rule)]
     else std.strReplace(base, '}', ',%s}' % selectorOf(rule)),
@@ -42,11 +36,11 @@ local fmt = import 'format.libsonnet';
     local value = cfg.thresholds[if twin(rule) then rule.escalation_of else rule.id];
     {
       alert: conv.alertName(cfg, s.alert),
-      expr: conv.clustered(cfg, '%s %s %s' % [seriesOf(rule), rule.comparator, std.format('%.12g', value)]
+      expr: conv.clustered(cfg, '%s %s %s' % [seriesOf(rule), rule.comparator, fmt.number(value)]
             + (if std.objectHas(s, 'guard') then '\nand on (%s)\n%s %s %s' % [
               std.join(', ', s.labels), s.guard.record, s.guard.comparator,
-              std.format('%.12g', if std.objectHas(s.guard, 'value') then s.guard.value else value)] else '')),
-      'for': fmt.scaleDuration(rule['for'], cfg.timeScale),
+              fmt.number(if std.objectHas(s.guard, 'value') then s.guard.value else value)] else '')),
+      'for': cfg.scaledDuration(rule['for']),
       labels: cfg.extraLabels + conv.severityLabels(cfg, rule.severity) + {
         area: s.area,
         guide: rule.guide,
@@ -111,18 +105,18 @@ local fmt = import 'format.libsonnet';
       signal: r.signal,
       kind: s.kind,
       unit: s.unit,
-      window: if std.objectHas(s, 'window') then s.window else null,
+      window: if std.objectHas(s, 'window') then cfg.scaledDuration(s.window, true) else null,
       // The labels of the series, the cluster label first (every aggregation keeps it).
       labels: (if cfg.clusterLabel == '' then [] else [cfg.clusterLabel]) + s.labels,
       comparator: r.comparator,
-      threshold: std.parseJson(std.format('%.12g', thresholdOf(r))),  // as rendered
+      threshold: std.parseJson(fmt.number(thresholdOf(r))),  // as rendered
       escalation_of: r.escalation_of,
-      'for': fmt.scaleDuration(r['for'], cfg.timeScale),
+      'for': cfg.scaledDuration(r['for']),
       // A second series that must also pass the threshold (compared with its comparator).
       guard: if std.objectHas(s, 'guard') then {
         series: s.guard.record,
         comparator: s.guard.comparator,
-        threshold: std.parseJson(std.format('%.12g', if std.objectHas(s.guard, 'value') then s.guard.value else thresholdOf(r))),
+        threshold: std.parseJson(fmt.number(if std.objectHas(s.guard, 'value') then s.guard.value else thresholdOf(r))),
       } else null,
     } + seriesSelectorOf(r)
     for g in areaGroups

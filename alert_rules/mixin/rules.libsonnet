@@ -37,7 +37,7 @@ local conv = import 'conventions.libsonnet';
       conv.groups(cfg, 'saasmon-%s' % area, [
         conventional(r)
         for r in [
-          { record: s.record, expr: std.format(s.expr, cfg.selectors) }
+          { record: s.record, expr: std.format(s.expr, cfg.promqlParams) }
           for s in recorded
           if s.area == area
         ] + (if std.objectHas(extra, area) then extra[area] else [])

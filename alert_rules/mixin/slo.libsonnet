@@ -2,17 +2,8 @@
 local conv = import 'conventions.libsonnet';
 local fmt = import 'format.libsonnet';
 
+// The tiers are _config.burnRateWindows (config.libsonnet).
 {
-  _config+:: {
-    // [severity, long window, short window, burn-rate factor]; the page/ticket split.
-    burnRateWindows: [
-      { severity: 'critical', long: '1h', short: '5m', factor: 14.4, 'for': '2m' },
-      { severity: 'critical', long: '6h', short: '30m', factor: 6, 'for': '15m' },
-      { severity: 'medium', long: '1d', short: '2h', factor: 3, 'for': '1h' },
-      { severity: 'medium', long: '3d', short: '6h', factor: 1, 'for': '3h' },
-    ],
-  },
-
   local cfg = $._config,
   local slos = cfg.catalog.slos,
   // 5m is always recorded: the dashboards add its increases up over 30 days.
@@ -32,13 +23,13 @@ local fmt = import 'format.libsonnet';
         [
           {
             record: errorsRecord(w),
-            expr: conv.clustered(cfg, std.format(slos[name].errors, cfg.selectors { window: w })),
+            expr: conv.clustered(cfg, std.format(slos[name].errors, cfg.promqlParams { window: cfg.scaledDuration(w, true) })),
             labels: cfg.extraLabels + { slo: name },
             window:: w,
           },
           {
             record: eventsRecord(w),
-            expr: conv.clustered(cfg, std.format(slos[name].events, cfg.selectors { window: w })),
+            expr: conv.clustered(cfg, std.format(slos[name].events, cfg.promqlParams { window: cfg.scaledDuration(w, true) })),
             labels: cfg.extraLabels + { slo: name },
             window:: w,
           },
@@ -70,12 +61,12 @@ local fmt = import 'format.libsonnet';
       slo: name,
       kind: 'burn_rate',
       labels: slo.labels,
-      long: { series: record(name, w.long), window: w.long },
-      short: { series: record(name, w.short), window: w.short },
-      errors: { series: errorsRecord(w.long), window: w.long },
-      threshold: std.parseJson(std.format('%.12g', w.factor * (1 - slo.objective))),  // as rendered
+      long: { series: record(name, w.long), window: cfg.scaledDuration(w.long, true) },
+      short: { series: record(name, w.short), window: cfg.scaledDuration(w.short, true) },
+      errors: { series: errorsRecord(w.long), window: cfg.scaledDuration(w.long, true) },
+      threshold: std.parseJson(fmt.number(w.factor * (1 - slo.objective))),  // as rendered
       min_errors: slo.min_errors,
-      'for': fmt.scaleDuration(w['for'], cfg.timeScale),
+      'for': cfg.scaledDuration(w['for']),
     }
     for name in std.objectFields(slos)
     for i in std.range(0, std.length(cfg.burnRateWindows) - 1)
@@ -89,15 +80,15 @@ local fmt = import 'format.libsonnet';
           local slo = slos[name];
           local w = cfg.burnRateWindows[i];
           local budget = 1 - slo.objective;
-          local threshold = std.format('%.12g', w.factor * budget);
+          local threshold = fmt.number(w.factor * budget);
           {
             alert: conv.alertName(cfg, slo.alert),
             // The third clause: at least min_errors bad events in the long window.
             expr: '%s{slo="%s"} > %s\nand\n%s{slo="%s"} > %s\nand\n%s{slo="%s"} >= %s' % [
               record(name, w.long), name, threshold, record(name, w.short), name, threshold,
-              errorsRecord(w.long), name, std.format('%.12g', slo.min_errors),
+              errorsRecord(w.long), name, fmt.number(slo.min_errors),
             ],
-            'for': fmt.scaleDuration(w['for'], cfg.timeScale),
+            'for': cfg.scaledDuration(w['for']),
             labels: cfg.extraLabels + conv.severityLabels(cfg, severityOf(slo, i)) + {
               area: slo.area,
               guide: slo.guide,
@@ -109,7 +100,7 @@ local fmt = import 'format.libsonnet';
                 name, fmt.threshold(slo.objective, 'ratio'), w.factor],
               description: std.join(' ', ['%s={{ $labels.%s }}' % [l, l] for l in slo.labels]) +
                            ': errors over the last %s ({{ $value | humanizePercentage }} of events, at least %s of them) are %gx the budget of a %s objective; at this rate a 30-day budget lasts %s (%s).' % [
-                w.long, std.format('%.12g', slo.min_errors), w.factor, fmt.threshold(slo.objective, 'ratio'),
+                w.long, fmt.number(slo.min_errors), w.factor, fmt.threshold(slo.objective, 'ratio'),
                 fmt.threshold(30 * 86400 / w.factor, 'seconds'), std.join('; ', slo.sources)],
               runbook_url: cfg.runbookURLPattern % slo.alert,
             } + $.dashboardURL(cfg.dashboards.slo),

@@ -1,13 +1,14 @@
 // The threshold catalog seen from a dashboard: signal queries with the board's variables,
 // units, threshold steps from every rule of a signal, descriptions citing `guide § section`,
-// runbook links and the guides' dashboard-only targets. Reads the mixin's _config, so a
-// threshold overridden there (thresholds by rule id) moves the alert and the panel alike.
+// runbook links and the guides' dashboard-only targets. A function of the mixin's _config
+// (config.libsonnet, with the user's overrides), so a threshold overridden there (thresholds
+// by rule id) moves the alert and the panel alike. alert_rules/ is reached through the
+// jpath: the mixin is vendored as `saasmon` (jsonnet -J vendor), see docs/development.md.
 local g = import 'grafana.libsonnet';
-local fmt = import '../../alert_rules/mixin/format.libsonnet';
-local mixin = import '../../alert_rules/mixin/mixin.libsonnet';
+local fmt = import 'saasmon/alert_rules/mixin/format.libsonnet';
 
-{
-  cfg:: mixin._config,
+function(config) {
+  cfg:: config,
   local cfg = self.cfg,
   local signals = cfg.catalog.signals,
 
@@ -61,6 +62,7 @@ local mixin = import '../../alert_rules/mixin/mixin.libsonnet';
     ),
 
   threshold(value, unit):: fmt.threshold(value, unit),
+  number(value):: fmt.number(value),
 
   local matchText(m) =
     if std.length(m) == 0 then ''
@@ -106,9 +108,12 @@ local mixin = import '../../alert_rules/mixin/mixin.libsonnet';
     local extra = if std.length(match) == 0 then [] else [matcherText(match)];
     if std.objectHas(s, 'record') then '%s{%s}' % [s.record, std.join(',', matchers + extra)]
     else
-      local selectors = {
-        [k]: if std.endsWith(k, 'Selector') then std.join(',', matchers + extra) else cfg.selectors[k]
+      // Selectors become the board's matchers, 5m windows $__rate_interval; other
+      // windows and offsets stay the rules' (config.libsonnet promqlParams).
+      local params = cfg.promqlParams + {
+        [k]: std.join(',', matchers + extra)
         for k in std.objectFields(cfg.selectors)
-      };
-      std.strReplace(std.stripChars(std.format(s.expr, selectors), ' \n'), '[5m]', '[$__rate_interval]'),
+        if std.endsWith(k, 'Selector')
+      } + { 'range:5m': '$__rate_interval' };
+      std.stripChars(std.format(s.expr, params), ' \n'),
 }

@@ -1,9 +1,11 @@
-// Entry point for boards: `local s = import '../lib/saasmon.libsonnet';`
-// s.g is the primitives, s.c the catalog layer, s.cfg the mixin's _config and s.board(...)
-// the builder that knows the board's variables (see dashboards/README.md).
+// Entry point for boards: dashboards.libsonnet calls this with the mixin's _config and
+// hands the result to every board (`function(s) ...`): s.g is the primitives, s.c the
+// catalog layer, s.cfg the _config and s.board(...) the builder that knows the board's
+// variables (see dashboards/README.md).
 local g = import 'grafana.libsonnet';
-local c = import 'catalog.libsonnet';
 
+function(config)
+local c = (import 'catalog.libsonnet')(config);
 {
   g:: g,
   c:: c,
@@ -54,7 +56,7 @@ local c = import 'catalog.libsonnet';
                                  + [c.description(n) for n in also]);
       local main = g.target(q, if legend != null then legend else defaultLegend);
       local lines = [
-        g.target('%s + 0 * max(%s)' % [std.format('%.12g', t.value), q], c.targetText(t))
+        g.target('%s + 0 * max(%s)' % [c.number(t.value), q], c.targetText(t))
         for t in tgts
       ];
       local panel =

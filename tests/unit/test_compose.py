@@ -138,7 +138,7 @@ def python_modules() -> dict[str, str]:
 
 def mixin_jobs() -> set[str]:
     jobs: dict[str, str] = yaml.safe_load(_jsonnet.evaluate_snippet(
-        "jobs", "(import 'alert_rules/mixin/config.libsonnet')._config.jobs",
+        "jobs", "(import 'config.libsonnet')._config.jobs",
         jpathdir=[str(REPO)]))
     return set(jobs.values())
 

@@ -419,7 +419,8 @@ def raw_series(names: set[str]) -> set[str]:
 
 def signal_series(signal: dict[str, Any]) -> set[str]:
     """Raw series of the signal's expression (its selectors substituted by a stand-in)."""
-    expr = re.sub(r"%\(\w+Selector\)s", 'job="x"', signal["expr"])
+    expr = re.sub(r"%\((?:range|duration):(\w+)\)s", r"\1", signal["expr"])  # durations.py
+    expr = re.sub(r"%\(\w+Selector\)s", 'job="x"', expr)
     expr = re.sub(r"%\(\w+Label\)s", "severity", expr)  # a label name (guideSeverityLabel)
     expr = re.sub(r"%\(\w+\)s", "1", expr)  # other settings: a size, a key pattern in a string
     return raw_series(series(expr))

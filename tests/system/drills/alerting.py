@@ -5,9 +5,11 @@ Prometheus evaluating the scaled rules.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ from typing import Any
 import yaml
 
 from alert_rules.generator.catalog import load_catalog
-from alert_rules.generator.scaled import header, scale_duration, scale_expr, seconds, write_scaled
+from alert_rules.generator.scaled import seconds, write_scaled
 from exporters.devservers import free_port
 from tests.support.alertmanager import AMTOOL, wait_for
 from tests.support.metrics import prometheus_api
@@ -106,32 +108,22 @@ def routes(config: Mapping[str, Any], labels: Mapping[str, str]) -> list[Route]:
 
 # -- Prometheus -----------------------------------------------------------------------------------
 def write_rules(directory: Path, scale: float, scrape_interval: float) -> list[Path]:
-    """The generated rules with `for`, windows and offsets scaled (alert_rules/generator)."""
-    return write_scaled(load_catalog(), scale, directory, scrape_interval)
-
-
-GENERATED = Path(__file__).resolve().parents[3] / "alert_rules" / "generated"
-COMMITTED_RULES = ("saasmon-rules.yaml", "saasmon-alerts.yaml")
-
-
-def scale_committed(directory: Path, scale: float, scrape_interval: float) -> list[Path]:
-    """The drill copy made from the committed rule files, without rendering the mixin again
-    (half a minute of CPU): each window and offset by `scale_expr`, each `for` by
-    `scale_duration`. test_scaled_rules.py holds it equal to `write_rules`' copy."""
+    """The generated rules with every `for`, window and offset scaled: the mixin rendered
+    with `_config.timeScale` (alert_rules/generator/scaled.py). The render takes about half a
+    minute of CPU, so a process renders each scale once and every drill stack copies it."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name in COMMITTED_RULES:
-        doc = yaml.load((GENERATED / name).read_text(), Loader=yaml.CSafeLoader)
-        for group in doc["groups"]:
-            for rule in group["rules"]:
-                rule["expr"] = scale_expr(rule["expr"], scale, 4 * scrape_interval)
-                if "for" in rule:
-                    rule["for"] = scale_duration(rule["for"], scale)
-        path = directory / name
-        path.write_text(header(scale) + yaml.dump(doc, Dumper=yaml.CSafeDumper, sort_keys=False,
-                                                  width=1000))
-        paths.append(path)
+    for name, text in _scaled_texts(scale, scrape_interval).items():
+        (directory / name).write_text(text)
+        paths.append(directory / name)
     return paths
+
+
+@functools.cache
+def _scaled_texts(scale: float, scrape_interval: float) -> dict[str, str]:
+    with tempfile.TemporaryDirectory(prefix="saasmon-scaled-") as tmp:
+        return {path.name: path.read_text()
+                for path in write_scaled(load_catalog(), scale, Path(tmp), scrape_interval)}
 
 
 @dataclass

@@ -121,7 +121,7 @@ GATED_SHARE = ('sum(rate(http_requests_total{{job="{job}",route=~"/api/.*",'
 
 
 def _rate_window(stack: Stack) -> int:
-    """The drill rules' `[5m]`, scaled and floored as alert_rules/generator/scaled.py does."""
+    """The drill rules' `[5m]`, scaled and floored as the mixin's timeScale does (config.libsonnet)."""
     return max(math.floor(300 * stack.scale), math.ceil(4 * stack.scrape_interval), 1)
 
 

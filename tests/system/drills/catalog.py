@@ -17,7 +17,7 @@ from tests.system.drills.alerting import amtool_receivers
 REPO = Path(__file__).resolve().parents[3]
 SHIPPED_AM = REPO / "alertmanager" / "alertmanager.yml"
 ALERTS = REPO / "alert_rules" / "generated" / "saasmon-alerts.yaml"
-MIXIN = REPO / "alert_rules" / "mixin"
+MIXIN = REPO  # the mixin root: mixin.libsonnet, config.libsonnet
 
 
 @functools.cache
@@ -50,7 +50,7 @@ def receivers_for(labels: Mapping[str, str]) -> frozenset[str]:
 
 @functools.cache
 def mixin_jobs() -> dict[str, str]:
-    """The Prometheus job names the rules select on (alert_rules/mixin/config.libsonnet)."""
+    """The Prometheus job names the rules select on (config.libsonnet, the mixin root)."""
     jobs: dict[str, str] = json.loads(_jsonnet.evaluate_snippet(
         "jobs", "(import 'config.libsonnet')._config.jobs", jpathdir=[str(MIXIN)]))
     return jobs

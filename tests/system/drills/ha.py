@@ -41,7 +41,7 @@ from tests.system.drills.alerting import (
     Prometheus,
     amtool_receivers,
     routes,
-    scale_committed,
+    write_rules,
     scale_timers,
 )
 from tests.system.drills.catalog import mixin_jobs
@@ -281,7 +281,7 @@ def start_stack() -> HaStack:
         config_path, peers = start_pair(root, scale, receivers, cleanup)
         jobs = mixin_jobs()
         prometheus = Prometheus(root / "prometheus", prometheus_config(
-            scale_committed(root / "rules", scale, SCRAPE_INTERVAL), peers,
+            write_rules(root / "rules", scale, SCRAPE_INTERVAL), peers,
             {jobs["postgres"]: [pg_exporter.port], jobs["smsRelay"]: [receivers.relay.port]}),
             # Scaled like the rest: an alert that fired before the Alertmanagers were
             # discovered is dropped, and re-sent only after this delay (1 m unscaled).

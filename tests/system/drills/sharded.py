@@ -12,7 +12,7 @@ the VictoriaMetrics programs themselves) and split its targets by a hash of each
 labels (`-promscrape.cluster.membersCount=2`, `-promscrape.cluster.memberNum=0|1`): each
 target is scraped by exactly one of them, so every series has one writer and vmalert sees
 one alert where Prometheus would. vmalert evaluates the generated rules, durations scaled
-by the drill time scale (alerting.scale_committed), every second, and sends every
+by the drill time scale (alerting.write_rules), every second, and sends every
 alert to both Alertmanagers, which run the shipped routing with scaled timers.
 
 The engine's own durations are scaled like the rules: VictoriaMetrics hides samples younger
@@ -38,7 +38,7 @@ from scripts.demo import WEBVITALS_ROUTES
 from tests.support.alertmanager import wait_for
 from tests.support.exporter import Exporter
 from tests.support.victoria import VictoriaMetrics, VmAgent, VmAlert
-from tests.system.drills.alerting import scale_committed
+from tests.system.drills.alerting import write_rules
 from tests.system.drills.catalog import mixin_jobs
 from tests.system.drills.ha import Pair, scrape_config, start_pair, wait_settled
 from tests.system.drills.harness import SCRAPE_INTERVAL, resend_delay, time_scale
@@ -139,7 +139,7 @@ def start_sharded() -> ShardedStack:
         scrape_file = root / "scrape.yml"
         agents = [VmAgent(root / "vmagent", config=scrape_file, remote_write=victoria.write_url,
                           member=n, members=SHARDS) for n in range(SHARDS)]
-        rules = scale_committed(root / "rules", scale, SCRAPE_INTERVAL)
+        rules = write_rules(root / "rules", scale, SCRAPE_INTERVAL)
         vmalert = VmAlert(
             root / "vmalert", rules=rules, datasource=victoria.url, write_to=victoria.url,
             notifiers=[p.url for p in peers], extra=[

@@ -1,6 +1,6 @@
 // Integrations: third-party status probes (and our own status page), payments, message
 // deliveries and webhooks.
-local s = import '../lib/saasmon.libsonnet';
+function(s)
 local g = s.g;
 local c = s.c;
 local jobs = s.cfg.jobs;

@@ -1,6 +1,6 @@
 // Database (PostgreSQL) and its host: availability, connections, statement times, locks,
 // replication, storage, and the host's CPU, memory, disk and network (node_exporter).
-local s = import '../lib/saasmon.libsonnet';
+function(s)
 local g = s.g;
 local jobs = s.cfg.jobs;
 

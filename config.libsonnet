@@ -1,9 +1,16 @@
-// Everything a user may want to change, in one place (monitoring-mixin style). The
-// catalog and signals come from alert_rules/generated/catalog.json, which the generator
-// writes from the YAML catalog: thresholds are never typed in this file.
+// Everything a user may want to change, in one place (monitoring-mixin style): the rules
+// (alert_rules/mixin) and the boards (dashboards/) read this one _config. The catalog and
+// signals come from alert_rules/generated/catalog.json, which the generator writes from the
+// YAML catalog: thresholds are never typed in this file.
+local fmt = import 'alert_rules/mixin/format.libsonnet';
+
 {
   _config+:: {
-    catalog: import '../generated/catalog.json',
+    catalog: import 'alert_rules/generated/catalog.json',
+
+    // Rule id -> threshold; override one number here to move the alert (and the panel).
+    // An escalation twin follows its rule's threshold, so it has no entry of its own.
+    thresholds: { [r.id]: r.value for r in $._config.catalog.rules if r.escalation_of == null },
 
     // Prometheus job names of the bundle's scrape targets (deploy/prometheus and make demo).
     jobs: {
@@ -130,8 +137,29 @@
     // rules are split into numbered groups, whole alert ladders at a time. 0 = no limit.
     maxRulesPerGroup: 20,
 
-    // Drills shorten every `for` and window by this factor (1 = the real durations; the
-    // promtool tests always use 1).
+    // Multiwindow burn-rate tiers of the SLO alerts (alert_rules/mixin/slo.libsonnet): [severity,
+    // long window, short window, burn-rate factor]; the page/ticket split.
+    burnRateWindows: [
+      { severity: 'critical', long: '1h', short: '5m', factor: 14.4, 'for': '2m' },
+      { severity: 'critical', long: '6h', short: '30m', factor: 6, 'for': '15m' },
+      { severity: 'medium', long: '1d', short: '2h', factor: 3, 'for': '1h' },
+      { severity: 'medium', long: '3d', short: '6h', factor: 1, 'for': '3h' },
+    ],
+
+    // Time scaling: every `for`, range window, subquery step and offset of the rules is
+    // multiplied by this (fault drills use 1/60: an hour passes in a minute). 1 = the
+    // durations the catalog states. Record names keep the real window (`...:rate5m`).
     timeScale: 1,
+    // With timeScale < 1: the shortest range window (seconds). A rate needs two samples;
+    // drills use four scrape intervals so one late scrape does not make it flicker.
+    minRangeWindowSeconds: 0,
+    // A duration of the rules as rendered; `range` for range windows (floored as above).
+    scaledDuration(d, range=false)::
+      fmt.scaleDuration(d, $._config.timeScale, if range then $._config.minRangeWindowSeconds else 0),
+    // What the catalog's PromQL templates are formatted with: the selectors above and each
+    // duration the catalog uses (alert_rules/generator/durations.py names them).
+    promqlParams:: $._config.selectors
+                   + { ['range:' + d]: $._config.scaledDuration(d, true) for d in $._config.catalog.durations.range }
+                   + { ['duration:' + d]: $._config.scaledDuration(d) for d in $._config.catalog.durations.duration },
   },
 }

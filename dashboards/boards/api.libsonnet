@@ -1,5 +1,5 @@
 // API and errors: the app's request metrics (middleware) and its health probes.
-local s = import '../lib/saasmon.libsonnet';
+function(s)
 local g = s.g;
 local jobs = s.cfg.jobs;
 

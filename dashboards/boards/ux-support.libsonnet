@@ -1,7 +1,7 @@
 // UX and support: the support queue (saas-ops-module § Support System: priorities, first
 // response and resolution) and the user-experience KPIs of estimate-library's UX dashboard
 // (task completion, satisfaction, NPS), from the business exporter's pack.
-local s = import '../lib/saasmon.libsonnet';
+function(s)
 local g = s.g;
 local jobs = s.cfg.jobs;
 

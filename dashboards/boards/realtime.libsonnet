@@ -1,5 +1,5 @@
 // Realtime: the app's websocket latency, reconnections and message delay.
-local s = import '../lib/saasmon.libsonnet';
+function(s)
 local g = s.g;
 
 local b = s.board('saasmon-realtime', 'Realtime', 'realtime', [s.cfg.jobs.app],

@@ -1,7 +1,7 @@
 // Business / Executive: users, revenue, growth and satisfaction KPIs from the business
 // exporter's default pack (exporters/business/default_pack.yaml). Every business signal of
 // the catalog has a panel here, with the levels of every guide as threshold steps.
-local s = import '../lib/saasmon.libsonnet';
+function(s)
 local g = s.g;
 local jobs = s.cfg.jobs;
 

@@ -2,7 +2,7 @@
 // operations, UX, business intelligence; estimate-library § Monitoring Dashboards): what the
 // estimate library changes for its users - creation time and accuracy with and without it,
 // adoption, and whether users stay.
-local s = import '../lib/saasmon.libsonnet';
+function(s)
 local g = s.g;
 local jobs = s.cfg.jobs;
 

@@ -2,7 +2,7 @@
 // availability against the objective, the 30-day error budget left, and the burn rates of
 // the multiwindow alerts (mixin slo.libsonnet) against their factors; then the storage probe.
 // Reads the SLO recording rules slo:sli_error:ratio_rate<window>{slo="<name>"}.
-local s = import '../lib/saasmon.libsonnet';
+function(s)
 local g = s.g;
 local jobs = s.cfg.jobs;
 local slos = s.cfg.catalog.slos;

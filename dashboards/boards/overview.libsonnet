@@ -1,7 +1,7 @@
 // Overview: one green / yellow / red status per board from the firing alerts of its areas,
 // then nova-crm's post-launch dashboard: every metric it lists against its target (green),
 // between target and alert level (yellow) and past the alert level (red).
-local s = import '../lib/saasmon.libsonnet';
+function(s)
 local g = s.g;
 local c = s.c;
 local cfg = s.cfg;
@@ -48,9 +48,11 @@ local status(uid) =
 // lowest, when the catalog adds a second level to the same metric).
 // A rule nova-crm shares with another guide cites nova-crm first (catalog order): its own
 // citation ends where the next `guide § ...` begins.
-local section(r) = std.split(std.split(r.source, '; ')[0], ' › ');
+// std.split takes one character in jsonnet up to 0.19 (Debian 12's): split on a longer one.
+local splitOn(text, sep) = std.split(std.strReplace(text, sep, '\u0001'), '\u0001');
+local section(r) = splitOn(splitOn(r.source, '; ')[0], ' › ');
 local novaSource(r) =
-  local parts = std.split(r.source, '; ');
+  local parts = splitOn(r.source, '; ');
   local others = [i for i in std.range(1, std.length(parts) - 1) if std.length(std.findSubstr(' § ', parts[i])) > 0];
   std.join('; ', parts[0:(if others == [] then std.length(parts) else others[0])]);
 local nova = [r for r in cfg.catalog.rules if std.member(r.guides, 'nova-crm') && r.target != null

@@ -1,6 +1,6 @@
 // Redis: reachability, memory against maxmemory, hit ratio, evictions, clients, keys and
 // the estimate library's warmed cache items.
-local s = import '../lib/saasmon.libsonnet';
+function(s)
 local g = s.g;
 
 local b = s.board('saasmon-redis', 'Redis', 'redis', [s.cfg.jobs.redis],

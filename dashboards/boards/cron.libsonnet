@@ -1,5 +1,5 @@
 // Cron jobs: per job last success, next expected run, and missed / failed / slow states.
-local s = import '../lib/saasmon.libsonnet';
+function(s)
 local g = s.g;
 local c = s.c;
 

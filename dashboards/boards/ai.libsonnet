@@ -1,7 +1,7 @@
 // AI: smart matches and the assistant. KPIs from the business exporter's pack (last 24 h of
 // the smart_matches and assistant_interactions tables) next to what the app's API sees of the
 // same features (requests, errors and latency of their routes).
-local s = import '../lib/saasmon.libsonnet';
+function(s)
 local g = s.g;
 local jobs = s.cfg.jobs;
 

@@ -1,6 +1,6 @@
 // Frontend Web Vitals: real-user p75 per metric (the guides' statistic), by route, and the
 // good / needs-improvement / poor shares the receiver rates server-side.
-local s = import '../lib/saasmon.libsonnet';
+function(s)
 local g = s.g;
 
 local b = s.board('saasmon-frontend', 'Frontend Web Vitals', 'frontend', [s.cfg.jobs.webvitals],

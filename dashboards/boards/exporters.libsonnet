@@ -2,7 +2,7 @@
 // how fresh is their data, and does the alerting pipeline work (Prometheus rules,
 // Alertmanager notifications, the SMS relay's Twilio link). A blind spot here silences
 // every other board's alerts.
-local s = import '../lib/saasmon.libsonnet';
+function(s)
 local g = s.g;
 local c = s.c;
 local jobs = s.cfg.jobs;
