@@ -606,3 +606,22 @@ def test_forwarded_for_is_walked_from_the_right_past_trusted_proxies_only() -> N
     assert resolver.client("127.0.0.1", "") == "127.0.0.1"
     assert resolver.client("2001:db8::1", None) == "2001:db8::/64"
     assert resolver.client(None, "203.0.113.9") == "unknown"
+
+
+async def test_navigation_type_is_a_closed_label_set(run_exporter: Run,
+                                                      session: aiohttp.ClientSession) -> None:
+    """web-vitals' navigationType values become the label; anything else, or none, `other`."""
+    exporter = run_exporter("webvitals", config())
+    sent = {"navigate": "navigate", "reload": "reload", "back-forward": "back-forward",
+            "back-forward-cache": "back-forward-cache", "prerender": "prerender",
+            "restore": "restore", "soft-navigation": "other", "NAVIGATE": "other",
+            "x" * 5000: "other"}
+    batch = [report("LCP", 1000, f"n{i}", navigationType=kind) for i, kind in enumerate(sent)]
+    batch += [report("LCP", 1000, "none"), report("LCP", 1000, "list", navigationType=["reload"]),
+              report("LCP", 1000, "num", navigationType=1)]
+    assert (await post(session, exporter, batch)).status == 204
+    s = exporter.scrape()
+    counts = {dict(labels)["navigation_type"]: v for (name, labels), v in s.items()
+              if name == "webvitals_lcp_seconds_count"}
+    assert counts == {"navigate": 1, "reload": 1, "back-forward": 1, "back-forward-cache": 1,
+                      "prerender": 1, "restore": 1, "other": 6}
