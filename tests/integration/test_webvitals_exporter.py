@@ -581,6 +581,18 @@ def test_dedupe_memory_is_bounded_by_size_and_forgets_after_the_ttl() -> None:
     assert len(cache) == 1
 
 
+def test_dedupe_knows_full_width_hashes_in_both_generations() -> None:
+    """Keys are hash() values, negative or 64 bits wide; the retired generation (a sorted
+    array) must find them as the current one (a set) does."""
+    keys = [hash(("lcp", f"v5-{i}")) for i in range(10)] + [-2, -(2**63) + 5, 2**63 - 1]
+    cache = DedupeCache(max_entries=2 * len(keys), ttl=60, clock=Clock())
+    assert not any(cache.seen(k) for k in keys)
+    assert all(cache.seen(k) for k in keys)
+    assert not cache.seen(12345)  # a full generation: `keys` move to the previous one
+    assert all(cache.seen(k) for k in keys)
+    assert len(cache) == len(keys) + 1
+
+
 def test_token_bucket_refills_at_the_configured_rate_up_to_the_burst() -> None:
     clock = Clock()
     limiter = RateLimiter(RateLimit(per_client_rate=2, per_client_burst=3, max_clients=2),
