@@ -12,6 +12,7 @@ from aiohttp import web
 from prometheus_client import REGISTRY
 
 from exporters.runtime.logs import SecretRegistry, setup_logging
+from refapp import frontend
 from refapp.app import AppConfig, create_app
 from refapp.cli import OneLineParser, parse_listen
 from refapp.faults import HEALTH_STATES, FaultError, Faults
@@ -101,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
                         ("--health-interval", args.health_interval)):
         if not 0 <= value <= 3600 or (flag == "--ws-interval" and value == 0):
             p.error(f"{flag}: out of range, got {value:g}")
+    if args.webvitals_url is not None:
+        if not args.webvitals_url.startswith(("http://", "https://")):
+            p.error(f"--webvitals-url: must be an http(s) URL, got {args.webvitals_url!r}")
+        if not frontend.SNIPPET.is_file():
+            p.error(f"--webvitals-url: the snippet {frontend.SNIPPET} is missing "
+                    "(build it: cd webvitals-js && npm ci && npm run build)")
     if not 0 <= args.interaction_ms <= 60_000:
         p.error(f"--interaction-ms: out of range 0..60000, got {args.interaction_ms}")
     faults = Faults()
