@@ -2,13 +2,16 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-DEB_PACKAGES := python3-venv openssl procps faketime postgresql postgresql-contrib redis-server prometheus prometheus-alertmanager jsonnet prometheus-node-exporter prometheus-blackbox-exporter kubectl victoria-metrics
+DEB_PACKAGES := python3-venv openssl procps faketime postgresql postgresql-contrib redis-server prometheus prometheus-alertmanager jsonnet prometheus-node-exporter prometheus-blackbox-exporter kubectl victoria-metrics chromium
 BENCH_PACKAGES := prometheus-postgres-exporter prometheus-redis-exporter
 
 .PHONY: test check lint unit integration system demo bench bench-business bench-webvitals bench-drills bench-redis-scan deps venv clean rules
 
 deps:  # apt must come before the venv: python3-venv is among the packages
 	@scripts/apt-install.sh $(DEB_PACKAGES)
+	@# npm rebuilds the Web Vitals snippet in its staleness test. A nodejs that ships npm
+	@# (NodeSource's) conflicts with Debian's npm package: installed only when missing.
+	@command -v npm >/dev/null || scripts/apt-install.sh npm
 
 $(VENV)/.installed: pyproject.toml constraints.txt | deps
 	python3 -m venv $(VENV)

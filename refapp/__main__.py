@@ -12,6 +12,7 @@ from aiohttp import web
 from prometheus_client import REGISTRY
 
 from exporters.runtime.logs import SecretRegistry, setup_logging
+from refapp import frontend
 from refapp.app import AppConfig, create_app
 from refapp.cli import OneLineParser, parse_listen
 from refapp.faults import HEALTH_STATES, FaultError, Faults
@@ -46,6 +47,12 @@ def parser() -> OneLineParser:
                    default=env("REFAPP_CREATED_SERIES", "") in ("1", "true"),
                    help="serve the *_created series of counters and histograms on /metrics "
                         "(env REFAPP_CREATED_SERIES=1; default: left out)")
+    p.add_argument("--webvitals-url", default=env("REFAPP_WEBVITALS_URL"), metavar="URL",
+                   help="a saasmon webvitals receiver's /beacon URL: the page at / loads the "
+                        "Web Vitals snippet and reports there (env REFAPP_WEBVITALS_URL)")
+    p.add_argument("--interaction-ms", type=int, default=0, metavar="MS",
+                   help="main-thread work of the page's button, what INP measures "
+                        "(default %(default)s)")
     p.add_argument("--log-level", choices=["debug", "info", "warn", "error"], default="info")
     knobs = p.add_argument_group("fault knobs (also live through POST /-/faults)")
     knobs.add_argument("--error-rate", type=float, default=0.0)
@@ -95,6 +102,14 @@ def main(argv: list[str] | None = None) -> int:
                         ("--health-interval", args.health_interval)):
         if not 0 <= value <= 3600 or (flag == "--ws-interval" and value == 0):
             p.error(f"{flag}: out of range, got {value:g}")
+    if args.webvitals_url is not None:
+        if not args.webvitals_url.startswith(("http://", "https://")):
+            p.error(f"--webvitals-url: must be an http(s) URL, got {args.webvitals_url!r}")
+        if not frontend.SNIPPET.is_file():
+            p.error(f"--webvitals-url: the snippet {frontend.SNIPPET} is missing "
+                    "(build it: cd webvitals-js && npm ci && npm run build)")
+    if not 0 <= args.interaction_ms <= 60_000:
+        p.error(f"--interaction-ms: out of range 0..60000, got {args.interaction_ms}")
     faults = Faults()
     try:
         faults.update(knobs_of(args))
@@ -108,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                        assistant_latency_seconds=args.assistant_latency,
                        health_interval_seconds=args.health_interval,
                        faults_token=args.faults_token, created_series=args.created_series,
+                       webvitals_url=args.webvitals_url, interaction_ms=args.interaction_ms,
                        faults=faults)
     # The process-wide registry: process_* and python_* metrics come along.
     app = create_app(config, REGISTRY)

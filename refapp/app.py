@@ -31,6 +31,7 @@ from redis.backoff import NoBackoff
 from exporters import __version__
 from exporters.instrumentation.aiohttp import instrument
 from exporters.instrumentation.asyncpg import StatementMetrics
+from refapp import frontend
 from refapp.faults import Faults, FaultsCollector, add_faults_routes, faults_middleware
 from refapp.health import Health
 from refapp.realtime import Realtime
@@ -63,6 +64,8 @@ class AppConfig:
     cache_ttl_seconds: int = 30
     faults_token: str | None = None
     created_series: bool = False  # serve the *_created series of counters and histograms
+    webvitals_url: str | None = None  # a Web Vitals receiver's /beacon: the page reports there
+    interaction_ms: int = 0  # main-thread work of the page's button (what INP measures)
     version: str = __version__
     faults: Faults = field(default_factory=Faults)
 
@@ -175,17 +178,6 @@ def _limit(request: web.Request) -> int:
 
 def state(request: web.Request) -> State:
     return request.app[STATE]
-
-
-# -- the frontend ------------------------------------------------------------------------
-FRONTEND_PAGE = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-                 "<title>Reference CRM</title></head><body><h1>Reference CRM</h1>"
-                 "<p>The API is under /api.</p></body></html>")
-
-
-async def frontend_page(_: web.Request) -> web.Response:
-    """The app's page: what a frontend smoke test (nova-crm § 5.1) and its probe fetch."""
-    return web.Response(text=FRONTEND_PAGE, content_type="text/html")
 
 
 # -- users, sessions, events -------------------------------------------------------------
@@ -540,7 +532,7 @@ def create_app(config: AppConfig, registry: CollectorRegistry | None = None) -> 
     add_faults_routes(app, config.faults, config.faults_token)
 
     r = app.router
-    r.add_get("/", frontend_page)
+    frontend.add_routes(app, config.webvitals_url, config.interaction_ms)
     r.add_post("/api/login", login)
     r.add_post("/api/logout", logout)
     r.add_post("/api/events", record_event)

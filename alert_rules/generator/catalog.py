@@ -19,6 +19,10 @@ from alert_rules.generator.durations import parameters, template
 CATALOG_DIR = Path(__file__).resolve().parent.parent / "catalog"
 GUIDES = ("nova-crm", "estimate-library", "dirt-free-crm", "tpt-erp", "saas-ops-module")
 BUNDLE = "saasmon"  # the bundle's own alerts (exporter and pipeline health), not a guide's
+# Published references beside the guides, for what the guides do not state (INP, which they
+# predate): cited by name and section like a guide, one catalog file each.
+REFERENCES = ("web.dev",)
+SOURCES = (*GUIDES, *REFERENCES, BUNDLE)  # every catalog file, in `guide` label order
 AREAS = ("api", "database", "redis", "storage", "frontend", "realtime", "host", "cron",
          "integrations", "business", "ai", "support", "health", "incident", "exporter")
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -106,7 +110,7 @@ class Unencodable(Strict):
 
 
 class GuideCatalog(Strict):
-    guide: Literal[(*GUIDES, BUNDLE)]  # type: ignore[valid-type]
+    guide: Literal[SOURCES]  # type: ignore[valid-type]
     entries: list[Entry]
     unencodable: list[Unencodable] = []
 
@@ -354,7 +358,7 @@ def escalation_twin(rule: Rule) -> Rule:
 def load_catalog(directory: Path = CATALOG_DIR) -> Catalog:
     guides = [
         _validated(GuideCatalog, _load_yaml(directory / f"{guide}.yaml"), f"{guide}.yaml")
-        for guide in (*GUIDES, BUNDLE)
+        for guide in SOURCES
     ]
     signals: dict[str, Signal] = {}
     for path in sorted(directory.glob("signals*.yaml")):  # signals.yaml, signals-<area>.yaml

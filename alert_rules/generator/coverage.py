@@ -8,7 +8,8 @@ from alert_rules.generator.catalog import BUNDLE, Catalog
 def coverage(catalog: Catalog) -> str:
     lines = ["# Threshold catalog coverage", "",
              "Generated from `alert_rules/catalog/` by `make rules`. Every number of the five "
-             "operations guides is in exactly one of three states: an alert (its signal and "
+             "operations guides (and of web.dev, the reference for what they predate: INP) "
+             "is in exactly one of three states: an alert (its signal and "
              "levels), encoded by another artefact (Alertmanager timing, a dashboard panel, an "
              "exporter default), or listed as not encodable with the reason.", "",
              "| guide | entries | alerting | encoded elsewhere | not encodable | alert rules |",

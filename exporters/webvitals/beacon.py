@@ -3,8 +3,9 @@
 A body is one web-vitals metric object or an array of them (a batch), JSON in UTF-8:
     {"name": "LCP", "value": 2304.1, "id": "v4-1700000000000-1234", "route": "/deals/42",
      "rating": "good", "delta": 2304.1, "navigationType": "navigate"}
-Only name, value and id are required; route (or path) names the page; rating, delta and
-navigationType are read but not trusted (the rating is recomputed, see exporter.py).
+Only name, value and id are required; route (or path) names the page; navigationType
+becomes the `navigation_type` label (a closed set, see NAVIGATION_TYPES); rating is read but
+not trusted (it is recomputed, see exporter.py); delta is ignored.
 """
 
 from __future__ import annotations
@@ -33,6 +34,16 @@ REASONS = (ORIGIN, CONTENT_TYPE, TOO_LARGE, RATE_LIMITED_CLIENT, RATE_LIMITED_GL
 MAX_ID_CHARS = 128  # web-vitals ids look like "v4-1700000000000-8866455284906"
 MAX_ROUTE_CHARS = 2048  # a URL longer than this is not a page anyone routes to
 
+# The web-vitals library's navigationType values (v3.5 and later, v5 included): how the
+# page was reached. `back-forward-cache` is a restore from the back/forward cache (the
+# page was kept in memory: its load metrics are measured from the restore, near zero);
+# `restore` a discarded tab reloaded when it is reactivated; `prerender` a page activated
+# after prerendering (times count from activation). Anything else, or none (older
+# snippets), is OTHER_NAVIGATION: the label stays a closed set whatever clients send.
+NAVIGATION_TYPES = frozenset({"navigate", "reload", "back-forward", "back-forward-cache",
+                              "prerender", "restore"})
+OTHER_NAVIGATION = "other"
+
 
 @dataclass(frozen=True, slots=True)
 class MetricSpec:
@@ -59,6 +70,7 @@ class Beacon:
     id: str
     route: str | None  # page path or URL as sent; None when the page sent none
     rating: str | None  # the client's claim, compared but never exported
+    navigation_type: str  # one of NAVIGATION_TYPES or OTHER_NAVIGATION
 
 
 @functools.lru_cache(maxsize=64)  # browsers send a handful of distinct header values
@@ -144,5 +156,10 @@ class Validator:
         if route is not None and (type(route) is not str or len(route) > MAX_ROUTE_CHARS):
             return INVALID
         rating = entry.get("rating")
+        navigation = entry.get("navigationType")
+        # `in` on a frozenset hashes the value: an unhashable JSON value (list, dict) must
+        # not reach it, hence the type check first.
+        if type(navigation) is not str or navigation not in NAVIGATION_TYPES:
+            navigation = OTHER_NAVIGATION
         return Beacon(spec, float(value), beacon_id, route,
-                      rating if type(rating) is str else None)
+                      rating if type(rating) is str else None, navigation)

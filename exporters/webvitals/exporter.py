@@ -146,7 +146,8 @@ class WebVitalsInstance(Instance):
             if found.rating is not None and found.rating != rating:
                 state.mismatched[key] += 1
             route = OTHER if found.route is None else self.routes.name(found.route)
-            state.histograms.observe(key, route, rating, value / found.spec.divisor)
+            state.histograms.observe(key, route, rating, found.navigation_type,
+                                    value / found.spec.divisor)
             accepted += 1
         state.accepted += accepted
         return accepted

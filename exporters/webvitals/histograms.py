@@ -81,13 +81,14 @@ RATINGS = ("good", "needs-improvement", "poor")
 # `le` label values: 2.5 -> "2.5", 1.0 -> "1.0" (as Prometheus clients print them).
 LES = {key: (*(repr(edge) for edge in edges), "+Inf") for key, edges in EDGES.items()}
 
+BY = "by route, rating and navigation type."
 HELP = {
-    "cls": "Cumulative Layout Shift reported by browsers (unitless), by route and rating.",
-    "fcp": "First Contentful Paint reported by browsers, by route and rating.",
-    "fid": "First Input Delay reported by browsers, by route and rating.",
-    "inp": "Interaction to Next Paint reported by browsers, by route and rating.",
-    "lcp": "Largest Contentful Paint reported by browsers, by route and rating.",
-    "ttfb": "Time to First Byte reported by browsers, by route and rating.",
+    "cls": f"Cumulative Layout Shift reported by browsers (unitless), {BY}",
+    "fcp": f"First Contentful Paint reported by browsers, {BY}",
+    "fid": f"First Input Delay reported by browsers, {BY}",
+    "inp": f"Interaction to Next Paint reported by browsers, {BY}",
+    "lcp": f"Largest Contentful Paint reported by browsers, {BY}",
+    "ttfb": f"Time to First Byte reported by browsers, {BY}",
 }
 
 
@@ -106,18 +107,22 @@ class Series:
 
 
 class HistogramStore:
-    """Every histogram series; outlives config reloads (it belongs to the exporter kind)."""
+    """Every histogram series; outlives config reloads (it belongs to the exporter kind).
+
+    Series are keyed by (metric, route, rating, navigation_type): all four are closed sets.
+    """
 
     def __init__(self) -> None:
-        self.series: dict[tuple[str, str, str], Series] = {}
-        # Label dicts per (route, rating), made once and reused by every scrape: building
-        # them anew was most of the families() time (the renderer only reads them).
-        self._labels: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
+        self.series: dict[tuple[str, str, str, str], Series] = {}
+        # Label dicts per (route, rating, navigation_type), made once and reused by every
+        # scrape: building them anew was most of the families() time (the renderer only
+        # reads them).
+        self._labels: dict[tuple[str, str, str], dict[str, dict[str, str]]] = {}
 
-    def observe(self, key: str, route: str, rating: str, value: float) -> None:
-        series = self.series.get((key, route, rating))
+    def observe(self, key: str, route: str, rating: str, navigation: str, value: float) -> None:
+        series = self.series.get((key, route, rating, navigation))
         if series is None:
-            series = self.series[(key, route, rating)] = Series(len(EDGES[key]))
+            series = self.series[(key, route, rating, navigation)] = Series(len(EDGES[key]))
         # bisect_left: a value equal to an edge belongs to that edge's bucket (le).
         series.counts[bisect_left(EDGES[key], value)] += 1
         series.total += value
@@ -127,28 +132,28 @@ class HistogramStore:
         keep = set(routes)
         for key in [k for k in self.series if k[1] not in keep]:
             del self.series[key]
-        for pair in [p for p in self._labels if p[0] not in keep]:
-            del self._labels[pair]
+        for labels in [k for k in self._labels if k[0] not in keep]:
+            del self._labels[labels]
 
-    def _label_sets(self, route: str, rating: str) -> dict[str, dict[str, str]]:
-        """{"": {route, rating}, "<le>": {route, rating, le}} for every edge of any metric."""
-        found = self._labels.get((route, rating))
+    def _label_sets(self, route: str, rating: str, navigation: str) -> dict[str, dict[str, str]]:
+        """{"": {route, rating, navigation_type}, "<le>": {..., le}} for every edge of any metric."""
+        found = self._labels.get((route, rating, navigation))
         if found is None:
-            base = {"route": route, "rating": rating}
+            base = {"route": route, "rating": rating, "navigation_type": navigation}
             found = {"": base}
             for le in sorted({le for edges in LES.values() for le in edges}):
                 found[le] = {**base, "le": le}
-            self._labels[(route, rating)] = found
+            self._labels[(route, rating, navigation)] = found
         return found
 
     def families(self, namespace: str) -> Iterator[Metric]:
         for key, les in LES.items():
             name = metric_name(namespace, key)
             family = Metric(name, HELP[key], "histogram")
-            for (metric, route, rating), series in sorted(self.series.items()):
+            for (metric, route, rating, navigation), series in sorted(self.series.items()):
                 if metric != key:
                     continue
-                labels = self._label_sets(route, rating)
+                labels = self._label_sets(route, rating, navigation)
                 cumulative = 0
                 for le, count in zip(les, series.counts, strict=True):
                     cumulative += count

@@ -669,6 +669,8 @@ APP_BAD_FLAGS = [
     (["--health", "sick"], "argument --health: invalid choice: 'sick'"),
     (["--listen", "nowhere"], "argument --listen: must be HOST:PORT"),
     (["--ws-interval", "0"], "--ws-interval: out of range"),
+    (["--webvitals-url", "rum.example.com/beacon"], "--webvitals-url: must be an http(s) URL"),
+    (["--interaction-ms", "-5"], "--interaction-ms: out of range 0..60000"),
     ([], "--dsn: required"),
 ]
 

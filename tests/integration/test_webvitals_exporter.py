@@ -581,6 +581,18 @@ def test_dedupe_memory_is_bounded_by_size_and_forgets_after_the_ttl() -> None:
     assert len(cache) == 1
 
 
+def test_dedupe_knows_full_width_hashes_in_both_generations() -> None:
+    """Keys are hash() values, negative or 64 bits wide; the retired generation (a sorted
+    array) must find them as the current one (a set) does."""
+    keys = [hash(("lcp", f"v5-{i}")) for i in range(10)] + [-2, -(2**63) + 5, 2**63 - 1]
+    cache = DedupeCache(max_entries=2 * len(keys), ttl=60, clock=Clock())
+    assert not any(cache.seen(k) for k in keys)
+    assert all(cache.seen(k) for k in keys)
+    assert not cache.seen(12345)  # a full generation: `keys` move to the previous one
+    assert all(cache.seen(k) for k in keys)
+    assert len(cache) == len(keys) + 1
+
+
 def test_token_bucket_refills_at_the_configured_rate_up_to_the_burst() -> None:
     clock = Clock()
     limiter = RateLimiter(RateLimit(per_client_rate=2, per_client_burst=3, max_clients=2),
@@ -606,3 +618,22 @@ def test_forwarded_for_is_walked_from_the_right_past_trusted_proxies_only() -> N
     assert resolver.client("127.0.0.1", "") == "127.0.0.1"
     assert resolver.client("2001:db8::1", None) == "2001:db8::/64"
     assert resolver.client(None, "203.0.113.9") == "unknown"
+
+
+async def test_navigation_type_is_a_closed_label_set(run_exporter: Run,
+                                                      session: aiohttp.ClientSession) -> None:
+    """web-vitals' navigationType values become the label; anything else, or none, `other`."""
+    exporter = run_exporter("webvitals", config())
+    sent = {"navigate": "navigate", "reload": "reload", "back-forward": "back-forward",
+            "back-forward-cache": "back-forward-cache", "prerender": "prerender",
+            "restore": "restore", "soft-navigation": "other", "NAVIGATE": "other",
+            "x" * 5000: "other"}
+    batch = [report("LCP", 1000, f"n{i}", navigationType=kind) for i, kind in enumerate(sent)]
+    batch += [report("LCP", 1000, "none"), report("LCP", 1000, "list", navigationType=["reload"]),
+              report("LCP", 1000, "num", navigationType=1)]
+    assert (await post(session, exporter, batch)).status == 204
+    s = exporter.scrape()
+    counts = {dict(labels)["navigation_type"]: v for (name, labels), v in s.items()
+              if name == "webvitals_lcp_seconds_count"}
+    assert counts == {"navigate": 1, "reload": 1, "back-forward": 1, "back-forward-cache": 1,
+                      "prerender": 1, "restore": 1, "other": 6}

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from alert_rules.generator.catalog import AREAS, BUNDLE, GUIDES, load_catalog
+from alert_rules.generator.catalog import AREAS, SOURCES, load_catalog
 from alert_rules.generator.promtool_tests import group_area
 
 REPO = Path(__file__).resolve().parents[2]
@@ -182,7 +182,7 @@ def test_alerts_follow_the_mixin_conventions() -> None:
         if labels.get("area") not in {*AREAS, "slo"}:
             problems.append(f"{where}: area {labels.get('area')!r}")
         guides = str(labels.get("guide", "")).split(",")
-        if not set(guides) <= {*GUIDES, BUNDLE} or len(set(guides)) != len(guides):
+        if not set(guides) <= set(SOURCES) or len(set(guides)) != len(guides):
             problems.append(f"{where}: guide {labels.get('guide')!r}")
         if not labels.get("guide_level"):
             problems.append(f"{where}: no guide_level")
