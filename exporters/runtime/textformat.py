@@ -12,12 +12,15 @@ document go to `generate_latest`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import cast
 
 from prometheus_client.core import Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
+from prometheus_client.utils import floatToGoString as _untyped_go_float
+
+_go_float = cast(Callable[[float], str], _untyped_go_float)
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -59,7 +62,7 @@ def _number(value: float) -> str:
     answered without the call."""
     text = repr(float(value))
     if text[-1] in "fn" or (value > 0 and text.find(".") > 6):  # inf, nan; Go's exponent
-        return floatToGoString(value)
+        return _go_float(value)
     return text
 
 
