@@ -704,7 +704,7 @@ def render(
     out = [
         *report.header("saasmon exporter benchmark", "bench/bench.py", [command],
                        generated=f"{started:%Y-%m-%d %H:%M UTC}",
-                       note=" (`make bench`)"),
+                       note="; `make bench`"),
         *(extra or []),
         "## Machine",
         "",
