@@ -387,13 +387,14 @@ OURS_DEFAULT = "saasmon postgres, defaults"
 
 
 def families(body: str) -> dict[str, int]:
-    """Series per family, by its # TYPE line (counters' _total, histograms' suffixes)."""
+    """Series per family, by its # TYPE line (histograms' suffixes folded in); a family
+    with a TYPE line and no series (no data now, e.g. no client connections) counts 0."""
     types: dict[str, str] = {}
     for line in body.splitlines():
         if line.startswith("# TYPE "):
             _, _, name, _kind = line.split(" ", 3)
             types[name] = name
-    counts: Counter[str] = Counter()
+    counts: Counter[str] = Counter(dict.fromkeys(types, 0))
     for line in body.splitlines():
         if not line or line.startswith("#"):
             continue
@@ -507,24 +508,26 @@ EQUIVALENT = {
     "pg_settings_max_connections": "pg_settings_max_connections",
     "pg_settings_superuser_reserved_connections": "pg_settings_superuser_reserved_connections",
     "pg_oldest_transaction_age_seconds": "pg_stat_activity_max_tx_duration",
-    "pg_database_xact_commit": "pg_stat_database_xact_commit",
-    "pg_database_xact_rollback": "pg_stat_database_xact_rollback",
-    "pg_database_deadlocks": "pg_stat_database_deadlocks",
-    "pg_database_blocks_hit": "pg_stat_database_blks_hit",
-    "pg_database_blocks_read": "pg_stat_database_blks_read",
-    "pg_database_temp_bytes": "pg_stat_database_temp_bytes",
-    "pg_database_size_bytes": "pg_database_size_bytes",
     "pg_locks_waiting": "pg_locks_count",
+    "pg_database_xact_commit_total": "pg_stat_database_xact_commit",
+    "pg_database_xact_rollback_total": "pg_stat_database_xact_rollback",
+    "pg_database_deadlocks_total": "pg_stat_database_deadlocks",
+    "pg_database_blocks_hit_total": "pg_stat_database_blks_hit",
+    "pg_database_blocks_read_total": "pg_stat_database_blks_read",
+    "pg_database_temp_bytes_total": "pg_stat_database_temp_bytes",
+    "pg_database_size_bytes": "pg_database_size_bytes",
     "pg_replication_slot_retained_bytes": "pg_replication_slots_pg_wal_lsn_diff",
     "pg_replication_slot_active": "pg_replication_slots_active",
-    "pg_replication_standby_lag_bytes": "pg_stat_replication_pg_wal_lsn_diff",
     "pg_replication_lag_seconds": "pg_replication_lag",
     "pg_replication_is_replica": "pg_replication_is_replica",
-    "pg_checkpoints_timed": "pg_stat_bgwriter_checkpoints_timed",
-    "pg_checkpoints_requested": "pg_stat_bgwriter_checkpoints_req",
-    "pg_checkpoint_write_seconds": "pg_stat_bgwriter_checkpoint_write_time",
-    "pg_checkpoint_sync_seconds": "pg_stat_bgwriter_checkpoint_sync_time",
-    "pg_checkpoint_buffers_written": "pg_stat_bgwriter_buffers_checkpoint",
+    "pg_checkpoints_timed_total": "pg_stat_bgwriter_checkpoints_timed_total",
+    "pg_checkpoints_requested_total": "pg_stat_bgwriter_checkpoints_req_total",
+    "pg_checkpoint_write_seconds_total": "pg_stat_bgwriter_checkpoint_write_time_total",
+    "pg_checkpoint_sync_seconds_total": "pg_stat_bgwriter_checkpoint_sync_time_total",
+    "pg_checkpoint_buffers_written_total": "pg_stat_bgwriter_buffers_checkpoint_total",
+    "pg_exporter_collector_success": "pg_scrape_collector_success",
+    "pg_exporter_collector_duration_seconds": "pg_scrape_collector_duration_seconds",
+    "pg_exporter_build_info": "postgres_exporter_build_info",
 }
 
 
@@ -630,5 +633,10 @@ def coverage(bg: Background) -> list[str]:
            "|---|---|---|---|---|"]
     out += [f"| both | `{o}` | {ours[o]} | `{g}` | {go[g]} |" for o, g in paired]
     out += [f"| saasmon only | `{o}` | {ours[o]} | | |" for o in only_ours]
-    out += [f"| postgres_exporter only | | | `{g}` | {go[g]} |" for g in only_go]
+    settings = [g for g in only_go if g.startswith("pg_settings_")]
+    out += [f"| postgres_exporter only | | | `{g}` | {go[g]} |" for g in only_go
+            if g not in settings]
+    if settings:  # one row for the server settings, one family per setting
+        out.append(f"| postgres_exporter only | | | `pg_settings_*` ({len(settings)} "
+                   f"families: every numeric setting) | {sum(go[g] for g in settings)} |")
     return [*out, ""]
