@@ -51,7 +51,7 @@ test: deps venv lint
 demo: deps venv
 	$(PY) scripts/demo.py
 
-bench: deps venv
+bench: deps venv  # ~20 min: default modes, PostgreSQL at scale, then rss, redis_scan, webvitals -> bench/RESULTS.md
 	@scripts/apt-install.sh $(BENCH_PACKAGES)
 	$(PY) bench/bench.py --out bench/RESULTS.md
 

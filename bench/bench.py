@@ -47,10 +47,14 @@ from typing import Any, Protocol
 
 import aiohttp
 import asyncpg
+import pg_scale
 import redis.asyncio as aioredis
+import report
+import targets16
 import yaml
 
 from exporters.devservers import PostgresServer, RedisServer, free_port
+from exporters.postgres.config import INTERVAL_STEPS, PostgresConfig
 
 REPO = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -72,10 +76,28 @@ class Plan:
     warmup_scrapes: int
     latency_scrapes: int
     window_seconds: float
+    # bench/pg_scale.py: table counts, scrapes per repeat, repeats, collector runs, window
+    sizes: tuple[int, ...] = pg_scale.SIZES
+    scale_scrapes: int = 40
+    scale_repeats: int = 3
+    cost_runs: int = 10
+    background_seconds: float = 60.0
 
 
 FULL_PLAN = Plan(warmup_scrapes=20, latency_scrapes=200, window_seconds=20.0)
-QUICK_PLAN = Plan(warmup_scrapes=5, latency_scrapes=50, window_seconds=8.0)
+QUICK_PLAN = Plan(warmup_scrapes=5, latency_scrapes=50, window_seconds=8.0,
+                  sizes=pg_scale.QUICK_SIZES, scale_scrapes=10, scale_repeats=1, cost_runs=3,
+                  background_seconds=20.0)
+# The other bench scripts whose issue 16 rows this report quotes: (target, script, report,
+# extra arguments). Run by `make bench` unless --skip-others; their reports are rewritten.
+OTHERS: tuple[tuple[str, str, str, list[str]], ...] = (
+    ("1", "bench/rss.py", "bench/RSS.md", ["--runs", "1"]),
+    ("3", "bench/redis_scan.py", "bench/REDIS_SCAN.md", []),
+    ("5", "bench/webvitals_bench.py", "bench/WEBVITALS_RESULTS.md", []),
+)
+# Too slow for `make bench` (three runs of several minutes, and query-exporter's own venv):
+# quoted from its last run (`make bench-business`).
+BUSINESS_REPORT = "bench/BUSINESS_RESULTS.md"
 
 
 @dataclass(frozen=True)
@@ -197,6 +219,32 @@ class ProcessRegistry:
     def stop_all(self) -> None:
         for proc in list(self.live):
             proc.stop()
+
+
+class ScaleHarness:
+    """bench/pg_scale.py's view of this module's process handling and helpers."""
+
+    debian_pg = DEBIAN_PG
+
+    def __init__(self, registry: ProcessRegistry) -> None:
+        self.registry = registry
+
+    def running(self, name: str, argv: list[str], env: dict[str, str],
+                port: int) -> contextlib.AbstractAsyncContextManager[ExporterProcess]:
+        return self.registry.running(ExporterSpec(name=name, ours=name.startswith("saasmon"),
+                                                  argv=argv, env=env, port=port))
+
+    def cpu_seconds(self, pid: int) -> float:
+        return cpu_seconds(pid)
+
+    def percentile(self, values: Sequence[float], pct: float) -> float:
+        return percentile(values, pct)
+
+    def saasmon_argv(self) -> list[str]:
+        return saasmon_argv()
+
+    def free_port(self) -> int:
+        return free_port()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -391,6 +439,7 @@ class PgXactCounter:
 
 
 def setup_postgres(server: PostgresServer) -> None:
+    pg_scale.configure(server)
     server.start()
     server.psql(PG_SCHEMA)
     # Autovacuum workers commit transactions at random times: noise in the counter.
@@ -565,7 +614,7 @@ def machine_info(pg: PostgresServer | None) -> dict[str, str]:
         "cpu": cpu,
         "kernel": platform.release(),
         # Other work on the machine skews latency and CPU: record how busy it was.
-        "loadavg at end": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+        "uptime at end": report.uptime(),
         "python": platform.python_version(),
         "saasmon": f"{ours_version} (git {command_output([*git, 'rev-parse', '--short', 'HEAD'])})",
         "prometheus-postgres-exporter": command_output([DEBIAN_PG, "--version"]),
@@ -652,17 +701,13 @@ def targets(pg: list[Result] | None, rd: list[Result] | None) -> list[Target]:
 def render(
     pg: list[Result] | None, rd: list[Result] | None, info: dict[str, str], plan: Plan,
     command: str, pg_baseline: int | None, rd_baseline: int | None, started: dt.datetime,
+    extra: list[str] | None = None,
 ) -> str:
     out = [
-        "# saasmon exporter benchmark",
-        "",
-        f"Generated {started:%Y-%m-%d %H:%M UTC} by `bench/bench.py`. Reproduce with "
-        "`make bench`, which runs:",
-        "",
-        "```sh",
-        command,
-        "```",
-        "",
+        *report.header("saasmon exporter benchmark", "bench/bench.py", [command],
+                       generated=f"{started:%Y-%m-%d %H:%M UTC}",
+                       note="; `make bench`"),
+        *(extra or []),
         "## Machine",
         "",
         *(f"- {key}: `{value}`" for key, value in info.items()),
@@ -697,11 +742,12 @@ def render(
     for title, results, label in (("PostgreSQL", pg, PgXactCounter.label),
                                   ("Redis", rd, RedisCommandCounter.label)):
         if results:
-            out += [f"## {title}", "", *result_table(results, label), ""]
+            out += [f"## {title}: default modes", "", *result_table(results, label), ""]
             counts = ", ".join(f"{r.name}: {r.scrapes_1} @1 / {r.scrapes_8} @8"
                                f" ({r.scrape_errors} failed)" for r in results)
             out += [f"Scrapes in the windows: {counts}.", ""]
-    out += ["## Targets", "", "| target | value | limit | result |", "|---|---|---|---|"]
+    out += ["## Targets (default modes, small database)", "",
+            "| target | value | limit | result |", "|---|---|---|---|"]
     for target in targets(pg, rd):
         verdict = "PASS" if target.passed else "**MISS**"
         out.append(f"| {target.what} | {fmt(target.value, 3)}{target.unit} | "
@@ -758,8 +804,46 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="also write the raw numbers as JSON")
     parser.add_argument("--quick", action="store_true", help="shorter run, same method")
     parser.add_argument("--only", choices=("postgres", "redis"), help="benchmark one server")
+    parser.add_argument("--skip-scale", action="store_true",
+                        help="no PostgreSQL scale phase (issue 16 targets 2, 4, 6)")
+    parser.add_argument("--skip-others", action="store_true",
+                        help="quote the reports of OTHERS (rss, redis_scan, webvitals) instead "
+                        "of re-running them")
     parser.add_argument("--keep-tmp", action="store_true", help="keep server data and logs")
     return parser.parse_args(argv)
+
+
+def run_others(skip: bool) -> dict[str, bool]:
+    """Run the other bench scripts whose issue 16 rows are quoted; report -> re-run now."""
+    fresh: dict[str, bool] = {}
+    for _, script, out, extra in OTHERS:
+        if skip:
+            fresh[out] = False
+            continue
+        print(f"{script}: running (its report: {out})", flush=True)
+        done = subprocess.run([sys.executable, str(REPO / script), "--out", out, *extra],
+                              cwd=REPO, check=False)
+        fresh[out] = done.returncode == 0
+        if done.returncode != 0:
+            print(f"{script} failed ({done.returncode}): its last report is quoted",
+                  file=sys.stderr)
+    return fresh
+
+
+def issue16_rows(scale: pg_scale.Scale | None, fresh: dict[str, bool]) -> list[targets16.Row]:
+    rows: list[targets16.Row] = []
+    for target, script, out, _ in OTHERS:
+        if script == "bench/webvitals_bench.py":
+            rows += targets16.webvitals(REPO / out, fresh.get(out, False))
+        else:
+            rows += targets16.from_report(target, REPO / out, fresh.get(out, False))
+    rows += targets16.business(REPO / BUSINESS_REPORT)
+    if scale is not None:
+        rows += targets16.scale_rows(scale, INTERVAL_STEPS)
+    else:
+        rows += [targets16.Row(t, "PostgreSQL scale phase", "skipped (--skip-scale)",
+                               "not measured", "") for t in ("2", "4", "6")]
+    return rows
 
 
 @contextlib.contextmanager
@@ -779,6 +863,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = QUICK_PLAN if args.quick else FULL_PLAN
     started = dt.datetime.now(dt.UTC)
+    uptime_start = report.uptime()
     command = ".venv/bin/python bench/bench.py " + " ".join(sys.argv[1:] if argv is None else argv)
     tmp = Path(tempfile.mkdtemp(prefix="saasmon-bench-"))
     tmp.chmod(0o755)  # initdb runs as user postgres when we are root
@@ -787,11 +872,18 @@ def main(argv: list[str] | None = None) -> int:
     rd = RedisServer(tmp / "redis") if args.only in (None, "redis") else None
     pg_results = rd_results = None
     pg_baseline = rd_baseline = None
+    scale: pg_scale.Scale | None = None
     try:
         with sigterm_as_interrupt():
             if pg is not None:
                 setup_postgres(pg)
                 pg_results, pg_baseline = asyncio.run(bench_postgres(registry, pg, tmp, plan))
+                if not args.skip_scale:
+                    scale = asyncio.run(pg_scale.run(
+                        ScaleHarness(registry), pg, tmp, sizes=plan.sizes,
+                        scrapes=plan.scale_scrapes, repeats=plan.scale_repeats,
+                        cost_runs=plan.cost_runs, window=plan.background_seconds,
+                        log=lambda line: print(line, flush=True)))
             if rd is not None:
                 rd.start()
                 rd_results, rd_baseline = asyncio.run(bench_redis(registry, rd, tmp, plan))
@@ -809,15 +901,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kept {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    report = render(pg_results, rd_results, info, plan, command, pg_baseline, rd_baseline,
-                    started)
-    args.out.write_text(report)
+    # After our servers are gone: the other scripts start their own.
+    fresh = run_others(args.skip_others or args.quick)
+    info = {"uptime at start": uptime_start, **info, "uptime at end": report.uptime()}
+    extra = targets16.render(issue16_rows(scale, fresh))
+    if scale is not None:
+        extra += pg_scale.render(scale, ScaleHarness(registry), INTERVAL_STEPS,
+                                 PostgresConfig.model_fields["interval_seconds"].default,
+                                 plan.scale_scrapes, plan.scale_repeats)
+    text = render(pg_results, rd_results, info, plan, command, pg_baseline, rd_baseline,
+                  started, extra)
+    args.out.write_text(text)
     if args.json:
         raw = {"postgres": [asdict(r) for r in pg_results or []],
-               "redis": [asdict(r) for r in rd_results or []], "machine": info}
+               "redis": [asdict(r) for r in rd_results or []], "machine": info,
+               "scale": asdict(scale) if scale else None}
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(raw, indent=2))
-    print(report)
+        args.json.write_text(json.dumps(raw, indent=2, default=str))
+    print(text)
     misses = [t for t in targets(pg_results, rd_results) if not t.passed]
     print(f"{len(misses)} target(s) missed; report written to {args.out}", file=sys.stderr)
     return 0

@@ -26,7 +26,6 @@ import datetime as dt
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ from typing import Any
 import aiohttp
 import redis
 import redis.asyncio as aioredis
+import report
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -277,15 +277,8 @@ def render(theirs: Side, ours: Side, config: RedisConfig, info: dict[str, str],
     theirs_over = sum(1 for s in theirs.steps if s > STEP_LIMIT_US)
     cpu_per_step = ours.mean("redis_cpu") * 1e6 / ours.mean("scan_calls")
     lines = [
-        "# Exact Redis key-pattern counts at 1M keys: saasmon vs redis_exporter",
-        "",
-        f"Generated {info['when']} by `bench/redis_scan.py` (saasmon git {info['git']}). "
-        "Reproduce with:",
-        "",
-        "```sh",
-        command,
-        "```",
-        "",
+        *report.header("Exact Redis key-pattern counts at 1M keys: saasmon vs redis_exporter",
+                       "bench/redis_scan.py", [command], generated=info["when"]),
         f"Machine: nproc `{info['nproc']}`, python `{info['python']}`, redis-server "
         f"`{info['redis']}`, prometheus-redis-exporter `{info['exporter']}`; loadavg at "
         f"start `{info['load_start']}`, at end `{info['load_end']}` (a shared machine: "
@@ -437,8 +430,6 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv[1:] if argv is None else argv)
     info: dict[str, Any] = {
         "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                              capture_output=True, text=True, check=False).stdout.strip(),
         "nproc": str(os.cpu_count()), "python": platform.python_version(),
         "redis": command_output(["redis-server", "--version"]),
         "exporter": command_output([DEBIAN_REDIS, "-version"]),

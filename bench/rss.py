@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import io
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -40,6 +37,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+import report  # noqa: E402  (bench/, the script's own folder)
 
 from exporters.devservers import PostgresServer, RedisServer, free_port  # noqa: E402
 from refapp.schema import schema_sql  # noqa: E402
@@ -241,16 +240,13 @@ def verdict(value: float, target: float) -> str:
 def render(rows: dict[str, tuple[Row, Row]], bundles: dict[str, Row], base_sum: Row,
            interp: Row, steps: list[tuple[str, float]], args: argparse.Namespace,
            pg_version: str) -> str:
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        "# saasmon idle memory (RSS)", "",
-        f"Generated {now} by `bench/rss.py` (saasmon git {git('rev-parse', '--short', 'HEAD')};"
-        f" before = {args.base}). Reproduce with:", "",
-        "```sh", f".venv/bin/python bench/rss.py --runs {args.runs} --out {args.out}", "```", "",
+        *report.header("saasmon idle memory (RSS)", "bench/rss.py",
+                       [f".venv/bin/python bench/rss.py --runs {args.runs} --out {args.out}"],
+                       note=f"; before = {args.base}"),
         "## Machine", "",
-        f"- nproc `{os.cpu_count()}`, kernel `{platform.release()}`, python "
-        f"`{platform.python_version()}`, PostgreSQL `{pg_version}`",
-        f"- loadavg at end: `{' '.join(Path('/proc/loadavg').read_text().split()[:3])}`", "",
+        f"- {report.machine_line()}, PostgreSQL `{pg_version}`",
+        f"- uptime at end: `{report.uptime()}`", "",
         "## Method", "",
         "- One private PostgreSQL (pg_stat_statements; the reference app schema in `app`) and "
         "one private Redis on loopback. Each exporter starts with a minimal config against "

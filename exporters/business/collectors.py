@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporters.business.config import NAMESPACE, BusinessConfig
@@ -16,15 +15,7 @@ from exporters.business.pack import PackMetric, PackQuery, query_duration_metric
 from exporters.runtime.collector import Collector, CollectorError
 from exporters.runtime.families import gauge
 from exporters.runtime.overrides import Schedule
-from exporters.runtime.pgpool import ReadOnlyPool, classify_pg_error
-
-
-async def _reset(conn: asyncpg.Connection) -> None:
-    """Our connections only ever run read-only transactions: no locks, cursors, listeners
-    or settings to clear, so the pool's default reset (four statements per release) is
-    skipped; only a transaction left open by a cancelled run is rolled back."""
-    if conn.is_in_transaction():
-        await conn.execute("ROLLBACK")
+from exporters.runtime.pgpool import ReadOnlyPool, classify_pg_error, keep_session
 
 
 class ConnectionPool(ReadOnlyPool):
@@ -47,7 +38,7 @@ class ConnectionPool(ReadOnlyPool):
             config.required_dsn, application_name=f"saasmon_business_{lane}",
             max_size=config.pool_max_size, statement_timeout=self.server_timeout,
             connect_timeout=self.connect_timeout, command_timeout=None, idle_lifetime=300.0,
-            statement_cache_size=100, reset=_reset,
+            statement_cache_size=100, reset=keep_session,
             # Day-sized windows are then always 24 h (no DST day of 23 or 25 h).
             settings={"TimeZone": "UTC"})
 

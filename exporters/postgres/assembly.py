@@ -8,7 +8,7 @@ from exporters.postgres.collectors import ALL, PostgresCollector, TablesCollecto
 from exporters.postgres.config import PostgresConfig
 from exporters.postgres.tables import DatabaseTablesCollector
 from exporters.runtime.overrides import longest_timeout
-from exporters.runtime.pgpool import ReadOnlyPool, collector_pool
+from exporters.runtime.pgpool import ReadOnlyPool, collector_pool, keep_session
 
 APPLICATION_NAME = "saasmon_exporter"  # queries.ACTIVITY_BY_STATE leaves it out
 
@@ -32,7 +32,11 @@ def assemble(config: PostgresConfig, dsn: str, *, pool_max_size: int) -> ServerC
     pool = collector_pool(
         dsn, APPLICATION_NAME, max_size=pool_max_size,
         timeout=longest_timeout(schedules.values(), config.timeout_seconds),
-        interval=config.interval_seconds)
+        interval=config.interval_seconds,
+        # Read-only SELECTs only (collectors.py): nothing to reset on release.
+        reset=keep_session,
+        # A dozen fixed queries, prepared once per connection (one round trip each).
+        statement_cache_size=32)
     collectors: list[PostgresCollector] = []
     for cls in ALL:
         schedule = schedules.get(cls.name)

@@ -11,8 +11,22 @@ from exporters.postgres.targets import AuthModule, ProbeSettings, check_auth
 from exporters.runtime.config import DsnConfig, StrictModel
 from exporters.runtime.overrides import CollectorOverride, CollectorsConfig, Schedule
 
-# The `name` of each collector in exporters.postgres.collectors, in the order they run.
-COLLECTORS = ("activity", "database", "statements", "tables", "replication", "checkpoints")
+# The `name` of each collector in exporters.postgres.collectors, in the order they run,
+# with its default interval as a multiple of `interval_seconds`: a collector runs as often
+# as its cost allows (measured at 100 / 1,000 / 5,000 tables by bench/pg_scale.py; the
+# numbers are in docs/exporters/postgres.md). Cheap reads the fast alerts need (connections,
+# locks, replication lag) every interval; reads that grow with the schema less often.
+INTERVAL_STEPS: dict[str, int] = {
+    "checkpoints": 1,
+    "replication": 1,
+    "activity": 1,
+    "statements": 4,  # PostgresSlowQueries' rate over 5 m keeps several samples
+    "tables": 4,
+    "database": 8,  # pg_database_size stats every file; storage and deadlock rules wait 5-15 m
+    "indexes": 20,  # PostgresUnusedIndexes waits a day
+}
+COLLECTORS = ("activity", "database", "statements", "tables", "indexes", "replication",
+              "checkpoints")
 
 
 DSN_ENV = "SAASMON_POSTGRES_DSN"
@@ -85,4 +99,6 @@ class PostgresConfig(DsnConfig, CollectorsConfig[CollectorOverride]):
                 *(s for module in self.auth_modules.values() for s in module.secrets())]
 
     def collector_defaults(self) -> dict[str, Schedule]:
-        return dict.fromkeys(COLLECTORS, Schedule(self.interval_seconds, self.timeout_seconds))
+        # interval_seconds 0 (collect during the scrape) stays 0 for every collector.
+        return {name: Schedule(self.interval_seconds * INTERVAL_STEPS[name],
+                               self.timeout_seconds) for name in COLLECTORS}

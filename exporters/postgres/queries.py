@@ -49,42 +49,47 @@ ORDER BY size_bytes DESC
 
 HAS_STATEMENTS = "SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'"
 
-# One row per (database, queryid): pg_stat_statements also splits by role and top level,
-# which would give duplicate label sets. Utility statements are not normalized (a
-# `CREATE ROLE .. PASSWORD 'x'` keeps its literal): collectors.mask_statement masks every
-# literal before the text is cut to a bounded fingerprint label.
-STATEMENTS_TOP = """
-SELECT coalesce(d.datname, '') AS datname, s.queryid::text AS queryid,
-       min(s.query) AS query_text,
-       sum(s.calls) AS calls, sum(s.total_exec_time) / 1000.0 AS total_seconds,
-       sum(s.total_exec_time) / nullif(sum(s.calls), 0) / 1000.0 AS mean_seconds,
-       sum(s.rows) AS rows
-FROM pg_stat_statements s LEFT JOIN pg_database d ON d.oid = s.dbid
-WHERE s.queryid IS NOT NULL
-GROUP BY d.datname, s.queryid
-ORDER BY total_seconds DESC LIMIT $1
-"""
-
-STATEMENTS_SUMMARY = """
-SELECT count(*) AS statements, coalesce(sum(calls), 0) AS calls,
-       coalesce(sum(total_exec_time), 0) / 1000.0 AS total_seconds
-FROM pg_stat_statements
-"""
-
-STATEMENTS_SLOW = """
-SELECT t AS threshold, count(s.queryid) AS statements, coalesce(sum(s.calls), 0) AS calls
-FROM unnest($1::float8[]) AS t
-LEFT JOIN pg_stat_statements s ON s.mean_exec_time / 1000.0 > t
+# pg_stat_statements read once per round (one call of its function, materialized): the
+# top rows, the totals and the slow buckets come out of the same read, marked by `kind`.
+# One row per (database, queryid) in the top: pg_stat_statements also splits by role and
+# top level, which would give duplicate label sets. Utility statements are not normalized
+# (a `CREATE ROLE .. PASSWORD 'x'` keeps its literal): collectors.mask_statement masks
+# every literal before the text is cut to a bounded fingerprint label.
+# $1: top_n, $2: the slow thresholds (seconds).
+STATEMENTS = """
+WITH s AS MATERIALIZED (
+  SELECT dbid, queryid, query, calls, total_exec_time, mean_exec_time, rows
+  FROM pg_stat_statements
+), top AS (
+  SELECT coalesce(d.datname, '') AS datname, s.queryid::text AS queryid,
+         min(s.query) AS query_text, sum(s.calls) AS calls,
+         sum(s.total_exec_time) / 1000.0 AS total_seconds,
+         sum(s.total_exec_time) / nullif(sum(s.calls), 0) / 1000.0 AS mean_seconds,
+         sum(s.rows) AS rows
+  FROM s LEFT JOIN pg_database d ON d.oid = s.dbid
+  WHERE s.queryid IS NOT NULL
+  GROUP BY d.datname, s.queryid
+  ORDER BY total_seconds DESC LIMIT $1
+)
+SELECT 'top' AS kind, datname, queryid, query_text, calls, total_seconds, mean_seconds, rows,
+       NULL::float8 AS threshold
+FROM top
+UNION ALL
+SELECT 'all', NULL, NULL, NULL, coalesce(sum(calls), 0),
+       coalesce(sum(total_exec_time), 0) / 1000.0, NULL, count(*), NULL
+FROM s
+UNION ALL
+SELECT 'slow', NULL, NULL, NULL, coalesce(sum(s.calls), 0), NULL, NULL, count(s.queryid), t
+FROM unnest($2::float8[]) AS t LEFT JOIN s ON s.mean_exec_time / 1000.0 > t
 GROUP BY t
 """
 
+# `total` counts every user table: the window runs before the LIMIT.
 TABLES_TOP = """
 SELECT schemaname, relname, seq_scan, seq_tup_read, coalesce(idx_scan, 0) AS idx_scan,
-       n_live_tup, n_dead_tup
+       n_live_tup, n_dead_tup, count(*) OVER () AS total
 FROM pg_stat_user_tables ORDER BY seq_tup_read DESC, relname LIMIT $1
 """
-
-TABLES_COUNT = "SELECT count(*) FROM pg_stat_user_tables"
 
 UNUSED_INDEXES = """
 SELECT count(*) AS n, coalesce(sum(pg_relation_size(i.indexrelid)), 0) AS size_bytes

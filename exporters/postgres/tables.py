@@ -18,7 +18,7 @@ from exporters.postgres.config import PostgresConfig, TableDatabases
 from exporters.runtime.families import gauge
 from exporters.runtime.logs import SecretRegistry, log_fields
 from exporters.runtime.overrides import Schedule
-from exporters.runtime.pgpool import ReadOnlyPool, classify_pg_error, collector_pool
+from exporters.runtime.pgpool import ReadOnlyPool, classify_pg_error, collector_pool, keep_session
 
 log = logging.getLogger("saasmon.postgres")
 
@@ -49,7 +49,7 @@ class DatabaseTablesCollector(TablesCollector):
         if pool is None:
             pool = self.pools[database] = collector_pool(
                 with_database(self.dsn, database), self.application_name, max_size=1,
-                timeout=self.timeout, interval=self.interval)
+                timeout=self.timeout, interval=self.interval, reset=keep_session)
         return pool
 
     async def collect(self) -> list[Metric]:

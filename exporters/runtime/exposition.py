@@ -1,7 +1,8 @@
 """Metrics responses: the format negotiated from Accept, gzip when Accept-Encoding allows.
 
-prometheus_client does the encoding (`choose_encoder`, both text encoders, `gzip_accepted`);
-this module only adds what an aiohttp handler needs around it:
+prometheus_client does the encoding (`choose_encoder`, both text encoders, `gzip_accepted`),
+except the plain text format 0.0.4, which runtime.textformat renders faster to the same
+bytes; this module only adds what an aiohttp handler needs around it:
 
 - Accept entries are tried by preference (`q`, then order), as Prometheus' own Go client
   does: Prometheus >= 2.49 lists the protocols of `scrape_protocols` in the order given,
@@ -21,8 +22,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from prometheus_client.core import Metric
-from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.exposition import choose_encoder, generate_latest, gzip_accepted
 from prometheus_client.registry import Collector
+
+from exporters.runtime.textformat import generate_text
 
 OPENMETRICS_TYPE = "application/openmetrics-text"
 OPENMETRICS_EOF = b"# EOF\n"
@@ -98,9 +101,14 @@ def negotiate(accept: str) -> Format:
                 # prometheus_client fails on a version it cannot compare ("version=abc"):
                 # an entry we cannot read is one we cannot serve.
                 continue
-            return Format(content_type, encoder)
+            return Format(content_type, _faster(encoder))
     encoder, content_type = choose_encoder("")
-    return Format(content_type, encoder)
+    return Format(content_type, _faster(encoder))
+
+
+def _faster(encoder: Callable[[Collector], bytes]) -> Callable[[Collector], bytes]:
+    # The plain text format with default escaping has a faster renderer of the same bytes.
+    return generate_text if encoder is generate_latest else encoder
 
 
 def wants_gzip(accept_encoding: str) -> bool:

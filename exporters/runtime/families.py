@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.samples import Sample
 
 T = TypeVar("T")
 FamilyT = TypeVar("FamilyT", GaugeMetricFamily, CounterMetricFamily)
@@ -14,10 +15,16 @@ FamilyT = TypeVar("FamilyT", GaugeMetricFamily, CounterMetricFamily)
 def _family(cls: type[FamilyT], name: str, doc: str, value: float | None,
             labels: Sequence[str], rows: Iterable[tuple[Sequence[str], float]]) -> FamilyT:
     family = cls(name, doc, labels=list(labels) if labels else None)
+    # The samples add_metric would append, built directly: with collection on each scrape
+    # this runs for every sample of every scrape (issue 16).
+    sample_name = family.name + "_total" if family.type == "counter" else family.name
+    append = family.samples.append
     if value is not None:
-        family.add_metric([], value)
+        append(Sample(sample_name, {}, value, None, None))
+    keys = tuple(labels)
     for label_values, sample in rows:
-        family.add_metric([str(v) for v in label_values], sample)
+        append(Sample(sample_name, dict(zip(keys, map(str, label_values), strict=False)),
+                      sample, None, None))
     return family
 
 

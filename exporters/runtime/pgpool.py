@@ -40,6 +40,19 @@ def classify_pg_error(exc: BaseException) -> str | None:
     return None
 
 
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """A pool `reset` for connections whose statements leave no session state.
+
+    asyncpg's default reset sends `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL` (four statements) on every release. An exporter that only runs read-only
+    SELECTs takes no advisory lock, declares no cursor (asyncpg's portals end with their
+    statement), listens to nothing and sets nothing after connecting (its settings are
+    startup parameters, which RESET ALL would keep anyway), so there is nothing to reset.
+    A transaction left open by a cancelled run is still rolled back: asyncpg does that
+    itself before calling a custom reset.
+    """
+
+
 class ReadOnlyPool:
     def __init__(self, dsn: str, *, application_name: str, max_size: int,
                  statement_timeout: float, connect_timeout: float,
@@ -85,7 +98,9 @@ class ReadOnlyPool:
 
 
 def collector_pool(dsn: str, application_name: str, *, max_size: int, timeout: float,
-                   interval: float) -> ReadOnlyPool:
+                   interval: float,
+                   reset: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+                   statement_cache_size: int = 0) -> ReadOnlyPool:
     """The pool shared by an exporter's collectors; `timeout` is the longest of theirs.
 
     The pool's limits (connect, statement, command) are that longest timeout, so none cuts
@@ -93,8 +108,12 @@ def collector_pool(dsn: str, application_name: str, *, max_size: int, timeout: f
     the scheduler's cancellation, which asyncpg passes on to the server as a cancel). The
     server cancels whatever outlives the longest timeout, even if this process is gone.
     An idle connection is closed after four rounds (at least a minute), so slow rounds do
-    not hold a slot between them.
+    not hold a slot between them. `reset` replaces asyncpg's reset on release
+    (`keep_session` when the collectors' statements leave no session state).
+    `statement_cache_size` above 0 keeps each query prepared on its connection: one round
+    trip per query instead of two (prepare, then execute), for SQL fixed in the code.
     """
     return ReadOnlyPool(dsn, application_name=application_name, max_size=max_size,
                         statement_timeout=timeout, connect_timeout=timeout,
-                        command_timeout=timeout, idle_lifetime=max(60.0, 4 * interval))
+                        command_timeout=timeout, idle_lifetime=max(60.0, 4 * interval),
+                        reset=reset, statement_cache_size=statement_cache_size)

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from exporters.devservers import PostgresServer
+from exporters.postgres.config import COLLECTORS
 from tests.support.exporter import Exporter
 from tests.support.metrics import Samples, total, value
 
@@ -28,7 +29,13 @@ def monitor_dsn(postgres: PostgresServer) -> str:
 
 
 def config(dsn: str, **extra: Any) -> dict[str, Any]:
-    return {"dsn": dsn, "interval_seconds": 1, "timeout_seconds": 2, **extra}
+    """Every collector at the one interval: these tests read values after fresh rounds, not
+    the cost-aware schedule (its steps are unit-tested)."""
+    base = {"dsn": dsn, "interval_seconds": 1, "timeout_seconds": 2, **extra}
+    if base["interval_seconds"]:  # 0 (in the scrape) is 0 for every collector already
+        base.setdefault("collectors", {name: {"interval_seconds": base["interval_seconds"]}
+                                       for name in COLLECTORS})
+    return base
 
 
 def wait_collected(exporter: Exporter) -> Samples:
@@ -380,11 +387,11 @@ def test_slow_collector_override_outlasts_the_exporter_timeout(
     round that takes 10 s succeeds though the exporter's own timeout is 2 s (issue 14).
 
     The monitor role's search_path puts a view in front of pg_catalog.pg_stat_user_tables
-    that sleeps 5 s; the tables collector reads it twice, so its round takes 10 s."""
+    that sleeps 10 s; the tables collector reads it once, so its round takes 10 s."""
     dsn = monitor_dsn(postgres)
     postgres.psql(
         "CREATE SCHEMA slow; CREATE VIEW slow.pg_stat_user_tables AS "
-        "SELECT * FROM pg_catalog.pg_stat_user_tables WHERE (SELECT true FROM pg_sleep(5)); "
+        "SELECT * FROM pg_catalog.pg_stat_user_tables WHERE (SELECT true FROM pg_sleep(10)); "
         "GRANT USAGE ON SCHEMA slow TO monitor; GRANT SELECT ON ALL TABLES IN SCHEMA slow "
         "TO monitor; ALTER ROLE monitor SET search_path = slow, pg_catalog, public")
     # A long interval for tables: its one slow round stays the snapshot we read.

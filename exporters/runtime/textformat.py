@@ -1,0 +1,123 @@
+"""The Prometheus text format 0.0.4, rendered faster than prometheus_client renders it.
+
+prometheus_client's `generate_latest` checks and escapes every metric and label name of
+every sample (regexes for UTF-8 name support); with collection on each scrape that was
+the largest share of a scrape's CPU (issue 16). Names here come from code and configs and
+are the legacy kind, so each is checked once and remembered. The output is byte for byte
+`generate_latest`'s (tests/unit/test_textformat.py compares them); a family this renderer
+does not cover (a name outside the legacy set, a sample with a timestamp) makes the whole
+document go to `generate_latest`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import cast
+
+from prometheus_client.core import Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString as _untyped_go_float
+
+_go_float = cast(Callable[[float], str], _untyped_go_float)
+
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+# Names seen valid, per pattern; bounded, as names from configs are not known in advance.
+_VALID: dict[re.Pattern[str], set[str]] = {_METRIC_NAME: set(), _LABEL_NAME: set()}
+_VALID_MAX = 10_000
+# Text-format munging of OpenMetrics types, as prometheus_client does it.
+_TYPES = {"info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram",
+          "unknown": "untyped"}
+_SUFFIXES = ("_created", "_gsum", "_gcount")  # rendered as gauges after their family
+
+
+class _Unsupported(Exception):
+    """A family prometheus_client must render itself."""
+
+
+def _check(name: str, pattern: re.Pattern[str]) -> None:
+    seen = _VALID[pattern]
+    if name in seen:
+        return
+    if pattern.fullmatch(name) is None:
+        raise _Unsupported(name)
+    if len(seen) < _VALID_MAX:
+        seen.add(name)
+
+
+def _value(text: str) -> str:
+    if "\\" in text or "\n" in text or '"' in text:
+        return text.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    return text
+
+
+def _help(text: str) -> str:
+    return text.replace("\\", r"\\").replace("\n", r"\n")
+
+
+def _number(value: float) -> str:
+    """floatToGoString, with its common case (a finite value Go prints as Python does)
+    answered without the call."""
+    text = repr(float(value))
+    if text[-1] in "fn" or (value > 0 and text.find(".") > 6):  # inf, nan; Go's exponent
+        return _go_float(value)
+    return text
+
+
+def _render(families: Iterable[Metric], out: list[str]) -> None:
+    metric_names, label_names = _VALID[_METRIC_NAME], _VALID[_LABEL_NAME]
+    for metric in families:
+        name, kind = metric.name, metric.type
+        if kind == "counter":
+            name += "_total"
+        elif kind == "info":
+            name += "_info"
+        _check(name, _METRIC_NAME)
+        doc = _help(metric.documentation)
+        out.append(f"# HELP {name} {doc}\n# TYPE {name} {_TYPES.get(kind, kind)}\n")
+        extra: dict[str, list[str]] = {}
+        special = {metric.name + suffix: suffix for suffix in _SUFFIXES}
+        for sample in metric.samples:
+            if sample.timestamp is not None:
+                raise _Unsupported(sample.name)
+            if sample.name not in metric_names:
+                _check(sample.name, _METRIC_NAME)
+            if sample.labels:
+                parts = []
+                for key, val in sorted(sample.labels.items()):
+                    if key not in label_names:
+                        _check(key, _LABEL_NAME)
+                    parts.append(f'{key}="{_value(val)}"')
+                line = f"{sample.name}{{{','.join(parts)}}} {_number(sample.value)}\n"
+            else:
+                line = f"{sample.name} {_number(sample.value)}\n"
+            suffix = special.get(sample.name)
+            if suffix is None:
+                out.append(line)
+            else:
+                extra.setdefault(suffix, []).append(line)
+        for suffix, lines in sorted(extra.items()):
+            out.append(f"# HELP {metric.name}{suffix} {doc}\n"
+                       f"# TYPE {metric.name}{suffix} gauge\n")
+            out.extend(lines)
+
+
+def generate_text(registry: Collector) -> bytes:
+    """`generate_latest(registry)` (text format 0.0.4, default escaping), faster."""
+    families = list(registry.collect())
+    out: list[str] = []
+    try:
+        _render(families, out)
+    except _Unsupported:
+        return generate_latest(_Listed(families))
+    return "".join(out).encode("utf-8")
+
+
+class _Listed(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families

@@ -1,0 +1,82 @@
+"""runtime.textformat renders the very bytes prometheus_client's generate_latest renders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeHistogramMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+    StateSetMetricFamily,
+    SummaryMetricFamily,
+    UnknownMetricFamily,
+)
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+from exporters.runtime.exposition import negotiate
+from exporters.runtime.textformat import generate_text
+
+
+class Listed(Collector):
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+def families() -> list[Metric]:
+    gauge = GaugeMetricFamily("pg_connections", 'Client "connections"\\ by\nstate.',
+                              labels=["database", "state"])
+    gauge.add_metric(["app", "idle"], 3)
+    gauge.add_metric(['we"ird\\db\nname', "äctive ✓"], 0.1)
+    gauge.add_metric(["big", "x"], 12345678901.0)
+    gauge.add_metric(["nan", "x"], float("nan"))
+    gauge.add_metric(["inf", "x"], float("inf"))
+    gauge.add_metric(["ninf", "x"], float("-inf"))
+    gauge.add_metric(["neg", "x"], -2.5e-7)
+    counter = CounterMetricFamily("pg_database_xact_commit", "Committed.", labels=["database"],
+                                  created=1700000000.5)
+    counter.add_metric(["app"], 42, created=1700000000.25)
+    no_labels = GaugeMetricFamily("pg_up", "Up.", value=1)
+    info = InfoMetricFamily("pg_build", "Build.", value={"version": "1.2", "commit": "abc"})
+    histogram = HistogramMetricFamily("pg_scrape_seconds", "Scrape time.", labels=["target"])
+    histogram.add_metric(["a"], [("0.1", 1), ("1", 4), ("+Inf", 5)], sum_value=2.5)
+    summary = SummaryMetricFamily("pg_round_seconds", "Rounds.", count_value=3, sum_value=1.5)
+    gauge_histogram = GaugeHistogramMetricFamily("pg_queue", "Queue.", buckets=[("+Inf", 2)],
+                                                 gsum_value=7)
+    stateset = StateSetMetricFamily("pg_state", "State.", value={"up": True, "down": False})
+    unknown = UnknownMetricFamily("pg_thing", "Thing.", value=4)
+    with_colon = GaugeMetricFamily("job:pg_rate:sum", "Recorded-rule style name.", value=1)
+    return [gauge, counter, no_labels, info, histogram, summary, gauge_histogram, stateset,
+            unknown, with_colon]
+
+
+def test_same_bytes_as_prometheus_client() -> None:
+    assert generate_text(Listed(families())) == generate_latest(Listed(families()))
+
+
+def test_names_outside_the_legacy_set_are_rendered_by_prometheus_client() -> None:
+    utf8 = GaugeMetricFamily("pg.dotted", "Dotted.", labels=["lä bel"])
+    utf8.add_metric(["v"], 1)
+    bad_label = GaugeMetricFamily("pg_ok", "OK name, label with a colon.", labels=["a:b"])
+    bad_label.add_metric(["v"], 1)
+    for family in (utf8, bad_label):
+        assert generate_text(Listed([family])) == generate_latest(Listed([family]))
+
+
+def test_timestamped_sample_falls_back() -> None:
+    gauge = GaugeMetricFamily("pg_ts", "With a timestamp.", labels=["x"])
+    gauge.add_metric(["a"], 1, timestamp=1700000000.123)
+    assert generate_text(Listed([gauge])) == generate_latest(Listed([gauge]))
+
+
+def test_plain_text_scrapes_use_it_openmetrics_does_not() -> None:
+    assert negotiate("").encoder is generate_text
+    assert negotiate("text/plain;version=0.0.4").encoder is generate_text
+    assert negotiate("application/openmetrics-text;version=1.0.0").encoder is not generate_text
