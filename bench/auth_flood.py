@@ -27,7 +27,7 @@ import aiohttp
 import bcrypt
 import yaml
 
-from exporters.devservers import free_port
+from devstack.servers import free_port
 
 USER, PASSWORD = "prometheus", "right-password"
 

@@ -50,7 +50,7 @@ import asyncpg
 import redis.asyncio as aioredis
 import yaml
 
-from exporters.devservers import PostgresServer, RedisServer, free_port
+from devstack.servers import PostgresServer, RedisServer, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -41,8 +41,8 @@ from typing import Any
 import asyncpg
 import yaml
 
+from devstack.servers import PostgresServer, free_port
 from exporters.business.pack import DEFAULT_PACK
-from exporters.devservers import PostgresServer, free_port
 from refapp.datagen import checksum, generate_into
 
 REPO = Path(__file__).resolve().parent.parent

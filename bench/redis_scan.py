@@ -51,8 +51,8 @@ from bench import (
     scrape,
     sigterm_as_interrupt,
 )
+from devstack.servers import RedisServer, free_port
 from exporters.cli import load_kind
-from exporters.devservers import RedisServer, free_port
 from exporters.redis.collectors import KeyPatternCollector
 from exporters.redis.config import RedisConfig
 from exporters.runtime.collector import CollectorState, Scheduler

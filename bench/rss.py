@@ -41,7 +41,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from exporters.devservers import PostgresServer, RedisServer, free_port  # noqa: E402
+from devstack.servers import PostgresServer, RedisServer, free_port  # noqa: E402
 from refapp.schema import schema_sql  # noqa: E402
 
 BASE = "287760c"

@@ -58,9 +58,9 @@ from bench import (
     setup_postgres,
     sigterm_as_interrupt,
 )
+from devstack.servers import PostgresServer, RedisServer, free_port
 from exporters.business.pack import DEFAULT_PACK, load_pack
 from exporters.cron.config import default_jobs
-from exporters.devservers import PostgresServer, RedisServer, free_port
 from refapp.schema import schema_sql
 
 INTERVAL_SECONDS = 1

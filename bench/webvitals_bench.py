@@ -41,7 +41,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from exporters.devservers import free_port  # noqa: E402
+from devstack.servers import free_port  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 ORIGIN = "https://app.example.com"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from exporters.devservers import PostgresServer, RedisServer
+from devstack.servers import PostgresServer, RedisServer
 from tests.support import rooms, scratch
 from tests.support.exporter import Exporter
 

@@ -63,13 +63,15 @@ def importer(catalog_text: str) -> Importer:
 
 
 def evaluate(catalog_text: str, time_scale: float = 1) -> dict[str, Any]:
-    """Render the mixin against catalog JSON text: {alerts, rules} in Prometheus form and
-    `descriptions`, one structured description per alert rule in the alert file's order."""
+    """Render the mixin against catalog JSON text: {alerts, rules} in Prometheus form,
+    `descriptions`, one structured description per alert rule in the alert file's order, and
+    `scrape`, the job names the rules select on (and the status-page probe target)."""
     snippet = (
         "local mixin = (import 'mixin.libsonnet') + {_config+:: {"
         f"timeScale: {time_scale}}}}};\n"
         "{alerts: mixin.prometheusAlerts, rules: mixin.prometheusRules, "
-        "descriptions: mixin.ruleDescriptions}"
+        "descriptions: mixin.ruleDescriptions, "
+        "scrape: {jobs: mixin._config.jobs, statusPageTarget: mixin._config.statusPageTarget}}"
     )
     out: dict[str, Any] = json.loads(_jsonnet.evaluate_snippet(
         str(MIXIN / "render.jsonnet"), snippet, import_callback=importer(catalog_text)))
@@ -117,6 +119,9 @@ def artefacts(catalog: Catalog) -> dict[Path, str]:
     files[GENERATED / "prometheusrule.yaml"] = HEADER + dump_yaml(operator_rule(rendered))
     files[GENERATED / "rule-descriptions.json"] = json.dumps(
         rendered["descriptions"], indent=1, sort_keys=True) + "\n"
+    # What a scrape config must name for the rules to read its series (devstack/scrape.py).
+    files[GENERATED / "scrape-jobs.json"] = json.dumps(
+        rendered["scrape"], indent=1, sort_keys=True) + "\n"
     for name, test in test_files(rendered).items():
         files[GENERATED / "tests" / name] = HEADER + dump_yaml(test)
     for name, page in runbooks(catalog, rendered).items():

@@ -31,7 +31,7 @@ from aiohttp import ClientSession, WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from exporters.devservers import PostgresServer, RedisServer, free_port
+from devstack.servers import PostgresServer, RedisServer, free_port
 from refapp import __main__ as refapp_main
 from refapp import cronrunner
 from refapp.app import FAILURE_REASONS, AppConfig, create_app

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporters.devservers import PostgresServer, RedisServer, free_port
+from devstack.servers import PostgresServer, RedisServer, free_port
 from refapp.schema import schema_sql
 from tests.support.exporter import Exporter
 

@@ -28,8 +28,8 @@ import asyncpg
 import pytest
 import yaml
 
+from devstack.servers import PostgresServer
 from exporters.cli import EXPORTERS
-from exporters.devservers import PostgresServer
 from exporters.integrations.config import DEFAULT_MODULES
 from exporters.integrations.parsers import load_json, statuspage
 from tests.support.compose import (
