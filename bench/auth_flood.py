@@ -27,6 +27,8 @@ import aiohttp
 import bcrypt
 import yaml
 
+# devstack/ is not installed (never shipped): run from the checkout.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
 from devstack.servers import free_port
 
 USER, PASSWORD = "prometheus", "right-password"

@@ -41,6 +41,8 @@ from typing import Any
 import asyncpg
 import yaml
 
+# devstack/ is not installed (never shipped): run from the checkout.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
 from devstack.servers import PostgresServer, free_port
 from exporters.business.pack import DEFAULT_PACK
 from refapp.datagen import checksum, generate_into

@@ -46,6 +46,8 @@ from pathlib import Path
 import aiohttp
 import yaml
 
+# devstack/ is not installed (never shipped): run from the checkout.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
 from bench import (
     REPO,
     ExporterProcess,

@@ -44,6 +44,8 @@ import aiohttp
 import asyncpg
 import yaml
 
+# devstack/ is not installed (never shipped): run from the checkout.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
 from bench import (
     REPO,
     ExporterProcess,

@@ -210,10 +210,11 @@ class Process:
 
 
 def stop_all(processes: Sequence[Process], timeout: float = STOP_TIMEOUT) -> None:
-    """Stop in reverse start order: SIGTERM every process at once (newest first), then wait
-    for all within one shared timeout, so slow ones do not add up."""
-    for process in reversed(processes):
-        process.terminate()
+    """Stop in reverse start order, each gone before the next is signalled (Prometheus
+    stops before the exporters it scrapes, the exporters before their servers); one
+    timeout is shared by all, so slow ones do not add up: once it has passed, whatever
+    still runs is killed at once."""
     deadline = time.monotonic() + timeout
     for process in reversed(processes):
+        process.terminate()
         process.finish(deadline)
