@@ -43,6 +43,7 @@ import yaml
 
 # devstack/ is not installed (never shipped): run from the checkout.
 sys.path.append(str(Path(__file__).resolve().parent.parent))
+from devstack.process import Process
 from devstack.servers import PostgresServer, free_port
 from exporters.business.pack import DEFAULT_PACK
 from refapp.datagen import checksum, generate_into
@@ -123,16 +124,6 @@ def _get(url: str, timeout: float = 30) -> tuple[int, float]:
     return status, (time.perf_counter() - started) * 1000
 
 
-def _wait(url: str, until: float, proc: subprocess.Popen[bytes], log: Path) -> None:
-    while time.monotonic() < until:
-        if proc.poll() is not None:
-            raise RuntimeError(f"exporter exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        if _get(url, timeout=2)[0] == 200:
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} not ready")
-
-
 async def _stats(admin_dsn: str, reset: bool) -> tuple[int, int, float, float]:
     conn = await asyncpg.connect(admin_dsn)  # the `postgres` database: never counted
     try:
@@ -184,10 +175,9 @@ async def _warm_up(dsn: str) -> None:
 def run_phase(name: str, argv: list[str], url: str, admin_dsn: str, seconds: int,
               period: float, settle: float, log: Path) -> Phase:
     asyncio.run(_stats(admin_dsn, reset=True))
-    with log.open("wb") as err:
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=REPO)
+    proc = Process(name, argv, log, cwd=REPO).start()
     try:
-        _wait(url, time.monotonic() + 60, proc, log)
+        proc.wait_http(url, timeout=60)
         time.sleep(settle)  # the start-up round of every query is over
         startup_calls, _, startup_exec, startup_plan = asyncio.run(_stats(admin_dsn, reset=False))
         startup_by_query = asyncio.run(_by_query(admin_dsn))
@@ -209,11 +199,7 @@ def run_phase(name: str, argv: list[str], url: str, admin_dsn: str, seconds: int
         calls, pack_calls, exec_ms, plan_ms = asyncio.run(_stats(admin_dsn, reset=False))
         window_by_query = asyncio.run(_by_query(admin_dsn))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        proc.stop(15)
     ordered = sorted(latencies)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] if ordered else 0
     return Phase(name, len(latencies), failed, statistics.median(ordered) if ordered else 0.0,

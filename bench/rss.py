@@ -41,6 +41,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from devstack.process import Process  # noqa: E402
 from devstack.servers import PostgresServer, RedisServer, free_port  # noqa: E402
 from refapp.schema import schema_sql  # noqa: E402
 
@@ -129,18 +130,12 @@ def get(url: str) -> int:
 
 @contextlib.contextmanager
 def process(argv: list[str], cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+    child = Process(log.stem, argv, log, cwd=cwd, append_log=True).start()
     try:
-        yield proc
+        assert child.proc is not None
+        yield child.proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        child.stop()
 
 
 def measure(proc: subprocess.Popen[bytes], ports: list[int], log: Path) -> Memory:

@@ -74,7 +74,9 @@ class Process:
     name: str
     argv: Sequence[str]
     log_path: Path
+    # Added to our own environment, or with inherit_env=False the whole environment.
     env: Mapping[str, str] = field(default_factory=dict)
+    inherit_env: bool = True
     cwd: Path | None = None
     # Keep the log of an earlier run of the same process (a restart) instead of truncating.
     append_log: bool = False
@@ -90,7 +92,7 @@ class Process:
         self.proc = subprocess.Popen(
             list(self.argv), stdin=subprocess.DEVNULL, stdout=self._log_file,
             stderr=subprocess.STDOUT, start_new_session=True, cwd=self.cwd,
-            env={**os.environ, **self.env})
+            env={**os.environ, **self.env} if self.inherit_env else dict(self.env))
         return self
 
     # -- state -----------------------------------------------------------------------------
