@@ -500,7 +500,7 @@ def test_demo_runs_alerts_fills_every_panel_and_cleans_up(run_dir: Path) -> None
         assert not unmatched, "matchers that match no series in the demo:\n  " + "\n  ".join(
             unmatched)
 
-        # Ctrl-C: every child gets SIGTERM at once and 10 s, then the servers stop.
+        # Ctrl-C: the children stop newest first within 10 s in all, then the servers.
         proc.send_signal(signal.SIGINT)
         status = proc.wait(timeout=60)
     except Exception as exc:
