@@ -37,6 +37,8 @@ from typing import Any
 import pytest
 import yaml
 
+from devstack.scrape import mixin_jobs
+
 REPO = Path(__file__).resolve().parents[2]
 BOARDS = REPO / "dashboards" / "generated"
 # A safety net only: the test presses Ctrl-C as soon as its checks are done.
@@ -49,10 +51,8 @@ LONGEST_FOR = 30 * 60
 # The host alerts judge the machine the demo runs on (a 2-core CI box running the whole
 # stack and the test), not the demo's data.
 MACHINE_AREAS = {"host"}
-JOBS = {"saasmon-postgres", "saasmon-redis", "saasmon-cron", "saasmon-integrations",
-        "saasmon-business", "saasmon-webvitals", "saasmon-app", "saasmon-app-probe",
-        "saasmon-integration-probe", "node", "blackbox-storage", "alertmanager",
-        "saasmon-sms-relay", "prometheus"}
+# Every job of the mixin: the demo scrapes them all (devstack/scrape.py).
+JOBS = set(mixin_jobs().values())
 STARTUP_TIMEOUT = 90.0
 PANEL_DATA_TIMEOUT = 120.0  # the slowest panels need a few scrapes and cron runs
 URL_LINE = re.compile(r"^\s+(?P<label>[a-z0-9_ ]+?)\s{2,}(?P<url>\S+://\S+)$")
