@@ -655,7 +655,7 @@ def render(
         "",
         "## Method",
         "",
-        "- One private PostgreSQL and one private Redis (exporters/devservers.py); every "
+        "- One private PostgreSQL and one private Redis (devstack/servers.py); every "
         "exporter scrapes the same servers, one exporter at a time, over loopback.",
         f"- Latency and CPU: {plan.warmup_scrapes} warm-up scrapes, then "
         f"{plan.latency_scrapes} back-to-back scrapes over one keep-alive connection, while a "

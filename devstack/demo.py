@@ -272,7 +272,7 @@ def prepare_run_dir(run_dir: Path) -> None:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
-    # As root, devservers runs PostgreSQL as user `postgres`, which must be able to
+    # As root, devstack.servers runs PostgreSQL as user `postgres`, which must be able to
     # traverse into the run directory.
     run_dir.chmod(0o755)
 

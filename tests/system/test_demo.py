@@ -85,7 +85,7 @@ pytestmark = pytest.mark.timeout(900)
 @pytest.fixture
 def run_dir() -> Iterator[Path]:
     # Not pytest's tmp_path: that lives under a 0700 directory the `postgres` user (which
-    # devservers drops to when run as root) cannot traverse.
+    # devstack.servers drops to when run as root) cannot traverse.
     path = Path(tempfile.mkdtemp(prefix="saasmon-demo-"))
     path.chmod(0o755)
     yield path / "run"
