@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt | deps
 
 venv: $(VENV)/.installed
 
-MYPY_TARGETS := exporters refapp alert_rules dashboards tests scripts bench
+MYPY_TARGETS := exporters refapp alert_rules dashboards tests scripts bench devstack
 PYTEST := $(VENV)/bin/pytest
 
 lint: venv

@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +25,10 @@ import aiohttp
 import bcrypt
 import yaml
 
-from exporters.devservers import free_port
+# devstack/ is not installed (never shipped): run from the checkout.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
+from devstack.process import Process
+from devstack.servers import free_port
 
 USER, PASSWORD = "prometheus", "right-password"
 
@@ -110,17 +111,16 @@ def main() -> None:
         config = Path(tmp) / "webvitals.yml"
         config.write_text(yaml.safe_dump({"allowed_origins": ["https://app.example"]}))
         port = free_port()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "exporters", "webvitals", "--config.file", str(config),
-             "--web.config.file", str(web), "--web.listen-address", f"127.0.0.1:{port}"],
-            cwd=opts.root, env={**os.environ, "PYTHONPATH": str(opts.root)},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = Process("webvitals exporter", [
+            sys.executable, "-m", "exporters", "webvitals", "--config.file", str(config),
+            "--web.config.file", str(web), "--web.listen-address", f"127.0.0.1:{port}"],
+            Path(tmp) / "exporter.log", {"PYTHONPATH": str(opts.root)}, cwd=opts.root).start()
         try:
+            proc.wait_port(port, timeout=60)
             asyncio.run(run(f"http://127.0.0.1:{port}", opts.clients, duration,
                             opts.max_requests))
         finally:
-            proc.terminate()
-            proc.wait(10)
+            proc.stop()
 
 
 if __name__ == "__main__":

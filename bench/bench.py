@@ -35,7 +35,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -53,7 +52,10 @@ import report
 import targets16
 import yaml
 
-from exporters.devservers import PostgresServer, RedisServer, free_port
+# devstack/ is not installed (never shipped): run from the checkout.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
+from devstack.process import Process, port_open
+from devstack.servers import PostgresServer, RedisServer, free_port
 from exporters.postgres.config import INTERVAL_STEPS, PostgresConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -144,57 +146,41 @@ class LoadCounter(Protocol):
 
 
 class ExporterProcess:
-    """One exporter process; logs go to a file so a failing exporter can be explained."""
+    """One exporter process (devstack's Process, by its bench spec); logs go to a file so a
+    failing exporter can be explained."""
 
     def __init__(self, spec: ExporterSpec, logdir: Path) -> None:
         self.spec = spec
-        self.log_path = logdir / f"{spec.name.replace(' ', '-')}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        # Appended: a spec run twice keeps both runs' logs.
+        self.process = Process(spec.name, spec.argv, logdir / f"{spec.name.replace(' ', '-')}.log",
+                               spec.env, append_log=True)
+
+    @property
+    def log_path(self) -> Path:
+        return self.process.log_path
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.process.proc
 
     @property
     def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
+        return self.process.pid
 
     def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            # Own session: Ctrl-C must not hit the exporters before we stop them in order.
-            self.proc = subprocess.Popen(
-                self.spec.argv, env={**os.environ, **self.spec.env}, stdout=log,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            )
+        self.process.start()
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        self.process.stop()
 
     def log_tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return self.process.log_tail(lines)
 
     async def wait_ready(self, timeout: float = 30.0) -> None:
         """Wait until the port accepts connections; no HTTP request, so no scrape is caused."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.spec.name} exited with {self.proc.returncode}:\n{self.log_tail()}"
-                )
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.spec.port), timeout=0.5
-            ):
-                return
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"{self.spec.name} did not listen within {timeout}s:\n{self.log_tail()}")
+        await self.process.wait_until_async(
+            f"127.0.0.1:{self.spec.port} accepts connections",
+            lambda: port_open(self.spec.port), timeout)
 
 
 class ProcessRegistry:
@@ -714,7 +700,7 @@ def render(
         "",
         "## Method",
         "",
-        "- One private PostgreSQL and one private Redis (exporters/devservers.py); every "
+        "- One private PostgreSQL and one private Redis (devstack/servers.py); every "
         "exporter scrapes the same servers, one exporter at a time, over loopback.",
         f"- Latency and CPU: {plan.warmup_scrapes} warm-up scrapes, then "
         f"{plan.latency_scrapes} back-to-back scrapes over one keep-alive connection, while a "

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import re
 import statistics
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -33,7 +34,9 @@ import aiohttp
 import asyncpg
 import yaml
 
-from exporters.devservers import PostgresServer
+# devstack/ is not installed (never shipped): run from the checkout.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
+from devstack.servers import PostgresServer
 from exporters.postgres import queries as q
 from exporters.postgres.collectors import ALL as COLLECTOR_CLASSES
 from exporters.postgres.config import PostgresConfig

@@ -40,6 +40,8 @@ import report
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+# devstack/ is not installed (never shipped): run from the checkout.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
 from bench import (
     DEBIAN_REDIS,
     REPO,
@@ -51,8 +53,8 @@ from bench import (
     scrape,
     sigterm_as_interrupt,
 )
+from devstack.servers import RedisServer, free_port
 from exporters.cli import load_kind
-from exporters.devservers import RedisServer, free_port
 from exporters.redis.collectors import KeyPatternCollector
 from exporters.redis.config import RedisConfig
 from exporters.runtime.collector import CollectorState, Scheduler

@@ -40,7 +40,8 @@ sys.path.insert(0, str(REPO))
 
 import report  # noqa: E402  (bench/, the script's own folder)
 
-from exporters.devservers import PostgresServer, RedisServer, free_port  # noqa: E402
+from devstack.process import Process  # noqa: E402
+from devstack.servers import PostgresServer, RedisServer, free_port  # noqa: E402
 from refapp.schema import schema_sql  # noqa: E402
 
 BASE = "287760c"
@@ -128,18 +129,12 @@ def get(url: str) -> int:
 
 @contextlib.contextmanager
 def process(argv: list[str], cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+    child = Process(log.stem, argv, log, cwd=cwd, append_log=True).start()
     try:
-        yield proc
+        assert child.proc is not None
+        yield child.proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        child.stop()
 
 
 def measure(proc: subprocess.Popen[bytes], ports: list[int], log: Path) -> Memory:

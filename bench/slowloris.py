@@ -46,6 +46,8 @@ from pathlib import Path
 import aiohttp
 import yaml
 
+# devstack/ is not installed (never shipped): run from the checkout.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
 from bench import (
     REPO,
     ExporterProcess,
@@ -56,7 +58,7 @@ from bench import (
     saasmon_argv,
     sigterm_as_interrupt,
 )
-from exporters.devservers import RedisServer, free_port
+from devstack.servers import RedisServer, free_port
 
 # Sent at once: a real request start, so the server has a request in progress to wait for.
 HEAD = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slowloris-bench\r\n"

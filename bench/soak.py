@@ -44,6 +44,8 @@ import aiohttp
 import asyncpg
 import yaml
 
+# devstack/ is not installed (never shipped): run from the checkout.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
 from bench import (
     REPO,
     ExporterProcess,
@@ -58,9 +60,9 @@ from bench import (
     setup_postgres,
     sigterm_as_interrupt,
 )
+from devstack.servers import PostgresServer, RedisServer, free_port
 from exporters.business.pack import DEFAULT_PACK, load_pack
 from exporters.cron.config import default_jobs
-from exporters.devservers import PostgresServer, RedisServer, free_port
 from refapp.schema import schema_sql
 
 INTERVAL_SECONDS = 1

@@ -45,7 +45,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from exporters.devservers import free_port  # noqa: E402
+from devstack.process import Process  # noqa: E402
+from devstack.servers import free_port  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Reports over all runs before the peak RSS counts: twice the dedupe cap (100,000 ids), so
@@ -125,19 +126,6 @@ def scrape(port: int) -> dict[str, float]:
                 key = sample.name + "".join(f",{k}={v}" for k, v in sorted(sample.labels.items()))
                 out[key] = sample.value
     return out
-
-
-def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"exporter exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("exporter not ready")
 
 
 # -- load generation ------------------------------------------------------------------
@@ -438,16 +426,16 @@ asyncio.run(serve([(server, config, sys.argv[2])]))
 """
 
 
-def start(argv: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    popen = subprocess.Popen(["taskset", "-c", "0", sys.executable, *argv], cwd=REPO,
-                             stdout=subprocess.DEVNULL, stderr=log.open("wb"))
-    wait_ready(port, popen)
-    return popen
+def start(argv: list[str], port: int, log: Path) -> Process:
+    # taskset execs the interpreter: the pid measured is the server's own.
+    process = Process(log.stem, ["taskset", "-c", "0", sys.executable, *argv], log,
+                      cwd=REPO).start()
+    process.wait_http(f"http://127.0.0.1:{port}/-/ready", timeout=30)
+    return process
 
 
-def stop(popen: subprocess.Popen[bytes]) -> None:
-    popen.terminate()
-    popen.wait(10)
+def stop(process: Process) -> None:
+    process.stop()
 
 
 def main() -> int:

@@ -28,6 +28,7 @@ import email.policy
 import json
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -390,11 +391,11 @@ class SmtpStandIn:
     def __init__(self, cert: Path | None = None, key: Path | None = None,
                  host: str = "127.0.0.1", port: int = 0, recorder: Recorder | None = None) -> None:
         if not port:
-            # devservers needs mirakuru, a test dependency: only in-process users ask for
-            # a free port, the command line always names one.
-            from exporters.devservers import free_port
-
-            port = free_port()
+            # In-process users (tests, drills) take any free loopback port; the command
+            # line always names one.
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind((host, 0))
+                port = int(sock.getsockname()[1])
         self.port = port
         self.recorder = recorder if recorder is not None else Recorder()
         self._auth: dict[int, tuple[str, str]] = {}

@@ -3,7 +3,7 @@
 One function, `substitute`, swaps only the secrets directory, the SMS relay's address,
 the PagerDuty URL and the SMTP smarthost in alertmanager/alertmanager.yml; routing,
 inhibition, timings and templates stay exactly as shipped. Its users: the tests, the native
-demo (scripts/demo.py) and the committed compose variant, which
+demo (devstack/demo.py) and the committed compose variant, which
 
     python -m refapp.standin_alertmanager [--check]
 

@@ -1,1 +1,2 @@
-"""Developer scripts (`make demo`); a package so tests can import the demo's pieces."""
+"""Developer scripts; a package because `python -m scripts.alertmanager_profile` runs one and
+tests import it (the demo's pieces live in devstack/, scripts/demo.py is its command line)."""

@@ -23,7 +23,7 @@ from typing import Any
 import _jsonnet
 import yaml
 
-from alert_rules.generator.render import MIXIN
+from alert_rules.generator.mixin import REPO as MIXIN
 from refapp.standin_alertmanager import SHIPPED_CONFIG, TEMPLATES, Swap, shipped_swaps, substitute
 
 REPO = Path(__file__).resolve().parent.parent

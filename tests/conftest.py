@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from exporters.devservers import PostgresServer, RedisServer
+from devstack.servers import PostgresServer, RedisServer
 from tests.support import rooms, scratch
 from tests.support.exporter import Exporter
 

@@ -48,11 +48,14 @@ def evaluate(catalog_text: str, config: dict[str, Any] | None = None,
              dashboards: bool = True) -> dict[str, Any]:
     """The mixin against catalog JSON text, with `config` merged into its `_config`:
     {alerts, rules} in Prometheus form, `descriptions` (one per alert rule, in the alert
-    file's order) and, unless `dashboards` is False, `dashboards` (file name -> board)."""
+    file's order), `scrape` (the job names the rules select on) and, unless `dashboards` is
+    False, `dashboards` (file name -> board)."""
     snippet = (
         f"local mixin = (import 'mixin.libsonnet') + {{ _config+:: {json.dumps(config or {})} }};\n"
         "{alerts: mixin.prometheusAlerts, rules: mixin.prometheusRules, "
-        "descriptions: mixin.ruleDescriptions"
+        "descriptions: mixin.ruleDescriptions, "
+        # The job names the rules select on, and the status-page probe target (devstack/scrape.py).
+        "scrape: {jobs: mixin._config.jobs, statusPageTarget: mixin._config.statusPageTarget}"
         + (", dashboards: mixin.grafanaDashboards" if dashboards else "") + "}"
     )
     try:

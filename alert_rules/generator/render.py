@@ -106,6 +106,9 @@ def artefacts(catalog: Catalog) -> dict[Path, str]:
         for kind in ("rules", "alerts"):
             files[GENERATED / directory / f"saasmon-{kind}.yaml"] = (
                 variant_header(config) + dump_yaml(variant[kind]))
+    # What a scrape config must name for the rules to read its series (devstack/scrape.py).
+    files[GENERATED / "scrape-jobs.json"] = json.dumps(
+        rendered["scrape"], indent=1, sort_keys=True) + "\n"
     for name, test in test_files(rendered).items():
         files[GENERATED / "tests" / name] = HEADER + dump_yaml(test)
     for name, page in runbooks(catalog, rendered).items():

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack.servers import PostgresServer
 from exporters.cron.config import default_jobs
-from exporters.devservers import PostgresServer
 from refapp.datagen import CRON_JOBS, Generator, Knobs
 from tests.support.exporter import Exporter
 from tests.support.rule_scenarios import Scenario, alert_names, run, series

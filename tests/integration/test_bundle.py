@@ -24,11 +24,11 @@ import bcrypt
 import pytest
 import yaml
 
-from exporters.devservers import PostgresServer, RedisServer
+from devstack.process import Process
+from devstack.servers import PostgresServer, RedisServer
 from refapp.schema import schema_sql
 from tests.support.exporter import SAASMON, Exporter
 from tests.support.metrics import Samples, value
-from tests.support.processes import read_log, stop_process
 
 SECRET = "Sup3r-Secret-Value"
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +42,11 @@ class Bundle:
     members: dict[str, Exporter] = field(default_factory=dict)
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
-    proc: subprocess.Popen[bytes] | None = None
+    process: Process | None = None
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return None if self.process is None else self.process.proc
 
     @property
     def path(self) -> Path:
@@ -59,24 +63,26 @@ class Bundle:
                               "web.listen-address": f"127.0.0.1:{member.port}", **entry}
         return member
 
-    def start(self) -> Bundle:
+    def start(self, prefix: list[str] | None = None, ready: str = "/-/ready") -> Bundle:
+        """`prefix` runs the bundle under another command (prlimit)."""
         for member in self.members.values():
             member.write_config(member.config)
         self.path.write_text(yaml.safe_dump({"exporters": self.entries}))
-        self.proc = subprocess.Popen(
-            [*SAASMON, "bundle", "--config.file", str(self.path)], stdout=subprocess.DEVNULL,
-            stderr=self.log_path.open("wb"), env={**os.environ, **self.env})
+        self.process = Process("saasmon bundle", [
+            *(prefix or []), *SAASMON, "bundle", "--config.file", str(self.path)],
+            self.log_path, self.env).start()
         for member in self.members.values():
-            member.proc = self.proc
+            member.process = self.process
         for member in self.members.values():
-            member.wait_for("/-/ready")
+            member.wait_for(ready)
         return self
 
     def log(self) -> str:
-        return read_log(self.log_path)
+        return self.process.log() if self.process is not None else ""
 
     def stop(self) -> None:
-        stop_process(self.proc)
+        if self.process is not None:
+            self.process.stop()
 
 
 @pytest.fixture
@@ -390,17 +396,10 @@ def test_the_open_file_limit_is_raised_to_fit_every_exporters_connections(
     needed = 1024 + 256 + 2 * 64  # webvitals' and redis' max connections, files beside
     if hard != resource.RLIM_INFINITY and hard < needed:
         pytest.skip(f"hard open-file limit {hard} is below {needed}")
-    for member in bundle.members.values():
-        member.write_config(member.config)
-    bundle.path.write_text(yaml.safe_dump({"exporters": bundle.entries}))
-    bundle.proc = subprocess.Popen(
-        [*SAASMON, "bundle", "--config.file", str(bundle.path)], stdout=subprocess.DEVNULL,
-        stderr=bundle.log_path.open("wb"),
-        # Started with the usual soft limit of a shell: 1024 < what the two may hold.
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)))
-    for member in bundle.members.values():
-        member.proc = bundle.proc
-        member.wait_for("/-/healthy")
+    # Started with a soft limit below a shell's usual 1024, under what the two may hold.
+    limit = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+    bundle.start(prefix=["prlimit", f"--nofile=256:{limit}", "--"], ready="/-/healthy")
+    assert bundle.proc is not None
     limits = Path(f"/proc/{bundle.proc.pid}/limits").read_text()
     (line,) = [line for line in limits.splitlines() if line.startswith("Max open files")]
     assert int(line.split()[3]) >= needed, line
@@ -491,7 +490,7 @@ def test_an_exporter_imports_only_the_drivers_it_uses(
 
 def test_the_demos_bundle_runs_every_exporter_on_the_port_the_demo_prints(
         workdir: Path) -> None:
-    from scripts.demo import (
+    from devstack.demo import (
         exporter_configs,
         free_ports,
         relay_config,

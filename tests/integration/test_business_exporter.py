@@ -19,9 +19,9 @@ import asyncpg
 import pytest
 import yaml
 
+from devstack.servers import PostgresServer
 from exporters.business.config import BusinessConfig
 from exporters.business.pack import DEFAULT_PACK
-from exporters.devservers import PostgresServer
 from exporters.runtime.config import ConfigError, load_config
 from refapp.datagen import TABLES, Knobs, generate_into
 from tests.support.business import Key, expected

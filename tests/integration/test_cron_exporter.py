@@ -21,8 +21,8 @@ import bcrypt
 import pytest
 import yaml
 
+from devstack.servers import PostgresServer
 from exporters.cron.collectors import Queries
-from exporters.devservers import PostgresServer
 from refapp.schema import schema_sql
 from tests.support.exporter import Exporter, run_cli
 from tests.support.metrics import Samples, value

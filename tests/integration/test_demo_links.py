@@ -19,9 +19,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from scripts.demo import (
-    Child,
-    alertmanager_argv,
+from devstack.alertmanager import alertmanager_argv
+from devstack.demo import (
     alertmanager_commands,
     alertmanager_links,
     free_ports,
@@ -29,12 +28,12 @@ from scripts.demo import (
     prometheus_config,
     prometheus_links,
     spawn,
-    stop_all,
     wait_ready,
     write_alertmanager_config,
     write_demo_secrets,
     write_yaml,
 )
+from devstack.process import Process, stop_all
 
 NO_WEB_UI = "does not include a web"  # Debian's Alertmanager page at /
 
@@ -55,7 +54,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, 
     logs = run_dir / "logs"
     logs.mkdir()
     ports = free_ports()
-    children: list[Child] = []
+    children: list[Process] = []
     try:
         secrets = write_demo_secrets(run_dir / "secrets", f"http://127.0.0.1:{ports['receivers']}")
         am_config = write_alertmanager_config(run_dir / "alertmanager", secrets, ports)

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from exporters.devservers import PostgresServer, free_port
+from devstack.servers import PostgresServer, free_port
 from exporters.integrations.config import IntegrationsConfig
 from exporters.runtime.config import ConfigError, load_config
 from refapp.schema import schema_sql

@@ -16,8 +16,8 @@ import pytest
 import redis.asyncio as aioredis
 import yaml
 
+from devstack.servers import PostgresServer, RedisServer
 from exporters.cli import load_kind
-from exporters.devservers import PostgresServer, RedisServer
 from exporters.runtime.collector import Scheduler
 from exporters.runtime.config import ConfigError, load_config
 from exporters.runtime.exporter import Instance

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from exporters.devservers import PostgresServer
+from devstack.servers import PostgresServer
 from exporters.postgres.config import COLLECTORS
 from tests.support.exporter import Exporter
 from tests.support.metrics import Samples, total, value

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -15,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from exporters.devservers import PostgresServer, free_port
+from devstack.process import Process
+from devstack.prometheus import prometheus_argv
+from devstack.servers import PostgresServer, free_port
 from tests.support.exporter import Exporter
 from tests.support.metrics import Samples, parse, total, value
-from tests.support.processes import read_log, ready, stop_process
 
 Run = Callable[..., Exporter]
 PASSWORD = "Pr0be-Sentinel-Passw0rd"
@@ -344,25 +344,18 @@ def test_an_ha_prometheus_pair_with_the_documented_relabeling_costs_one_collecti
                                                 f"127.0.0.1:{exporter.port}")
     prometheus_yml = workdir / "prometheus.yml"
     prometheus_yml.write_text("global: {scrape_interval: 2s, scrape_timeout: 2s}\n" + scrape)
-    pair: list[tuple[subprocess.Popen[bytes], int, Path]] = []
+    pair: list[tuple[Process, int]] = []
     try:
         for name in ("prom-a", "prom-b"):
-            port, log_path = free_port(), workdir / f"{name}.log"
-            proc = subprocess.Popen(
-                ["prometheus", f"--config.file={prometheus_yml}",
-                 f"--storage.tsdb.path={workdir / name}",
-                 f"--web.listen-address=127.0.0.1:{port}"],
-                stdout=subprocess.DEVNULL, stderr=log_path.open("wb"))
-            pair.append((proc, port, log_path))
-        for proc, port, log_path in pair:
-            deadline = time.monotonic() + 60
-            while not ready(proc, f"http://127.0.0.1:{port}", log_path):
-                assert time.monotonic() < deadline, read_log(log_path)
-                time.sleep(0.3)
+            port = free_port()
+            pair.append((Process(name, prometheus_argv(prometheus_yml, workdir / name, port),
+                                 workdir / f"{name}.log").start(), port))
+        for process, port in pair:
+            process.wait_http(f"http://127.0.0.1:{port}/-/ready", timeout=60)
 
         exporter.wait_until("ten probes", lambda s: value(s, "pg_exporter_probes_total",
                                                           result="shared") >= 10, timeout=120)
-        for _, port, _ in pair:
+        for _, port in pair:
             deadline = time.monotonic() + 60
             while {r["metric"]["instance"]: r["value"][1] for r in prometheus_query(
                     port, 'pg_up{job="saasmon-postgres"}')} != {"orders": "1", "billing": "1"}:
@@ -376,5 +369,5 @@ def test_an_ha_prometheus_pair_with_the_documented_relabeling_costs_one_collecti
         assert collected <= shared + 4, (collected, shared)
         assert value(own, "pg_exporter_probes_total", result="refused") == 0
     finally:
-        for proc, _, _ in pair:
-            stop_process(proc)
+        for process, _ in pair:
+            process.stop()

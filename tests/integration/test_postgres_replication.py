@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exporters.devservers import PostgresServer
+from devstack.servers import PostgresServer
 from tests.support.exporter import Exporter
 from tests.support.metrics import value
 

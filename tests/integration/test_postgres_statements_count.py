@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from exporters.devservers import PostgresServer
+from devstack.servers import PostgresServer
 from tests.support.exporter import Exporter
 from tests.support.metrics import value
 

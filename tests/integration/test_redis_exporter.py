@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from exporters.devservers import RedisServer
+from devstack.servers import RedisServer
 from tests.support.exporter import Exporter, run_cli
 from tests.support.metrics import Samples, parse, total, value
 

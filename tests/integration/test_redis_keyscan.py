@@ -18,8 +18,8 @@ import pytest
 import redis
 import yaml
 
+from devstack.servers import RedisServer
 from exporters.cli import load_kind
-from exporters.devservers import RedisServer
 from exporters.redis.exporter import RedisInstance
 from exporters.redis.keyscan import MIN_STEP_KEYS, PatternScan, TargetScan, next_step_keys
 from exporters.runtime.collector import CollectorState, Scheduler

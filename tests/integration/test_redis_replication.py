@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from exporters.devservers import RedisServer
+from devstack.servers import RedisServer
 from tests.support.exporter import Exporter
 from tests.support.metrics import total, value
 

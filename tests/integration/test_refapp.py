@@ -31,7 +31,8 @@ from aiohttp import ClientSession, WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from exporters.devservers import PostgresServer, RedisServer, free_port
+from devstack.process import Process, ProcessError
+from devstack.servers import PostgresServer, RedisServer, free_port
 from refapp import __main__ as refapp_main
 from refapp import cronrunner
 from refapp.app import FAILURE_REASONS, AppConfig, create_app
@@ -589,28 +590,23 @@ class AppProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
+        # Only the flags configure it: none of the REFAPP_* variables of this environment.
         env = {k: v for k, v in os.environ.items() if not k.startswith("REFAPP_")}
-        self.proc = subprocess.Popen([*APP, "--listen", f"127.0.0.1:{self.port}", *args],
-                                     stdout=subprocess.DEVNULL, stderr=log.open("wb"), env=env)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, log.read_text()
-            try:
-                if http(self.url + "/health/live")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"refapp did not start: {log.read_text()}")
+        self.process = Process("refapp", [*APP, "--listen", f"127.0.0.1:{self.port}", *args],
+                               log, env, inherit_env=False).start()
+        try:
+            self.process.wait_http(self.url + "/health/live", timeout=30)
+        except ProcessError as exc:
+            raise AssertionError(str(exc)) from None
 
     def scrape(self) -> Samples:
         status, text = http(self.url + "/metrics")
         assert status == 200
         return parse(text)
 
-    def stop(self) -> int:
-        self.proc.terminate()
-        return self.proc.wait(15)
+    def stop(self) -> int | None:
+        self.process.stop(15)
+        return self.process.returncode
 
 
 @pytest.fixture
@@ -618,9 +614,7 @@ def app_processes() -> Iterator[list[AppProcess]]:
     started: list[AppProcess] = []
     yield started
     for app in started:
-        if app.proc.poll() is None:
-            app.proc.kill()
-            app.proc.wait()
+        app.process.kill()
 
 
 async def test_refapp_command_sets_knobs_from_flags_and_its_metrics_pass_promtool(

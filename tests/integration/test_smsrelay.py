@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from exporters.devservers import free_port
+from devstack.servers import free_port
 from exporters.runtime.config import ConfigError, load_config
 from exporters.smsrelay.config import SmsRelayConfig
 from tests.support.alertmanager import TWILIO_SID, StandIns, wait_for, webhook_payload

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from exporters.devservers import free_port
+from devstack.servers import free_port
 from refapp.receivers import make_certificate
 from refapp.standin_alertmanager import (
     COMPOSE,

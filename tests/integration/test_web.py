@@ -28,7 +28,8 @@ import bcrypt
 import pytest
 import yaml
 
-from exporters.devservers import RedisServer, free_port
+from devstack.prometheus import Prometheus
+from devstack.servers import RedisServer, free_port
 from exporters.runtime.config import ConfigError
 from exporters.runtime.webconfig import (
     CIPHER_SUITES,
@@ -39,7 +40,7 @@ from exporters.runtime.webconfig import (
 from tests.support.exporter import SAASMON, Exporter, run_cli
 from tests.support.metrics import Samples, parse, parse_openmetrics, value
 from tests.support.tls import make_certificate
-from tests.system.drills.alerting import Prometheus, wait_until
+from tests.system.drills.alerting import wait_until
 
 Run = Callable[..., Exporter]
 

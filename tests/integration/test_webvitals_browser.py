@@ -17,10 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
-import urllib.request
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -31,14 +29,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from exporters.devservers import free_port
+from devstack.process import Process
+from devstack.servers import free_port
 from exporters.webvitals.beacon import SPECS
 from exporters.webvitals.config import Thresholds
 from exporters.webvitals.histograms import EDGES, LES
 from tests.support.chromium import Page, chromium_page
 from tests.support.exporter import Exporter
 from tests.support.metrics import Samples, value
-from tests.support.processes import read_log, stop_process
 
 Run = Callable[..., Exporter]
 INTERACTION_MS = 600  # above web.dev's 500 ms: the click's INP is `poor` however fast the machine
@@ -53,22 +51,14 @@ class RefApp:
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
         env = {k: v for k, v in os.environ.items() if not k.startswith("REFAPP_")}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "refapp", "--listen", f"127.0.0.1:{port}",
-             "--dsn", "postgresql://nobody@127.0.0.1:1/none", "--health-interval", "0",
-             "--webvitals-url", beacon_url, "--interaction-ms", str(INTERACTION_MS)],
-            stdout=subprocess.DEVNULL, stderr=log.open("wb"), env=env)
+        self.process = Process("refapp", [
+            sys.executable, "-m", "refapp", "--listen", f"127.0.0.1:{port}",
+            "--dsn", "postgresql://nobody@127.0.0.1:1/none", "--health-interval", "0",
+            "--webvitals-url", beacon_url, "--interaction-ms", str(INTERACTION_MS)],
+            log, env=env, inherit_env=False).start()
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + DEADLINE
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, read_log(self.log)
-            try:
-                with urllib.request.urlopen(self.url + "/health/live", timeout=5):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError(f"refapp did not start: {read_log(self.log)}")
+        self.process.wait_http(self.url + "/health/live", DEADLINE)
 
 
 @pytest.fixture
@@ -83,7 +73,7 @@ def refapp(workdir: Path) -> Iterator[Callable[[int, str], RefApp]]:
 
     yield start
     for app in started:
-        stop_process(app.proc)
+        app.process.stop()
 
 
 FORWARDED = ("Origin", "Content-Type", "Sec-Fetch-Mode", "Sec-Fetch-Site", "User-Agent")

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -23,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.support.processes import stop_process
+from devstack.process import Process
 
 CHROMIUM = "/usr/bin/chromium"
 LISTENING = re.compile(r"DevTools listening on (ws://\S+)")
@@ -133,18 +132,18 @@ async def chromium_page(timeout: float = 120) -> AsyncIterator[Page]:
     log = profile / "chromium.log"
     # Chromium makes its own temporary directories: inside the profile, removed with it.
     (profile / "tmp").mkdir()
-    env = {**os.environ, "TMPDIR": str(profile / "tmp")}
-    proc = subprocess.Popen(
-        [CHROMIUM, "--headless", "--no-sandbox",  # root (CI) cannot use the sandbox
-         "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
-         f"--user-data-dir={profile / 'profile'}", "--no-first-run", "--no-default-browser-check",
-         "--disable-gpu", "--disable-extensions", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--mute-audio",
-         "--window-size=1024,768", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=log.open("wb"), env=env)
+    process = Process("chromium", [
+        CHROMIUM, "--headless", "--no-sandbox",  # root (CI) cannot use the sandbox
+        "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
+        f"--user-data-dir={profile / 'profile'}", "--no-first-run", "--no-default-browser-check",
+        "--disable-gpu", "--disable-extensions", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--mute-audio",
+        "--window-size=1024,768", "about:blank"], log, env={"TMPDIR": str(profile / "tmp")})
     reader: asyncio.Task[None] | None = None
     try:
-        browser_url = await _devtools_url(proc, log, timeout)
+        process.start()
+        assert process.proc is not None
+        browser_url = await _devtools_url(process.proc, log, timeout)
         port = browser_url.split("//", 1)[1].split("/", 1)[0]
         async with aiohttp.ClientSession() as session:
             async with session.get(f"http://{port}/json/list") as response:
@@ -159,5 +158,5 @@ async def chromium_page(timeout: float = 120) -> AsyncIterator[Page]:
     finally:
         if reader is not None:
             reader.cancel()
-        stop_process(proc)
+        process.stop()
         shutil.rmtree(profile, ignore_errors=True)

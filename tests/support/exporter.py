@@ -15,9 +15,9 @@ from pathlib import Path
 
 import yaml
 
-from exporters.devservers import free_port
+from devstack.process import Process, ProcessError
+from devstack.servers import free_port
 from tests.support.metrics import Samples, parse
-from tests.support.processes import read_log, stop_process
 
 SAASMON = [sys.executable, "-m", "exporters"]
 
@@ -33,7 +33,7 @@ class Exporter:
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     scheme: str = "http"
-    proc: subprocess.Popen[bytes] | None = None
+    process: Process | None = None
     # Optional: trust for an https exporter, and basic-auth credentials sent by default.
     ssl_context: ssl.SSLContext | None = None
     auth: tuple[str, str] | None = None
@@ -50,6 +50,10 @@ class Exporter:
     def url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.port}"
 
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return None if self.process is None else self.process.proc
+
     def write_config(self, config: dict[str, object] | str) -> None:
         text = config if isinstance(config, str) else yaml.safe_dump(config)
         self.config_path.write_text(text)
@@ -58,9 +62,7 @@ class Exporter:
         self.write_config(self.config)
         argv = [*SAASMON, self.kind, "--config.file", str(self.config_path),
                 "--web.listen-address", f"127.0.0.1:{self.port}", *self.extra_args]
-        self.proc = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=self.log_path.open("wb"),
-            env={**os.environ, **self.env})
+        self.process = Process(f"saasmon {self.kind}", argv, self.log_path, self.env).start()
         self.wait_for("/-/healthy" if not wait_ready else "/-/ready")
         return self
 
@@ -71,19 +73,14 @@ class Exporter:
         return {"Authorization": f"Basic {token}"}
 
     def wait_for(self, path: str, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None and self.proc.poll() is None, self.log()
-            request = urllib.request.Request(self.url + path, headers=self.auth_headers())
-            try:
-                with urllib.request.urlopen(request, timeout=2,
-                                            context=self.ssl_context) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"{path} not 200 within {timeout}s: {self.log()}")
+        """Until `path` answers 200; the exporter's death or the timeout fails the test
+        with its log tail."""
+        assert self.process is not None, f"saasmon {self.kind} was never started"
+        try:
+            self.process.wait_http(self.url + path, timeout, self.auth_headers(),
+                                   self.ssl_context)
+        except ProcessError as exc:
+            raise AssertionError(str(exc)) from None
 
     def get(self, path: str = "/metrics", headers: dict[str, str] | None = None,
             timeout: float = 15) -> tuple[int, str, float]:
@@ -124,10 +121,11 @@ class Exporter:
         raise AssertionError(f"{check} not reached within {timeout}s; last scrape: {shown}")
 
     def log(self) -> str:
-        return read_log(self.log_path)
+        return self.process.log() if self.process is not None else ""
 
     def stop(self) -> None:
-        stop_process(self.proc)
+        if self.process is not None:
+            self.process.stop()
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporters.devservers import PostgresServer, RedisServer, free_port
+from devstack.process import Process
+from devstack.servers import PostgresServer, RedisServer, free_port
 from refapp.schema import schema_sql
 from tests.support.exporter import Exporter
 
@@ -145,21 +145,10 @@ def app_metrics(dsn: str, redis_url: str, base: Path) -> dict[str, str]:
     """The reference app's own /metrics (middleware, realtime, health) after some traffic."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = (base / "refapp.log").open("wb")
-    app = subprocess.Popen([sys.executable, "-m", "refapp", "--listen", f"127.0.0.1:{port}",
-                            "--dsn", dsn, "--redis-url", redis_url],
-                           stdout=subprocess.DEVNULL, stderr=log)
+    app = Process("refapp", [sys.executable, "-m", "refapp", "--listen", f"127.0.0.1:{port}",
+                             "--dsn", dsn, "--redis-url", redis_url], base / "refapp.log").start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert app.poll() is None, (base / "refapp.log").read_text()
-            try:
-                with urllib.request.urlopen(url + "/health/live", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        app.wait_http(url + "/health/live", timeout=30)
         # Traffic through the load generator: HTTP routes and a websocket client.
         subprocess.run([sys.executable, "-m", "refapp.load", "--url", url, "--rps", "20",
                         "--duration", "3", "--ws-clients", "1"],
@@ -167,6 +156,4 @@ def app_metrics(dsn: str, redis_url: str, base: Path) -> dict[str, str]:
         with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
             return sample_types(response.read().decode())
     finally:
-        app.terminate()
-        app.wait(10)
-        log.close()
+        app.stop()

@@ -1,7 +1,7 @@
 """VictoriaMetrics programs as tests run them (Debian's `victoria-metrics` package): the
 single-node server, vmagent (scraping, optionally one shard of several) and vmalert, each a
-real process on a free loopback port, watched and stopped like Prometheus and Alertmanager
-(tests/support/processes.py); and vmalert's own rule-file check.
+real process on a free loopback port, run by devstack's one process wrapper
+(devstack/process.py); and vmalert's own rule-file check.
 
 Every one of them answers Prometheus' `/-/ready` and `/api/v1/...` JSON shape.
 """
@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from exporters.devservers import free_port
-from tests.support.alertmanager import wait_for
+from devstack.process import Process
+from devstack.servers import free_port
 from tests.support.metrics import prometheus_api
-from tests.support.processes import read_log, ready, stop_process
 
 VICTORIA_METRICS = "/usr/bin/victoria-metrics"
 VMAGENT = "/usr/bin/vmagent"
@@ -31,7 +30,7 @@ class VmProgram:
 
     workdir: Path
     port: int = field(default_factory=free_port, kw_only=True)
-    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    process: Process | None = field(default=None, init=False)
     binary: ClassVar[str]
 
     @property
@@ -53,22 +52,19 @@ class VmProgram:
         self.workdir.mkdir(parents=True, exist_ok=True)
         argv = [self.binary, f"-httpListenAddr=127.0.0.1:{self.port}", "-loggerLevel=WARN",
                 *self.flags()]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
-                                     stderr=self.log_path.open("wb"))
-        wait_for(f"{self.name} ready", self._ready, timeout=60)
+        self.process = Process(f"{self.name} :{self.port}", argv, self.log_path).start()
+        self.process.wait_http(self.url + "/-/ready", timeout=60)
         return self
-
-    def _ready(self) -> bool:
-        return ready(self.proc, self.url, self.log_path)
 
     def api(self, path: str, **params: str) -> Any:
         return prometheus_api(self.url, path, **params)
 
     def log(self) -> str:
-        return read_log(self.log_path)
+        return self.process.log() if self.process is not None else ""
 
     def stop(self) -> None:
-        stop_process(self.proc, 15)
+        if self.process is not None:
+            self.process.stop(15)
 
 
 @dataclass
@@ -115,8 +111,8 @@ class VmAgent(VmProgram):
 
     def reload(self) -> None:
         """Read the scrape config again (SIGHUP), as after a change of targets."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGHUP)
+        assert self.process is not None and self.process.proc is not None
+        self.process.proc.send_signal(signal.SIGHUP)
 
     def targets(self) -> list[dict[str, Any]]:
         """The targets this scraper scrapes (its /api/v1/targets active list)."""

@@ -37,6 +37,8 @@ from typing import Any
 import pytest
 import yaml
 
+from devstack.scrape import mixin_jobs
+
 REPO = Path(__file__).resolve().parents[2]
 BOARDS = REPO / "dashboards" / "generated"
 # A safety net only: the test presses Ctrl-C as soon as its checks are done.
@@ -49,10 +51,8 @@ LONGEST_FOR = 30 * 60
 # The host alerts judge the machine the demo runs on (a 2-core CI box running the whole
 # stack and the test), not the demo's data.
 MACHINE_AREAS = {"host"}
-JOBS = {"saasmon-postgres", "saasmon-redis", "saasmon-cron", "saasmon-integrations",
-        "saasmon-business", "saasmon-webvitals", "saasmon-app", "saasmon-app-probe",
-        "saasmon-integration-probe", "node", "blackbox-storage", "alertmanager",
-        "saasmon-sms-relay", "prometheus"}
+# Every job of the mixin: the demo scrapes them all (devstack/scrape.py).
+JOBS = set(mixin_jobs().values())
 STARTUP_TIMEOUT = 90.0
 PANEL_DATA_TIMEOUT = 120.0  # the slowest panels need a few scrapes and cron runs
 URL_LINE = re.compile(r"^\s+(?P<label>[a-z0-9_ ]+?)\s{2,}(?P<url>\S+://\S+)$")
@@ -85,7 +85,7 @@ pytestmark = pytest.mark.timeout(900)
 @pytest.fixture
 def run_dir() -> Iterator[Path]:
     # Not pytest's tmp_path: that lives under a 0700 directory the `postgres` user (which
-    # devservers drops to when run as root) cannot traverse.
+    # devstack.servers drops to when run as root) cannot traverse.
     path = Path(tempfile.mkdtemp(prefix="saasmon-demo-"))
     path.chmod(0o755)
     yield path / "run"
@@ -356,6 +356,20 @@ def standing_conditions(prom: str) -> list[str]:
     return found
 
 
+def machine_alerts() -> set[str]:
+    return {rule["alert"] for group in yaml.safe_load(ALERT_RULES.read_text())["groups"]
+            for rule in group["rules"] if rule["labels"].get("area") in MACHINE_AREAS}
+
+
+def about_the_machine(notification: dict[str, Any]) -> bool:
+    """A notification about an alert that judges the machine the demo runs on (MACHINE_AREAS;
+    notifications are grouped by alert name): `make test` runs the demo beside CPU-bound
+    tests, and on a busy 2-core box HostCpuHigh is right to fire. Every receiver's message
+    names its alert (the templates, the SMS relay's)."""
+    text = json.dumps(notification.get("body"))
+    return any(name in text for name in machine_alerts())
+
+
 def wait_for_json(url: str, params: list[tuple[str, str]], timeout: float) -> list[Any]:
     deadline = time.monotonic() + timeout
     found: list[Any] = []
@@ -493,14 +507,15 @@ def test_demo_runs_alerts_fills_every_panel_and_cleans_up(run_dir: Path) -> None
         standing = standing_conditions(prom)
         assert not standing, "alert conditions hold on the healthy demo:\n  " + "\n  ".join(
             standing)
-        heard = {item.get("receiver") for item in get_json(urls["notifications"], [])}
+        heard = {item.get("receiver") for item in get_json(urls["notifications"], [])
+                 if not about_the_machine(item)}
         assert heard <= {"heartbeat"}, f"the healthy demo notified {sorted(heard)}"
         # Every label matcher matches something (issue 13 §4).
         unmatched = unmatched_matchers(prom, boards)
         assert not unmatched, "matchers that match no series in the demo:\n  " + "\n  ".join(
             unmatched)
 
-        # Ctrl-C: every child gets SIGTERM at once and 10 s, then the servers stop.
+        # Ctrl-C: the children stop newest first within 10 s in all, then the servers.
         proc.send_signal(signal.SIGINT)
         status = proc.wait(timeout=60)
     except Exception as exc:

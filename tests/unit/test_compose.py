@@ -28,8 +28,9 @@ import asyncpg
 import pytest
 import yaml
 
+from devstack.servers import PostgresServer
+from exporters import __version__
 from exporters.cli import EXPORTERS
-from exporters.devservers import PostgresServer
 from exporters.integrations.config import DEFAULT_MODULES
 from exporters.integrations.parsers import load_json, statuspage
 from tests.support.compose import (
@@ -191,8 +192,7 @@ def test_images_are_pinned() -> None:
         if "build" in service:
             built.add(service["image"])
     # One image for every built service, tagged with the package's version.
-    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
-    assert built == {f"saasmon:{version}"}
+    assert built == {f"saasmon:{__version__}"}
     # Built services inherit the Dockerfile's base images: those must be pinned too.
     bases = re.findall(r"^FROM\s+(?:--\S+\s+)*(\S+)", DOCKERFILE.read_text(), re.MULTILINE)
     assert bases, "Dockerfile has no FROM"

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from exporters.devservers import PostgresServer
+from devstack.servers import PostgresServer
 from refapp.datagen import (
     LOCAL_OFFSET,
     TABLES,

@@ -17,7 +17,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from exporters.devservers import PostgresServer
+from devstack.prometheus import Prometheus
+from devstack.servers import PostgresServer
 from exporters.instrumentation.aiohttp import (
     ERROR_CLASSES,
     LATENCY_BUCKETS,
@@ -32,7 +33,7 @@ from exporters.instrumentation.asyncpg import (
     error_class,
 )
 from tests.support.metrics import parse_openmetrics
-from tests.system.drills.alerting import Prometheus, wait_until
+from tests.system.drills.alerting import wait_until
 
 
 class FakeClock:

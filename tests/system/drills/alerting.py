@@ -1,6 +1,6 @@
 """Prometheus and Alertmanager for drills: the shipped Alertmanager routing with its timers
-scaled, the routing questions a drill asks (which receivers, which group_wait), and a real
-Prometheus evaluating the scaled rules.
+scaled, the routing questions a drill asks (which receivers, which group_wait), and the
+scaled rules a real Prometheus (devstack/prometheus.py) evaluates.
 """
 
 from __future__ import annotations
@@ -12,20 +12,18 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from alert_rules.generator.catalog import load_catalog
 from alert_rules.generator.scaled import seconds, write_scaled
-from exporters.devservers import free_port
-from tests.support.alertmanager import AMTOOL, wait_for
-from tests.support.metrics import prometheus_api
-from tests.support.processes import read_log, ready, stop_process
+from devstack.prometheus import Prometheus
+from tests.support.alertmanager import AMTOOL
 
-PROMETHEUS = "/usr/bin/prometheus"
+# Re-exported: the drills and a few integration tests take the Prometheus from here.
+__all__ = ["Prometheus", "Route", "amtool_receivers", "routes", "scale_timers", "wait_until",
+           "without_quiet_hours", "write_rules"]
 TIMER = re.compile(r"^(?P<lead>\s*(?:group_wait|group_interval|repeat_interval):\s*)"
                    r"(?P<value>\d+(?:ms|[smhdwy])(?:\d+(?:ms|[smhdwy]))*)(?P<rest>.*)$",
                    re.MULTILINE)
@@ -124,55 +122,6 @@ def _scaled_texts(scale: float, scrape_interval: float) -> dict[str, str]:
     with tempfile.TemporaryDirectory(prefix="saasmon-scaled-") as tmp:
         return {path.name: path.read_text()
                 for path in write_scaled(load_catalog(), scale, Path(tmp), scrape_interval)}
-
-
-@dataclass
-class Prometheus:
-    """A real Prometheus on a free port; `config` is its prometheus.yml as a dict."""
-
-    workdir: Path
-    config: dict[str, Any]
-    flags: list[str] = field(default_factory=list)
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "prometheus.log"
-
-    def start(self) -> Prometheus:
-        path = self.workdir / "prometheus.yml"
-        path.write_text(yaml.safe_dump(self.config, sort_keys=False))
-        check = subprocess.run(["promtool", "check", "config", str(path)],
-                               capture_output=True, text=True, timeout=60)
-        assert check.returncode == 0, check.stdout + check.stderr
-        self.proc = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={path}", f"--storage.tsdb.path={self.workdir / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn", *self.flags],
-            stdout=subprocess.DEVNULL, stderr=self.log_path.open("wb"))
-        wait_for("prometheus ready", self._ready, timeout=60)
-        return self
-
-    def _ready(self) -> bool:
-        return ready(self.proc, self.url, self.log_path)
-
-    def api(self, path: str, **params: str) -> Any:
-        return prometheus_api(self.url, path, **params)
-
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        """Instant query: [{metric: {...}, value: [t, "v"]}, ...]."""
-        result: list[dict[str, Any]] = self.api("query", query=promql)["result"]
-        return result
-
-    def log(self) -> str:
-        return read_log(self.log_path)
-
-    def stop(self) -> None:
-        stop_process(self.proc, 15)
 
 
 def wait_until(what: str, check: Any, timeout: float, interval: float = 0.25) -> Any:

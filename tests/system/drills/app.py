@@ -23,9 +23,9 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from devstack.demo import STATUS_PAGE
 from exporters.cron.config import default_jobs
 from refapp.cronrunner import DEFAULT_JOBS, Runner, Settings
-from scripts.demo import STATUS_PAGE
 from tests.system.drills.harness import (
     Drill,
     DrillRun,

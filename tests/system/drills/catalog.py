@@ -4,15 +4,17 @@ routing tree gives a label set, and the job names the rules select on."""
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import _jsonnet
 import yaml
 
+from devstack.scrape import mixin_jobs
 from tests.system.drills.alerting import amtool_receivers
+
+# Re-exported: the job names the rules select on are the dev stack's scrape config's.
+__all__ = ["alert_rules", "mixin_jobs", "receivers_for", "rules_of"]
 
 REPO = Path(__file__).resolve().parents[3]
 SHIPPED_AM = REPO / "alertmanager" / "alertmanager.yml"
@@ -46,11 +48,3 @@ def _receivers(labels: tuple[tuple[str, str], ...]) -> frozenset[str]:
 def receivers_for(labels: Mapping[str, str]) -> frozenset[str]:
     """Receivers of the shipped routing tree for a label set (amtool config routes test)."""
     return _receivers(tuple(sorted(labels.items())))
-
-
-@functools.cache
-def mixin_jobs() -> dict[str, str]:
-    """The Prometheus job names the rules select on (config.libsonnet, the mixin root)."""
-    jobs: dict[str, str] = json.loads(_jsonnet.evaluate_snippet(
-        "jobs", "(import 'config.libsonnet')._config.jobs", jpathdir=[str(MIXIN)]))
-    return jobs

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import signal
 import subprocess
 import tempfile
 import urllib.request
@@ -32,19 +31,20 @@ from typing import Any
 
 import yaml
 
-from exporters.devservers import PostgresServer, free_port
+from devstack import scrape
+from devstack.alertmanager import Alertmanager
+from devstack.servers import PostgresServer, free_port
 from refapp.receivers import Mail
-from tests.support.alertmanager import Alertmanager, wait_for
+from tests.support.alertmanager import wait_for
 from tests.support.exporter import Exporter
 from tests.support.metrics import parse
 from tests.system.drills.alerting import (
     Prometheus,
     amtool_receivers,
     routes,
-    write_rules,
     scale_timers,
+    write_rules,
 )
-from tests.system.drills.catalog import mixin_jobs
 from tests.system.drills.harness import SCRAPE_INTERVAL, resend_delay, time_scale
 from tests.system.drills.notifications import Delivery, ReceiverMap, Receivers, read
 
@@ -74,12 +74,6 @@ class Peer(Alertmanager):
                 "--cluster.pushpull-interval=1s",
                 # The first peer starts before the second listens: retry the join soon.
                 "--cluster.reconnect-interval=1s"]
-
-    def kill(self) -> None:
-        """kill -9: no goodbye to the cluster, nothing flushed."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
 
     def dead(self) -> bool:
         return self.proc is not None and self.proc.poll() is not None
@@ -227,16 +221,13 @@ def scrape_config(jobs: Mapping[str, Sequence[int]]) -> dict[str, Any]:
 
 
 def prometheus_config(rules: list[Path], peers: list[Peer],
-                      jobs: Mapping[str, Sequence[int]]) -> dict[str, Any]:
-    config = scrape_config(jobs)
-    return {
-        "global": {**config["global"], "evaluation_interval": f"{SCRAPE_INTERVAL:g}s"},
-        "rule_files": [str(p) for p in rules],
-        # Every Alertmanager gets every alert: the peers do not pass alerts on.
-        "alerting": {"alertmanagers": [{"api_version": "v2", "static_configs": [
-            {"targets": [f"127.0.0.1:{p.port}" for p in peers]}]}]},
-        "scrape_configs": config["scrape_configs"],
-    }
+                      jobs: dict[str, Exporter]) -> dict[str, Any]:
+    """`jobs`: mixin job key -> the exporter scraped under it."""
+    every = f"{SCRAPE_INTERVAL:g}s"
+    # Every Alertmanager gets every alert: the peers do not pass alerts on.
+    return scrape.prometheus_config(
+        scrape.scrape_configs({key: [f"127.0.0.1:{e.port}"] for key, e in jobs.items()}),
+        every, [f"127.0.0.1:{p.port}" for p in peers], rules, scrape_timeout=every)
 
 
 def start_pair(root: Path, scale: float, receivers: Receivers,
@@ -279,10 +270,9 @@ def start_stack() -> HaStack:
                                             "timeout_seconds": 2}, root).start()
         cleanup.callback(pg_exporter.stop)
         config_path, peers = start_pair(root, scale, receivers, cleanup)
-        jobs = mixin_jobs()
         prometheus = Prometheus(root / "prometheus", prometheus_config(
             write_rules(root / "rules", scale, SCRAPE_INTERVAL), peers,
-            {jobs["postgres"]: [pg_exporter.port], jobs["smsRelay"]: [receivers.relay.port]}),
+            {"postgres": pg_exporter, "smsRelay": receivers.relay}),
             # Scaled like the rest: an alert that fired before the Alertmanagers were
             # discovered is dropped, and re-sent only after this delay (1 m unscaled).
             flags=[f"--rules.alert.resend-delay={resend_delay(scale)}s"])

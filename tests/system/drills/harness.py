@@ -1,4 +1,4 @@
-"""The drill stack and the drill contract (docs: /work/brief/drill-api.md).
+"""The drill stack and the drill contract.
 
 One `Stack` per test session: a real PostgreSQL primary (low max_connections,
 pg_stat_statements, a pg_monitor role) with a real streaming standby, Redis with a
@@ -34,21 +34,14 @@ import asyncpg
 import yaml
 
 from alert_rules.generator.scaled import seconds
+from devstack import scrape
+from devstack.alertmanager import Alertmanager
+from devstack.demo import STATUS_PAGE, WEBVITALS_ROUTES, spawn, wait_ready
+from devstack.process import Process, stop_all
+from devstack.servers import PostgresServer, RedisServer, free_port
 from exporters.business.config import NAMESPACE
 from exporters.business.pack import DEFAULT_PACK, load_pack
-from exporters.devservers import PostgresServer, RedisServer, free_port
 from refapp.schema import schema_sql
-from scripts.demo import (
-    STATUS_PAGE,
-    WEBVITALS_ROUTES,
-    Child,
-    _probe,
-    _static,
-    spawn,
-    stop_all,
-    wait_ready,
-)
-from tests.support.alertmanager import Alertmanager
 from tests.support.exporter import Exporter
 from tests.system.drills.alerting import (
     Prometheus,
@@ -194,7 +187,7 @@ class Stack:
         self.prometheus_port = free_port()
         self.status_page_port = free_port()
         self.exporters: dict[str, Exporter] = {}
-        self.children: list[Child] = []
+        self.children: list[Process] = []
         self.prometheus: Prometheus | None = None
         self.alertmanager: Alertmanager | None = None
         self.am_config = workdir / "alertmanager" / "alertmanager.yml"
@@ -389,24 +382,18 @@ class Stack:
         ex = self.exporters
         every = f"{SCRAPE_INTERVAL:g}s"
         assert self.alertmanager is not None
-        return {
-            "global": {"scrape_interval": every, "scrape_timeout": every,
-                       "evaluation_interval": every},
-            "rule_files": [str(p) for p in rule_files],
-            "alerting": {"alertmanagers": [{"api_version": "v2", "static_configs": [
-                {"targets": [f"127.0.0.1:{self.alertmanager.port}"]}]}]},
-            "scrape_configs": [
-                {"job_name": self.job("postgres"), "static_configs": [{"targets": [
-                    self.instance("postgres"), self.instance("postgres-standby")]}]},
-                *(_static(self.job(kind), ex[kind].port) for kind in (
-                    "redis", "cron", "integrations", "business", "webvitals", "sms-relay")),
-                _static(self.job("app"), self.app_port),
-                _probe(self.job("appProbe"), ex["integrations"].port, ["app"], None),
-                _probe(self.job("integrationProbe"), ex["integrations"].port, ["vendor"], None),
-                _static(self.job("alertmanager"), self.alertmanager.port),
-                _static(self.job("prometheus"), self.prometheus_port),
-            ],
-        }
+        integrations = self.instance("integrations")
+        return scrape.prometheus_config(scrape.scrape_configs({
+            "postgres": [self.instance("postgres"), self.instance("postgres-standby")],
+            **{key: [f"127.0.0.1:{ex[kind].port}"] for key, kind in (
+                ("redis", "redis"), ("cron", "cron"), ("integrations", "integrations"),
+                ("business", "business"), ("webvitals", "webvitals"),
+                ("smsRelay", "sms-relay"))},
+            "app": [f"127.0.0.1:{self.app_port}"],
+            "alertmanager": [f"127.0.0.1:{self.alertmanager.port}"],
+            "prometheus": [f"127.0.0.1:{self.prometheus_port}"],
+        }, {"appProbe": (integrations, ["app"]), "integrationProbe": (integrations, ["vendor"])}),
+            every, [f"127.0.0.1:{self.alertmanager.port}"], rule_files, scrape_timeout=every)
 
     def stop(self) -> None:
         self._cleanup.close()

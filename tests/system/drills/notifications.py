@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from alert_rules.generator.catalog import GUIDES
-from exporters.devservers import free_port
+from devstack.servers import free_port
 from refapp.receivers import (
     SMS_TEXT,
     TITLE,

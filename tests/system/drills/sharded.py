@@ -33,8 +33,8 @@ from pathlib import Path
 
 import yaml
 
-from exporters.devservers import RedisServer
-from scripts.demo import WEBVITALS_ROUTES
+from devstack.demo import WEBVITALS_ROUTES
+from devstack.servers import RedisServer
 from tests.support.alertmanager import wait_for
 from tests.support.exporter import Exporter
 from tests.support.victoria import VictoriaMetrics, VmAgent, VmAlert

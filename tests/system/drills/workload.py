@@ -7,7 +7,7 @@ import threading
 
 import redis
 
-from exporters.devservers import RedisServer
+from devstack.servers import RedisServer
 
 
 class LibraryCache:

@@ -1,6 +1,6 @@
 """Private PostgreSQL and Redis servers on free loopback ports.
 
-Shared by the tests, `make demo` and `make bench` so that all three start the
+Shared by the tests, `make demo`, the drills and the benches so that all of them start the
 watched servers the same way. Each server lives in its own directory and can be
 stopped, killed and restarted, which is what the fault tests need.
 """
@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mirakuru import TCPExecutor
+from devstack.process import Process
 
 
 def free_port() -> int:
@@ -159,16 +159,20 @@ class PostgresServer:
 
 @dataclass
 class RedisServer:
-    """A redis-server with no persistence on a free port, managed by mirakuru."""
+    """A redis-server with no persistence on a free port."""
 
     base: Path
     port: int = field(default_factory=free_port)
     extra_args: list[str] = field(default_factory=list)
-    _executor: TCPExecutor | None = None
+    _process: Process | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def log_path(self) -> Path:
+        return self.base / "redis.log"
 
     def start(self) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
@@ -177,13 +181,15 @@ class RedisServer:
             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.base),
             "--daemonize", "no", *self.extra_args,
         ]
-        self._executor = TCPExecutor(command, host="127.0.0.1", port=self.port, timeout=30)
-        self._executor.start()
+        # A restart after kill() keeps the earlier run's log.
+        self._process = Process(f"redis-server :{self.port}", command, self.log_path,
+                                append_log=True).start()
+        self._process.wait_port(self.port, timeout=30)
 
     def stop(self) -> None:
-        if self._executor is not None:
-            self._executor.stop()
+        if self._process is not None:
+            self._process.stop()
 
     def kill(self) -> None:
-        if self._executor is not None:
-            self._executor.kill()
+        if self._process is not None:
+            self._process.kill()
