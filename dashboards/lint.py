@@ -103,7 +103,7 @@ COUNTER_SUFFIXES = ("_total", "_bucket")
 RATE_FUNCTIONS = frozenset({"rate", "irate"})
 INCREASE_WINDOWS = frozenset({"$__rate_interval", "${__rate_interval}", "$__range", "${__range}"})
 RATE_WINDOWS = frozenset({"$__rate_interval", "${__rate_interval}"})
-# The label that tells clusters apart (the mixin's clusterLabel, alert_rules/mixin/config.libsonnet).
+# The label that tells clusters apart (the mixin's clusterLabel, config.libsonnet).
 CLUSTER_LABEL = "cluster"
 CLUSTERS = frozenset({"$cluster", "${cluster}"})
 

@@ -1,7 +1,7 @@
 """The one Prometheus scrape-config builder: `make demo`, the drills and the check of
 deploy/prometheus/prometheus.yml build their scrape configs here.
 
-Job names are never typed in here: they are the mixin's (alert_rules/mixin/config.libsonnet,
+Job names are never typed in here: they are the mixin's (config.libsonnet,
 `_config.jobs`), read from alert_rules/generated/scrape-jobs.json, which the rule generator
 writes beside the rules (its staleness test keeps the two in step). Callers name jobs by the
 mixin's keys (`postgres`, `appProbe`, ...), so a renamed job follows everywhere.

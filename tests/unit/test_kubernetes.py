@@ -87,7 +87,7 @@ def service_pods(objects: tuple[Obj, ...], service: Obj) -> list[Obj]:
 
 def mixin(expression: str) -> Any:
     return yaml.safe_load(_jsonnet.evaluate_snippet(
-        "k8s", f"local c = (import 'alert_rules/mixin/config.libsonnet')._config; {expression}",
+        "k8s", f"local c = (import 'config.libsonnet')._config; {expression}",
         jpathdir=[str(REPO)]))
 
 
