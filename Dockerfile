@@ -14,13 +14,16 @@ WORKDIR /src
 # repo do not invalidate the install layer.
 COPY pyproject.toml constraints.txt README.md ./
 COPY exporters ./exporters
-COPY refapp ./refapp
 # constraints.txt pins every dependency to the versions the test suite ran with. A regular
-# (non-editable) install, so the source tree is not needed at run time. The `demo` extra is the
-# SMTP stand-in of `python -m refapp.receivers`; it is not a dependency of the exporters.
+# (non-editable) install of the one package, saasmon, so the source tree is not needed at run
+# time. The `demo` extra is the SMTP stand-in of `python -m refapp.receivers`; it is not a
+# dependency of the exporters.
 RUN pip install -c constraints.txt '.[demo]' \
     && rm -rf /src \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin saasmon
+# The reference app is not in the wheel: it runs from its source folder on PYTHONPATH.
+COPY refapp /opt/saasmon/refapp
+ENV PYTHONPATH=/opt/saasmon
 
 WORKDIR /
 # Numeric uid so runtimes enforcing runAsNonRoot can verify it without reading /etc/passwd.

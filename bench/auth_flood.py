@@ -112,7 +112,7 @@ def main() -> None:
         config.write_text(yaml.safe_dump({"allowed_origins": ["https://app.example"]}))
         port = free_port()
         proc = Process("webvitals exporter", [
-            sys.executable, "-m", "exporters", "webvitals", "--config.file", str(config),
+            sys.executable, "-m", "saasmon", "webvitals", "--config.file", str(config),
             "--web.config.file", str(web), "--web.listen-address", f"127.0.0.1:{port}"],
             Path(tmp) / "exporter.log", {"PYTHONPATH": str(opts.root)}, cwd=opts.root).start()
         try:

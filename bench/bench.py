@@ -56,7 +56,7 @@ import yaml
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 from devstack.process import Process, port_open
 from devstack.servers import PostgresServer, RedisServer, free_port
-from exporters.postgres.config import INTERVAL_STEPS, PostgresConfig
+from saasmon.postgres.config import INTERVAL_STEPS, PostgresConfig
 
 REPO = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -568,7 +568,7 @@ async def run_background(loop: Callable[[], Coroutine[Any, Any, None]]) -> Async
 def saasmon_argv() -> list[str]:
     # The console script next to the running interpreter is what users run.
     script = Path(sys.executable).with_name("saasmon")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "exporters"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "saasmon"]
 
 
 def command_output(argv: list[str]) -> str:

@@ -45,8 +45,8 @@ import yaml
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 from devstack.process import Process
 from devstack.servers import PostgresServer, free_port
-from exporters.business.pack import DEFAULT_PACK
 from refapp.datagen import checksum, generate_into
+from saasmon.business.pack import DEFAULT_PACK
 
 REPO = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -399,7 +399,7 @@ def main() -> int:
         port = free_port()
         phases.append(run_phase(
             "saasmon business",
-            [sys.executable, "-m", "exporters", "business", "--config.file", str(ours_cfg),
+            [sys.executable, "-m", "saasmon", "business", "--config.file", str(ours_cfg),
              "--web.listen-address", f"127.0.0.1:{port}"],
             f"http://127.0.0.1:{port}/metrics", server.dsn, args.seconds, args.period,
             args.settle, base / "ours.log"))

@@ -7,7 +7,7 @@ pg_stat_statements, and measures at every size:
 
 * equal freshness: saasmon collecting on each scrape (`interval_seconds: 0`) against
   prometheus-postgres-exporter running the very same SQL (a custom queries file generated
-  here from exporters.postgres.queries, parameters inlined; its own default metrics and
+  here from saasmon.postgres.queries, parameters inlined; its own default metrics and
   collectors off). Per scrape: exporter CPU (utime+stime from /proc), PostgreSQL CPU (every
   process of the cluster), statements (pg_stat_statements calls), latency.
 * collector cost: each saasmon collector run alone, in this process, median wall time.
@@ -37,11 +37,11 @@ import yaml
 # devstack/ is not installed (never shipped): run from the checkout.
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 from devstack.servers import PostgresServer
-from exporters.postgres import queries as q
-from exporters.postgres.collectors import ALL as COLLECTOR_CLASSES
-from exporters.postgres.config import PostgresConfig
-from exporters.runtime.overrides import Schedule
-from exporters.runtime.pgpool import collector_pool, keep_session
+from saasmon.postgres import queries as q
+from saasmon.postgres.collectors import ALL as COLLECTOR_CLASSES
+from saasmon.postgres.config import PostgresConfig
+from saasmon.runtime.overrides import Schedule
+from saasmon.runtime.pgpool import collector_pool, keep_session
 
 SIZES = (100, 1000, 5000)
 QUICK_SIZES = (100, 1000)
@@ -561,7 +561,7 @@ def render(scale: Scale, harness: Harness, steps: dict[str, int], base_interval:
         + ", ".join(f"{s:,} tables {scale.build_seconds.get(s, 0):.0f} s" for s in sizes) + ".",
         "- saasmon collects on each scrape (`interval_seconds: 0`: all collectors inside the "
         "scrape). prometheus-postgres-exporter runs the same SQL: a custom queries file "
-        f"generated from exporters.postgres.queries ({eq.queries} queries, one saasmon round on "
+        f"generated from saasmon.postgres.queries ({eq.queries} queries, one saasmon round on "
         "a primary, parameters inlined), with `--disable-default-metrics "
         "--disable-settings-metrics --no-collector.database --no-collector.bgwriter`.",
         f"- Per exporter and size: 3 warm-up scrapes, then {scrapes} sequential scrapes, "

@@ -54,11 +54,11 @@ from bench import (
     sigterm_as_interrupt,
 )
 from devstack.servers import RedisServer, free_port
-from exporters.cli import load_kind
-from exporters.redis.collectors import KeyPatternCollector
-from exporters.redis.config import RedisConfig
-from exporters.runtime.collector import CollectorState, Scheduler
-from exporters.runtime.config import load_config
+from saasmon.cli import load_kind
+from saasmon.redis.collectors import KeyPatternCollector
+from saasmon.redis.config import RedisConfig
+from saasmon.runtime.collector import CollectorState, Scheduler
+from saasmon.runtime.config import load_config
 
 KEYS = 1_000_000
 PATTERN = "library:item:*"

@@ -64,14 +64,14 @@ IMPORT_STEPS = (
     ("prometheus_client", "import prometheus_client"),
     ("aiohttp (server and client, attrs, yarl, multidict)", "import aiohttp.web"),
     ("saasmon runtime (config models built, server)",
-     "import exporters.runtime.options, exporters.bundle"),
+     "import saasmon.runtime.options, saasmon.bundle"),
     ("asyncpg", "import asyncpg"),
-    ("postgres exporter code", "import exporters.postgres.exporter"),
+    ("postgres exporter code", "import saasmon.postgres.exporter"),
     ("redis-py (redis.asyncio)", "import redis.asyncio"),
-    ("redis exporter code", "import exporters.redis.exporter"),
-    ("the other exporters' code", "import exporters.cron.exporter, "
-     "exporters.integrations.exporter, exporters.business.exporter, "
-     "exporters.webvitals.exporter, exporters.smsrelay.exporter"),
+    ("redis exporter code", "import saasmon.redis.exporter"),
+    ("the other exporters' code", "import saasmon.cron.exporter, "
+     "saasmon.integrations.exporter, saasmon.business.exporter, "
+     "saasmon.webvitals.exporter, saasmon.smsrelay.exporter"),
 )
 IMPORT_PROBE = """
 import sys
@@ -171,7 +171,9 @@ def configs(pg: PostgresServer, redis: RedisServer) -> dict[str, dict[str, Any]]
 def single(kind: str, tree: Path, config: Path, logs: Path) -> Memory:
     port = free_port()
     log = logs / f"{tree.name}-{kind}.log"
-    argv = [sys.executable, "-m", "exporters", kind, "--config.file", str(config),
+    # The base tree predates the package's name: its folder is the module it runs as.
+    module = "saasmon" if tree == REPO else "exporters"
+    argv = [sys.executable, "-m", module, kind, "--config.file", str(config),
             "--web.listen-address", f"127.0.0.1:{port}"]
     with process(argv, tree, log) as proc:
         return measure(proc, [port], log)
@@ -185,7 +187,7 @@ def bundle(entries: dict[str, tuple[str, Path]], tmp: Path, logs: Path) -> Memor
                "web.listen-address": f"127.0.0.1:{ports[name]}"}
         for name, (kind, config) in entries.items()}}))
     log = logs / f"bundle-{len(entries)}.log"
-    argv = [sys.executable, "-m", "exporters", "bundle", "--config.file", str(path)]
+    argv = [sys.executable, "-m", "saasmon", "bundle", "--config.file", str(path)]
     with process(argv, REPO, log) as proc:
         return measure(proc, list(ports.values()), log)
 
@@ -215,7 +217,8 @@ def export_tree(commit: str, into: Path) -> Path:
                              check=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(tree, filter="data")
-    # -m exporters from this directory must load this tree's package, not the checkout's.
+    # -m exporters from this directory (the base's layout, before the package was named
+    # saasmon) must load this tree's package, not the checkout's.
     found = subprocess.run([sys.executable, "-c", "import exporters; print(exporters.__file__)"],
                            cwd=tree, capture_output=True, text=True, check=True).stdout.strip()
     if not found.startswith(str(tree)):
@@ -245,7 +248,7 @@ def render(rows: dict[str, tuple[Row, Row]], bundles: dict[str, Row], base_sum: 
         "## Method", "",
         "- One private PostgreSQL (pg_stat_statements; the reference app schema in `app`) and "
         "one private Redis on loopback. Each exporter starts with a minimal config against "
-        "them (default intervals), as `python -m exporters <exporter>` from the venv.",
+        "them (default intervals), as `python -m saasmon <exporter>` from the venv.",
         f"- Measured when every port answers `/-/ready` (first collection round done) and has "
         f"been scraped {SCRAPES} times, {SETTLE_SECONDS:g} s later: VmRSS (and its anonymous "
         "and file-backed parts) from /proc/PID/status. One process at a time.",

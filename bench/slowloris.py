@@ -17,7 +17,8 @@ a few hundred bytes a second, so they do not disturb each other):
 * for each --old-rev REV, the exporter as of REV (e.g. cad25ed~1, before any slow-client
   fix), run from a temporary `git worktree` with `python -P -m exporters` and PYTHONPATH
   set to it, so the installed (new) package cannot be picked up; the worktree is removed
-  after.
+  after. Revisions from before the package was named saasmon only: their source folder
+  `exporters/` is the module name.
 
 Connections "still open at t" count those the server had not closed t seconds after the
 attack began, from each connection's close time, so the figures do not depend on when a

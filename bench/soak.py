@@ -61,9 +61,9 @@ from bench import (
     sigterm_as_interrupt,
 )
 from devstack.servers import PostgresServer, RedisServer, free_port
-from exporters.business.pack import DEFAULT_PACK, load_pack
-from exporters.cron.config import default_jobs
 from refapp.schema import schema_sql
+from saasmon.business.pack import DEFAULT_PACK, load_pack
+from saasmon.cron.config import default_jobs
 
 INTERVAL_SECONDS = 1
 SCRAPE_TIMEOUT_SECONDS = 10.0

@@ -407,11 +407,11 @@ def report(results: list[Result], checks: list[str], final: dict[str, float], pe
 FLOOR = """
 import asyncio, sys
 from aiohttp import web
-from exporters.runtime.config import load_config
-from exporters.runtime.logs import setup_logging
-from exporters.runtime.server import ExporterServer, serve
-from exporters.runtime.webconfig import load_web_config
-from exporters.webvitals.exporter import WebVitalsExporter, WebVitalsInstance
+from saasmon.runtime.config import load_config
+from saasmon.runtime.logs import setup_logging
+from saasmon.runtime.server import ExporterServer, serve
+from saasmon.runtime.webconfig import load_web_config
+from saasmon.webvitals.exporter import WebVitalsExporter, WebVitalsInstance
 
 async def beacon(self, request):
     await request.read()
@@ -459,7 +459,7 @@ def main() -> int:
         config = Path(tmp) / "webvitals.yml"
         config.write_text(yaml.safe_dump(exporter_config()))
         address = f"127.0.0.1:{port}"
-        popen = start(["-m", "exporters", "webvitals", "--config.file", str(config),
+        popen = start(["-m", "saasmon", "webvitals", "--config.file", str(config),
                        "--web.listen-address", address], port, Path(tmp) / "exporter.log")
         try:
             proc = Proc(popen.pid)

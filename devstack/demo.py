@@ -53,7 +53,6 @@ from devstack.process import Process, ProcessError, http_ok, stop_all
 from devstack.prometheus import PROMETHEUS
 from devstack.prometheus import prometheus_argv as prometheus_base_argv
 from devstack.servers import PostgresServer, RedisServer, free_port
-from exporters.cron.config import default_jobs
 from refapp import history
 from refapp.receivers import make_certificate
 from refapp.schema import schema_sql
@@ -63,6 +62,7 @@ from refapp.standin_alertmanager import (
     write_config,
     write_secrets,
 )
+from saasmon.cron.config import default_jobs
 
 REPO = Path(__file__).resolve().parent.parent
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
@@ -140,9 +140,9 @@ def wait_ready(child: Process, url: str, timeout: float = READY_TIMEOUT) -> None
 
 
 def bundle_argv(bundle: Path) -> list[str]:
-    # `-m exporters` runs the package of this very interpreter (the venv's), whether or not
+    # `-m saasmon` runs the package of this very interpreter (the venv's), whether or not
     # the `saasmon` console script is on PATH.
-    return [sys.executable, "-m", "exporters", "bundle", "--config.file", str(bundle)]
+    return [sys.executable, "-m", "saasmon", "bundle", "--config.file", str(bundle)]
 
 
 def exporter_configs(monitor_dsn: str, standby_dsn: str, redis_url: str, app_url: str,

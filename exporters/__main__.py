@@ -1,3 +1,3 @@
-from exporters.cli import main
+from saasmon.cli import main
 
 raise SystemExit(main())

@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from exporters.cli import EXPORTERS, load_kind
-from exporters.runtime.config import (
+from saasmon.cli import EXPORTERS, load_kind
+from saasmon.runtime.config import (
     YAML_FILE_LIMIT,
     ConfigError,
     StrictModel,
@@ -30,10 +30,10 @@ from exporters.runtime.config import (
     read_limited,
     read_yaml,
 )
-from exporters.runtime.exporter import ExporterKind
-from exporters.runtime.logs import SecretRegistry, log_fields, setup_logging
-from exporters.runtime.options import Options, Prepared, prepare
-from exporters.runtime.server import (
+from saasmon.runtime.exporter import ExporterKind
+from saasmon.runtime.logs import SecretRegistry, log_fields, setup_logging
+from saasmon.runtime.options import Options, Prepared, prepare
+from saasmon.runtime.server import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
     ListenError,

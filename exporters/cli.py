@@ -9,28 +9,28 @@ import os
 import sys
 from typing import Any
 
-from exporters import __version__
-from exporters.runtime.config import ConfigError
-from exporters.runtime.exporter import ExporterKind
-from exporters.runtime.logs import SecretRegistry, setup_logging
+from saasmon import __version__
+from saasmon.runtime.config import ConfigError
+from saasmon.runtime.exporter import ExporterKind
+from saasmon.runtime.logs import SecretRegistry, setup_logging
 
 # Subcommand -> "module:class". Only the chosen exporter is imported: a Redis exporter
 # process then never loads asyncpg, which keeps start-up time and resident memory down.
 # Default ports continue from 9630 in the order below; each kind states its own default.
 EXPORTERS = {
-    "postgres": ("exporters.postgres.exporter:PostgresExporter",
+    "postgres": ("saasmon.postgres.exporter:PostgresExporter",
                  "PostgreSQL: connections, statements, tables, replication, checkpoints."),
-    "redis": ("exporters.redis.exporter:RedisExporter",
+    "redis": ("saasmon.redis.exporter:RedisExporter",
               "Redis: memory, keyspace, clients, commands, replication, persistence."),
-    "cron": ("exporters.cron.exporter:CronExporter",
+    "cron": ("saasmon.cron.exporter:CronExporter",
              "Cron jobs: last run, next expected run, missed/failed/slow, heartbeat pings."),
-    "integrations": ("exporters.integrations.exporter:IntegrationsExporter",
+    "integrations": ("saasmon.integrations.exporter:IntegrationsExporter",
                      "Third-party services: status-page probes, app health, delivery failures."),
-    "business": ("exporters.business.exporter:BusinessExporter",
+    "business": ("saasmon.business.exporter:BusinessExporter",
                  "Business, AI and support KPIs from a declarative SQL query pack."),
-    "webvitals": ("exporters.webvitals.exporter:WebVitalsExporter",
+    "webvitals": ("saasmon.webvitals.exporter:WebVitalsExporter",
                   "Real-user Web Vitals: receives web-vitals beacons, exports histograms."),
-    "sms-relay": ("exporters.smsrelay.exporter:SmsRelayExporter",
+    "sms-relay": ("saasmon.smsrelay.exporter:SmsRelayExporter",
                   "Alertmanager webhook to SMS through the Twilio API."),
 }
 
@@ -110,13 +110,13 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.exporter == "bundle":
-        from exporters.bundle import run_bundle
+        from saasmon.bundle import run_bundle
 
         return run_bundle(args.config, args.check, _level(args.log_level))
     kind = load_kind(args.exporter)
     setup_logging(kind.name, _level(args.log_level))
-    from exporters.runtime.options import Options, prepare
-    from exporters.runtime.server import ListenError, serve
+    from saasmon.runtime.options import Options, prepare
+    from saasmon.runtime.server import ListenError, serve
 
     options = Options(args.listen, args.telemetry_path, args.web_config, args.max_connections,
                       args.per_address, args.header_timeout, args.body_timeout, args.config)

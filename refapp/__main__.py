@@ -11,11 +11,11 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import REGISTRY
 
-from exporters.runtime.logs import SecretRegistry, setup_logging
 from refapp import frontend
 from refapp.app import AppConfig, create_app
 from refapp.cli import OneLineParser, parse_listen
 from refapp.faults import HEALTH_STATES, FaultError, Faults
+from saasmon.runtime.logs import SecretRegistry, setup_logging
 
 log = logging.getLogger("refapp")
 

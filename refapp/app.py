@@ -3,7 +3,7 @@
 Demo-sized on purpose: every endpoint writes or reads the rows the exporters and alert
 rules look at (users, sessions, events, customers, properties, smart matches, assistant
 interactions, payments, message deliveries), instrumented with
-`exporters.instrumentation.aiohttp`, with health endpoints, a realtime websocket and
+`saasmon.instrumentation.aiohttp`, with health endpoints, a realtime websocket and
 fault knobs. `create_app()` builds it; `python -m refapp` runs it.
 """
 
@@ -28,14 +28,14 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from exporters import __version__
-from exporters.instrumentation.aiohttp import instrument
-from exporters.instrumentation.asyncpg import StatementMetrics
 from refapp import frontend
 from refapp.faults import Faults, FaultsCollector, add_faults_routes, faults_middleware
 from refapp.health import Health
 from refapp.realtime import Realtime
 from refapp.schema import schema_sql
+from saasmon import __version__
+from saasmon.instrumentation.aiohttp import instrument
+from saasmon.instrumentation.asyncpg import StatementMetrics
 
 log = logging.getLogger("refapp")
 

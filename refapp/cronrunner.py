@@ -32,9 +32,9 @@ from typing import Any
 import asyncpg
 from cronsim import CronSim, CronSimError
 
-from exporters.runtime.logs import SecretRegistry, log_fields, setup_logging
 from refapp.app import migrate
 from refapp.cli import OneLineParser
+from saasmon.runtime.logs import SecretRegistry, log_fields, setup_logging
 
 log = logging.getLogger("refapp.cron")
 

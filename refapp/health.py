@@ -24,8 +24,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge
 
-from exporters.runtime.logs import SecretRegistry
 from refapp.faults import HEALTH_STATES, Faults
+from saasmon.runtime.logs import SecretRegistry
 
 # A check slower than this warns: nova-crm § 1.1 database queryTime alert 200 ms. The
 # guides give no Redis latency target; the same budget applies to the cache ping.

@@ -17,7 +17,7 @@ from alert_rules.generator.catalog import Catalog
 from alert_rules.generator.durations import seconds
 from alert_rules.generator.mixin import evaluate
 from alert_rules.generator.render import catalog_text, dump_yaml, ordered
-from exporters import __version__
+from saasmon import __version__
 
 __all__ = ["drill_config", "scaled_rules", "seconds", "write_scaled"]
 

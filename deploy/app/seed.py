@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from exporters.runtime.logs import SecretRegistry
 from refapp.app import migrate
 from refapp.datagen import generate_into
+from saasmon.runtime.logs import SecretRegistry
 
 # Enough for the 30-day KPIs (retention day 30, monthly active users) to have a full window.
 DEFAULT_DAYS = 45

@@ -10,12 +10,12 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from exporters.business.config import NAMESPACE, BusinessConfig
-from exporters.business.pack import PackMetric, PackQuery, query_duration_metric
-from exporters.runtime.collector import Collector, CollectorError
-from exporters.runtime.families import gauge
-from exporters.runtime.overrides import Schedule
-from exporters.runtime.pgpool import ReadOnlyPool, classify_pg_error, keep_session
+from saasmon.business.config import NAMESPACE, BusinessConfig
+from saasmon.business.pack import PackMetric, PackQuery, query_duration_metric
+from saasmon.runtime.collector import Collector, CollectorError
+from saasmon.runtime.families import gauge
+from saasmon.runtime.overrides import Schedule
+from saasmon.runtime.pgpool import ReadOnlyPool, classify_pg_error, keep_session
 
 
 class ConnectionPool(ReadOnlyPool):

@@ -8,9 +8,9 @@ from typing import ClassVar
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from exporters.business.pack import DEFAULT_PACK, Pack, load_pack
-from exporters.runtime.config import DsnConfig
-from exporters.runtime.overrides import CollectorOverride, CollectorsConfig, Schedule
+from saasmon.business.pack import DEFAULT_PACK, Pack, load_pack
+from saasmon.runtime.config import DsnConfig
+from saasmon.runtime.overrides import CollectorOverride, CollectorsConfig, Schedule
 
 NAMESPACE = "business"
 

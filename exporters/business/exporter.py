@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from exporters.business.collectors import ConnectionPool, PackQueryCollector
-from exporters.business.config import NAMESPACE, BusinessConfig
-from exporters.runtime.exporter import ExporterKind, Instance
-from exporters.runtime.overrides import Schedule, longest_timeout
+from saasmon.business.collectors import ConnectionPool, PackQueryCollector
+from saasmon.business.config import NAMESPACE, BusinessConfig
+from saasmon.runtime.exporter import ExporterKind, Instance
+from saasmon.runtime.overrides import Schedule, longest_timeout
 
 
 class BusinessInstance(Instance):

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from exporters.runtime.config import ConfigError, read_yaml
+from saasmon.runtime.config import ConfigError, read_yaml
 
 DEFAULT_PACK = Path(__file__).with_name("default_pack.yaml")
 

@@ -13,12 +13,12 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from exporters.cron.config import CronConfig
-from exporters.cron.state import JobState
-from exporters.runtime.collector import Collector
-from exporters.runtime.families import counter, gauge
-from exporters.runtime.overrides import Schedule
-from exporters.runtime.pgpool import ReadOnlyPool, classify_pg_error
+from saasmon.cron.config import CronConfig
+from saasmon.cron.state import JobState
+from saasmon.runtime.collector import Collector
+from saasmon.runtime.families import counter, gauge
+from saasmon.runtime.overrides import Schedule
+from saasmon.runtime.pgpool import ReadOnlyPool, classify_pg_error
 
 # Ids below the mark that were not there when we passed them: an insert committing after a
 # later id, or a rolled-back one (which never appears). Re-read by id for a while.

@@ -9,9 +9,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from exporters.cron.schedule import ScheduleError, check_expression, zone
-from exporters.runtime.config import DsnConfig, StrictModel, read_secret_file, require_unique
-from exporters.runtime.overrides import CollectorOverride, CollectorsConfig, Schedule
+from saasmon.cron.schedule import ScheduleError, check_expression, zone
+from saasmon.runtime.config import DsnConfig, StrictModel, read_secret_file, require_unique
+from saasmon.runtime.overrides import CollectorOverride, CollectorsConfig, Schedule
 
 DEFAULT_JOBS = Path(__file__).with_name("default_jobs.yaml")
 Severity = Literal["critical", "high", "medium", "low"]
@@ -122,7 +122,7 @@ class CronConfig(DsnConfig, CollectorsConfig[CollectorOverride]):
         return self
 
     def collector_defaults(self) -> dict[str, Schedule]:
-        # The table source's collector (exporters.cron.collectors), run only with a dsn.
+        # The table source's collector (saasmon.cron.collectors), run only with a dsn.
         return {"table": Schedule(self.interval_seconds, self.timeout_seconds)}
 
     @property

@@ -13,15 +13,15 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from prometheus_client.core import Metric
 
-from exporters.cron.collectors import TableCollector
-from exporters.cron.config import CronConfig, Job
-from exporters.cron.heartbeat import HeartbeatHandler, HeartbeatStore
-from exporters.cron.schedule import Schedule
-from exporters.cron.state import FINISHED, JobState
-from exporters.runtime.collector import Collector
-from exporters.runtime.exporter import ExporterKind, Instance, Route
-from exporters.runtime.families import counter, gauge
-from exporters.runtime.pgpool import ReadOnlyPool, collector_pool
+from saasmon.cron.collectors import TableCollector
+from saasmon.cron.config import CronConfig, Job
+from saasmon.cron.heartbeat import HeartbeatHandler, HeartbeatStore
+from saasmon.cron.schedule import Schedule
+from saasmon.cron.state import FINISHED, JobState
+from saasmon.runtime.collector import Collector
+from saasmon.runtime.exporter import ExporterKind, Instance, Route
+from saasmon.runtime.families import counter, gauge
+from saasmon.runtime.pgpool import ReadOnlyPool, collector_pool
 
 LABEL = "cron_job"  # not "job": Prometheus would rename it to exported_job
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from exporters.cron.state import JobState
-from exporters.runtime.logs import log_fields
+from saasmon.cron.state import JobState
+from saasmon.runtime.logs import log_fields
 
 log = logging.getLogger("saasmon.cron")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporters.cron.schedule import Schedule
+from saasmon.cron.schedule import Schedule
 
 FINISHED = ("success", "failed")
 # Runs a job may have open at once (overlapping or crashed runs); older ones are dropped.

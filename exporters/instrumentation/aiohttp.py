@@ -2,7 +2,7 @@
 
 Three lines in your own app (default registry, `GET /metrics` added):
 
-    from exporters.instrumentation.aiohttp import instrument
+    from saasmon.instrumentation.aiohttp import instrument
     app = web.Application()
     instrument(app)
 
@@ -22,7 +22,7 @@ from weakref import WeakKeyDictionary
 from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from exporters.runtime.exposition import metrics_response, without_created
+from saasmon.runtime.exposition import metrics_response, without_created
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

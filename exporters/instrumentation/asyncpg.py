@@ -4,7 +4,7 @@ PostgreSQL counts no failed statements (pg_stat_database has commits and rollbac
 ORM or a pool rolls back routinely), so "database errors / all queries" can only be counted
 where the queries are sent. Two lines in your own app:
 
-    from exporters.instrumentation.asyncpg import StatementMetrics
+    from saasmon.instrumentation.asyncpg import StatementMetrics
     pool = await asyncpg.create_pool(dsn, init=StatementMetrics(registry).init)
 
 Every statement the connection runs (including BEGIN, COMMIT and the pool's reset) counts in

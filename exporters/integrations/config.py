@@ -8,11 +8,11 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, StringConstraints, field_validator, model_validator
 
-from exporters.runtime.config import ConfigError, DsnConfig, StrictModel, read_secret_file
-from exporters.runtime.overrides import CollectorOverride, CollectorsConfig, Schedule
+from saasmon.runtime.config import ConfigError, DsnConfig, StrictModel, read_secret_file
+from saasmon.runtime.overrides import CollectorOverride, CollectorsConfig, Schedule
 
 Prober = Literal["statuspage", "stripe_status", "app_health", "http"]
-# The `table` of each collector in exporters.integrations.deliveries: its collector name.
+# The `table` of each collector in saasmon.integrations.deliveries: its collector name.
 TABLES = ("payments", "message_deliveries", "webhook_events")
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 

@@ -18,11 +18,11 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from exporters.integrations.config import IntegrationsConfig
-from exporters.runtime.collector import Collector
-from exporters.runtime.families import counter
-from exporters.runtime.overrides import Schedule
-from exporters.runtime.pgpool import ReadOnlyPool, classify_pg_error
+from saasmon.integrations.config import IntegrationsConfig
+from saasmon.runtime.collector import Collector
+from saasmon.runtime.families import counter
+from saasmon.runtime.overrides import Schedule
+from saasmon.runtime.pgpool import ReadOnlyPool, classify_pg_error
 
 DATABASE_TARGET = "database"
 OTHER = "other"

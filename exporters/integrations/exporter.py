@@ -10,19 +10,19 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from prometheus_client.core import Metric
 
-from exporters.integrations import status as st
-from exporters.integrations.config import IntegrationsConfig, ModuleConfig, TargetConfig
-from exporters.integrations.probes import Outcome, Prober, families, target_url
-from exporters.runtime.collector import Collector
-from exporters.runtime.exporter import ExporterKind, Instance, Route
-from exporters.runtime.exposition import metrics_response
-from exporters.runtime.families import counter
-from exporters.runtime.logs import SecretRegistry, log_fields
-from exporters.runtime.overrides import longest_timeout
-from exporters.runtime.server import scrape_deadline
+from saasmon.integrations import status as st
+from saasmon.integrations.config import IntegrationsConfig, ModuleConfig, TargetConfig
+from saasmon.integrations.probes import Outcome, Prober, families, target_url
+from saasmon.runtime.collector import Collector
+from saasmon.runtime.exporter import ExporterKind, Instance, Route
+from saasmon.runtime.exposition import metrics_response
+from saasmon.runtime.families import counter
+from saasmon.runtime.logs import SecretRegistry, log_fields
+from saasmon.runtime.overrides import longest_timeout
+from saasmon.runtime.server import scrape_deadline
 
 if TYPE_CHECKING:
-    from exporters.runtime.pgpool import ReadOnlyPool
+    from saasmon.runtime.pgpool import ReadOnlyPool
 
 log = logging.getLogger("saasmon.integrations")
 URL_TARGET = "url"  # the target label of every ad-hoc URL probe: URLs never become labels
@@ -42,8 +42,8 @@ class IntegrationsInstance(Instance):
         self.collectors: list[Collector] = []
         if config.dsn is not None:
             # Only the database counters need the driver: probes alone never load asyncpg.
-            from exporters.integrations.deliveries import ALL
-            from exporters.runtime.pgpool import collector_pool
+            from saasmon.integrations.deliveries import ALL
+            from saasmon.runtime.pgpool import collector_pool
 
             schedules = config.schedules()
             self.pool = collector_pool(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporters.integrations import status as st
+from saasmon.integrations import status as st
 
 NAME_CHARS = 100  # component names become label values: bounded length
 OTHER = "other"

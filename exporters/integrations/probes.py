@@ -16,11 +16,11 @@ import aiohttp
 from prometheus_client.core import GaugeMetricFamily, Metric
 from yarl import URL
 
-from exporters import __version__
-from exporters.integrations import status as st
-from exporters.integrations.config import ModuleConfig, TargetConfig
-from exporters.integrations.parsers import PARSERS, InvalidBody, Reading, load_json, select
-from exporters.runtime.families import gauge
+from saasmon import __version__
+from saasmon.integrations import status as st
+from saasmon.integrations.config import ModuleConfig, TargetConfig
+from saasmon.integrations.parsers import PARSERS, InvalidBody, Reading, load_json, select
+from saasmon.runtime.families import gauge
 
 MAX_REDIRECTS = 5
 

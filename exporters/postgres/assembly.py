@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporters.postgres.collectors import ALL, PostgresCollector, TablesCollector
-from exporters.postgres.config import PostgresConfig
-from exporters.postgres.tables import DatabaseTablesCollector
-from exporters.runtime.overrides import longest_timeout
-from exporters.runtime.pgpool import ReadOnlyPool, collector_pool, keep_session
+from saasmon.postgres.collectors import ALL, PostgresCollector, TablesCollector
+from saasmon.postgres.config import PostgresConfig
+from saasmon.postgres.tables import DatabaseTablesCollector
+from saasmon.runtime.overrides import longest_timeout
+from saasmon.runtime.pgpool import ReadOnlyPool, collector_pool, keep_session
 
 APPLICATION_NAME = "saasmon_exporter"  # queries.ACTIVITY_BY_STATE leaves it out
 

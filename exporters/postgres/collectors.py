@@ -17,13 +17,13 @@ from typing import Any
 import asyncpg
 from prometheus_client.core import Metric
 
-from exporters.postgres import queries as q
-from exporters.postgres.config import PostgresConfig
-from exporters.runtime.collector import Collector
-from exporters.runtime.families import counter, gauge, top_n
-from exporters.runtime.logs import SecretRegistry, log_fields
-from exporters.runtime.overrides import Schedule
-from exporters.runtime.pgpool import ReadOnlyPool, classify_pg_error
+from saasmon.postgres import queries as q
+from saasmon.postgres.config import PostgresConfig
+from saasmon.runtime.collector import Collector
+from saasmon.runtime.families import counter, gauge, top_n
+from saasmon.runtime.logs import SecretRegistry, log_fields
+from saasmon.runtime.overrides import Schedule
+from saasmon.runtime.pgpool import ReadOnlyPool, classify_pg_error
 
 log = logging.getLogger("saasmon.postgres")
 FINGERPRINT_CHARS = 60

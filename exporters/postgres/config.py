@@ -7,11 +7,11 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, StringConstraints, model_validator
 
-from exporters.postgres.targets import AuthModule, ProbeSettings, check_auth
-from exporters.runtime.config import DsnConfig, StrictModel
-from exporters.runtime.overrides import CollectorOverride, CollectorsConfig, Schedule
+from saasmon.postgres.targets import AuthModule, ProbeSettings, check_auth
+from saasmon.runtime.config import DsnConfig, StrictModel
+from saasmon.runtime.overrides import CollectorOverride, CollectorsConfig, Schedule
 
-# The `name` of each collector in exporters.postgres.collectors, in the order they run,
+# The `name` of each collector in saasmon.postgres.collectors, in the order they run,
 # with its default interval as a multiple of `interval_seconds`: a collector runs as often
 # as its cost allows (measured at 100 / 1,000 / 5,000 tables by bench/pg_scale.py; the
 # numbers are in docs/exporters/postgres.md). Cheap reads the fast alerts need (connections,

@@ -8,11 +8,11 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from prometheus_client.core import Metric
 
-from exporters.postgres.assembly import ServerCollectors, assemble
-from exporters.postgres.config import PostgresConfig
-from exporters.postgres.probe import Prober
-from exporters.runtime.collector import Collector
-from exporters.runtime.exporter import ExporterKind, Instance, Route
+from saasmon.postgres.assembly import ServerCollectors, assemble
+from saasmon.postgres.config import PostgresConfig
+from saasmon.postgres.probe import Prober
+from saasmon.runtime.collector import Collector
+from saasmon.runtime.exporter import ExporterKind, Instance, Route
 
 
 class PostgresInstance(Instance):

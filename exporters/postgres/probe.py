@@ -21,14 +21,14 @@ from typing import Any
 from aiohttp import web
 from prometheus_client.core import Metric
 
-from exporters.postgres.assembly import ServerCollectors, assemble
-from exporters.postgres.config import PostgresConfig
-from exporters.postgres.targets import Refused, Resolved, resolve
-from exporters.runtime.collector import CollectorState, Scheduler
-from exporters.runtime.exposition import metrics_response
-from exporters.runtime.families import counter, gauge
-from exporters.runtime.logs import SecretRegistry, log_fields
-from exporters.runtime.server import scrape_deadline
+from saasmon.postgres.assembly import ServerCollectors, assemble
+from saasmon.postgres.config import PostgresConfig
+from saasmon.postgres.targets import Refused, Resolved, resolve
+from saasmon.runtime.collector import CollectorState, Scheduler
+from saasmon.runtime.exposition import metrics_response
+from saasmon.runtime.families import counter, gauge
+from saasmon.runtime.logs import SecretRegistry, log_fields
+from saasmon.runtime.server import scrape_deadline
 
 log = logging.getLogger("saasmon.postgres")
 

@@ -13,12 +13,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from prometheus_client.core import Metric
 
-from exporters.postgres.collectors import TablesCollector
-from exporters.postgres.config import PostgresConfig, TableDatabases
-from exporters.runtime.families import gauge
-from exporters.runtime.logs import SecretRegistry, log_fields
-from exporters.runtime.overrides import Schedule
-from exporters.runtime.pgpool import ReadOnlyPool, classify_pg_error, collector_pool, keep_session
+from saasmon.postgres.collectors import TablesCollector
+from saasmon.postgres.config import PostgresConfig, TableDatabases
+from saasmon.runtime.families import gauge
+from saasmon.runtime.logs import SecretRegistry, log_fields
+from saasmon.runtime.overrides import Schedule
+from saasmon.runtime.pgpool import ReadOnlyPool, classify_pg_error, collector_pool, keep_session
 
 log = logging.getLogger("saasmon.postgres")
 

@@ -15,7 +15,7 @@ from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, StringConstraints, model_validator
 
-from exporters.runtime.config import ConfigError, StrictModel, key_part, read_secret_file
+from saasmon.runtime.config import ConfigError, StrictModel, key_part, read_secret_file
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 # PostgreSQL cuts identifiers at 63 bytes.

@@ -9,11 +9,11 @@ import redis.asyncio as aioredis
 import redis.exceptions as rexc
 from prometheus_client.core import Metric
 
-from exporters.redis.config import RedisConfig, RedisTarget
-from exporters.redis.keyscan import PatternScan, TargetScan, flush_calls, scan_usage
-from exporters.runtime.collector import Collector
-from exporters.runtime.families import counter, gauge, top_n
-from exporters.runtime.overrides import Schedule
+from saasmon.redis.config import RedisConfig, RedisTarget
+from saasmon.redis.keyscan import PatternScan, TargetScan, flush_calls, scan_usage
+from saasmon.runtime.collector import Collector
+from saasmon.runtime.families import counter, gauge, top_n
+from saasmon.runtime.overrides import Schedule
 
 # INFO field -> (metric name, help, is_counter). One row per field, no code per field.
 INFO_FIELDS: list[tuple[str, str, str, bool]] = [

@@ -6,8 +6,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from exporters.runtime.config import StrictModel, read_secret_file, require_unique
-from exporters.runtime.overrides import CollectorOverride, CollectorsConfig, Schedule
+from saasmon.runtime.config import StrictModel, read_secret_file, require_unique
+from saasmon.runtime.overrides import CollectorOverride, CollectorsConfig, Schedule
 
 
 class RedisTarget(StrictModel):
@@ -75,7 +75,7 @@ class RedisConfig(CollectorsConfig[CollectorOverride]):
         return self
 
     def collector_defaults(self) -> dict[str, Schedule]:
-        # The names of exporters.redis.collectors; each runs once per target.
+        # The names of saasmon.redis.collectors; each runs once per target.
         return {"info": Schedule(self.interval_seconds, self.timeout_seconds),
                 "key_patterns": Schedule(self.key_patterns_interval_seconds,
                                          self.timeout_seconds)}

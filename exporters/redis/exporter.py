@@ -6,12 +6,12 @@ import asyncio
 
 import redis.asyncio as aioredis
 
-from exporters.redis.collectors import InfoCollector, KeyPatternCollector, client_for
-from exporters.redis.config import RedisConfig
-from exporters.redis.keyscan import ScanStore
-from exporters.runtime.collector import Collector
-from exporters.runtime.exporter import ExporterKind, Instance
-from exporters.runtime.overrides import longest_timeout
+from saasmon.redis.collectors import InfoCollector, KeyPatternCollector, client_for
+from saasmon.redis.config import RedisConfig
+from saasmon.redis.keyscan import ScanStore
+from saasmon.runtime.collector import Collector
+from saasmon.runtime.exporter import ExporterKind, Instance
+from saasmon.runtime.overrides import longest_timeout
 
 
 class RedisInstance(Instance):

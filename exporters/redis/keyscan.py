@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporters.redis.config import RedisConfig, RedisTarget
+from saasmon.redis.config import RedisConfig, RedisTarget
 
 RESTART_REASONS = ("server_restarted", "flushed", "keys_removed")
 # Commands that replace a database's keys wholesale: a rise in their calls ends the passes.

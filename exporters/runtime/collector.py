@@ -22,7 +22,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from exporters.runtime.logs import SecretRegistry, log_fields
+from saasmon.runtime.logs import SecretRegistry, log_fields
 
 log = logging.getLogger("saasmon.collector")
 

@@ -9,8 +9,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from prometheus_client.core import Metric
 
-from exporters.runtime.collector import Collector
-from exporters.runtime.overrides import CollectorsConfig
+from saasmon.runtime.collector import Collector
+from saasmon.runtime.overrides import CollectorsConfig
 
 # Every exporter config carries the runtime's `collectors` overrides.
 ConfigT = TypeVar("ConfigT", bound=CollectorsConfig[Any])

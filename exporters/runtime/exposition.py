@@ -25,7 +25,7 @@ from prometheus_client.core import Metric
 from prometheus_client.exposition import choose_encoder, generate_latest, gzip_accepted
 from prometheus_client.registry import Collector
 
-from exporters.runtime.textformat import generate_text
+from saasmon.runtime.textformat import generate_text
 
 OPENMETRICS_TYPE = "application/openmetrics-text"
 OPENMETRICS_EOF = b"# EOF\n"

@@ -6,16 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from exporters.runtime.config import ConfigError, load_config
-from exporters.runtime.exporter import ExporterKind
-from exporters.runtime.logs import SecretRegistry
-from exporters.runtime.server import (
+from saasmon.runtime.config import ConfigError, load_config
+from saasmon.runtime.exporter import ExporterKind
+from saasmon.runtime.logs import SecretRegistry
+from saasmon.runtime.server import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
     ExporterServer,
     split_address,
 )
-from exporters.runtime.webconfig import load_web_config
+from saasmon.runtime.webconfig import load_web_config
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from typing import Generic, Self, TypeVar
 
 from pydantic import Field, model_validator
 
-from exporters.runtime.collector import ON_SCRAPE_BUDGET
-from exporters.runtime.config import ConfigError, StrictModel, key_part
+from saasmon.runtime.collector import ON_SCRAPE_BUDGET
+from saasmon.runtime.config import ConfigError, StrictModel, key_part
 
 # One set of bounds for every exporter: a day covers the slowest KPI query, ten minutes
 # the longest scan anyone should run against a production database.

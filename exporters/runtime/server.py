@@ -17,15 +17,15 @@ from aiohttp import StreamReader, web
 from prometheus_client import ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from exporters import __version__
-from exporters.runtime.collector import DEFAULT_SCRAPE_TIMEOUT, SCRAPE_DEADLINE_MARGIN, Scheduler
-from exporters.runtime.config import ConfigError, load_config
-from exporters.runtime.connections import BodyTimeout, Gate, Slot
-from exporters.runtime.exporter import ExporterKind, Instance
-from exporters.runtime.exposition import negotiate, respond
-from exporters.runtime.families import counter, gauge
-from exporters.runtime.logs import SecretRegistry, current_exporter, log_fields
-from exporters.runtime.webconfig import (
+from saasmon import __version__
+from saasmon.runtime.collector import DEFAULT_SCRAPE_TIMEOUT, SCRAPE_DEADLINE_MARGIN, Scheduler
+from saasmon.runtime.config import ConfigError, load_config
+from saasmon.runtime.connections import BodyTimeout, Gate, Slot
+from saasmon.runtime.exporter import ExporterKind, Instance
+from saasmon.runtime.exposition import negotiate, respond
+from saasmon.runtime.families import counter, gauge
+from saasmon.runtime.logs import SecretRegistry, current_exporter, log_fields
+from saasmon.runtime.webconfig import (
     BasicAuth,
     WebConfig,
     allowed_client,

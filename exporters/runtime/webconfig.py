@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 
-from exporters.runtime.config import ConfigError, StrictModel, _first_error, read_yaml
+from saasmon.runtime.config import ConfigError, StrictModel, _first_error, read_yaml
 
 ClientAuth = Literal[
     "NoClientCert", "RequestClientCert", "RequireAnyClientCert",

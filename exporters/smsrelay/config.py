@@ -7,9 +7,9 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, PrivateAttr, SecretStr, StringConstraints, field_validator, model_validator
 
-from exporters.runtime.config import StrictModel, read_secret_file
-from exporters.runtime.overrides import CollectorOverride, CollectorsConfig
-from exporters.smsrelay.message import DEFAULT_TEMPLATE, check_template
+from saasmon.runtime.config import StrictModel, read_secret_file
+from saasmon.runtime.overrides import CollectorOverride, CollectorsConfig
+from saasmon.smsrelay.message import DEFAULT_TEMPLATE, check_template
 
 # E.164: "+", country code, subscriber number; at most 15 digits in all.
 PhoneNumber = Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")]

@@ -19,14 +19,14 @@ from aiohttp import web
 from prometheus_client.core import HistogramMetricFamily, Metric
 from pydantic import ValidationError
 
-from exporters.runtime.collector import Collector
-from exporters.runtime.exporter import ExporterKind, Instance, Route
-from exporters.runtime.families import counter, gauge
-from exporters.runtime.logs import log_fields
-from exporters.smsrelay.config import SmsRelayConfig
-from exporters.smsrelay.heartbeat import HeartbeatForwarder, HeartbeatStats
-from exporters.smsrelay.message import parse_webhook, render
-from exporters.smsrelay.twilio import DURATION_BUCKETS, TwilioClient, TwilioStats
+from saasmon.runtime.collector import Collector
+from saasmon.runtime.exporter import ExporterKind, Instance, Route
+from saasmon.runtime.families import counter, gauge
+from saasmon.runtime.logs import log_fields
+from saasmon.smsrelay.config import SmsRelayConfig
+from saasmon.smsrelay.heartbeat import HeartbeatForwarder, HeartbeatStats
+from saasmon.smsrelay.message import parse_webhook, render
+from saasmon.smsrelay.twilio import DURATION_BUCKETS, TwilioClient, TwilioStats
 
 log = logging.getLogger("saasmon.smsrelay")
 

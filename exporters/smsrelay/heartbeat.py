@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from exporters.runtime.logs import log_fields
-from exporters.smsrelay.config import HeartbeatConfig
+from saasmon.runtime.logs import log_fields
+from saasmon.smsrelay.config import HeartbeatConfig
 
 log = logging.getLogger("saasmon.smsrelay.heartbeat")
 

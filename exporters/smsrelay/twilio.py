@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from exporters.runtime.logs import SecretRegistry, log_fields
-from exporters.smsrelay.config import SmsRelayConfig
+from saasmon.runtime.logs import SecretRegistry, log_fields
+from saasmon.smsrelay.config import SmsRelayConfig
 
 log = logging.getLogger("saasmon.smsrelay.twilio")
 

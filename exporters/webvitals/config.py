@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from exporters.runtime.config import StrictModel
-from exporters.runtime.overrides import CollectorOverride, CollectorsConfig
+from saasmon.runtime.config import StrictModel
+from saasmon.runtime.overrides import CollectorOverride, CollectorsConfig
 
 # Route names become label values: printable, short, no control characters.
 ROUTE_NAME = r"^[^\x00-\x1f\x7f]{1,100}$"

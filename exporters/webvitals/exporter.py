@@ -17,17 +17,17 @@ from collections.abc import Iterator
 from aiohttp import web
 from prometheus_client.core import Metric
 
-from exporters.runtime.collector import Collector
-from exporters.runtime.connections import BodyTimeout
-from exporters.runtime.exporter import ExporterKind, Instance, Route
-from exporters.runtime.families import counter, gauge
-from exporters.webvitals import beacon as reasons
-from exporters.webvitals.beacon import REASONS, SPECS, Validator, content_type_ok, decode
-from exporters.webvitals.config import WebVitalsConfig
-from exporters.webvitals.cors import PREFLIGHT, CorsPolicy
-from exporters.webvitals.histograms import HistogramStore
-from exporters.webvitals.limits import ClientResolver, DedupeCache, RateLimiter
-from exporters.webvitals.routes import OTHER, RouteNormalizer
+from saasmon.runtime.collector import Collector
+from saasmon.runtime.connections import BodyTimeout
+from saasmon.runtime.exporter import ExporterKind, Instance, Route
+from saasmon.runtime.families import counter, gauge
+from saasmon.webvitals import beacon as reasons
+from saasmon.webvitals.beacon import REASONS, SPECS, Validator, content_type_ok, decode
+from saasmon.webvitals.config import WebVitalsConfig
+from saasmon.webvitals.cors import PREFLIGHT, CorsPolicy
+from saasmon.webvitals.histograms import HistogramStore
+from saasmon.webvitals.limits import ClientResolver, DedupeCache, RateLimiter
+from saasmon.webvitals.routes import OTHER, RouteNormalizer
 
 READ_CHUNK = 65_536
 STATUS = {

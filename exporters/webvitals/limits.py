@@ -13,8 +13,8 @@ from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable
 
-from exporters.webvitals.beacon import RATE_LIMITED_CLIENT, RATE_LIMITED_GLOBAL
-from exporters.webvitals.config import RateLimit
+from saasmon.webvitals.beacon import RATE_LIMITED_CLIENT, RATE_LIMITED_GLOBAL
+from saasmon.webvitals.config import RateLimit
 
 Clock = Callable[[], float]
 MAX_FORWARDED_HOPS = 20  # a longer X-Forwarded-For is not walked further

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from exporters.webvitals.config import RouteRule
+from saasmon.webvitals.config import RouteRule
 
 OTHER = "other"  # every path no rule matches: the label set stays bounded
 MAX_CACHED_PATH = 256  # longer paths are matched but not cached

@@ -22,8 +22,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.servers import PostgresServer
-from exporters.cron.config import default_jobs
 from refapp.datagen import CRON_JOBS, Generator, Knobs
+from saasmon.cron.config import default_jobs
 from tests.support.exporter import Exporter
 from tests.support.rule_scenarios import Scenario, alert_names, run, series
 

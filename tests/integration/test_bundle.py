@@ -423,7 +423,7 @@ def test_sighup_after_the_bundle_file_changed_says_it_applies_at_restart(
 # has been scraped: lazy imports on the collection path are counted too.
 LOADED = """
 import os, signal, sys, threading, time, urllib.request
-from exporters.cli import main
+from saasmon.cli import main
 
 def stop_when_served(ports):
     for port in ports:

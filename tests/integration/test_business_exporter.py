@@ -20,10 +20,10 @@ import pytest
 import yaml
 
 from devstack.servers import PostgresServer
-from exporters.business.config import BusinessConfig
-from exporters.business.pack import DEFAULT_PACK
-from exporters.runtime.config import ConfigError, load_config
 from refapp.datagen import TABLES, Knobs, generate_into
+from saasmon.business.config import BusinessConfig
+from saasmon.business.pack import DEFAULT_PACK
+from saasmon.runtime.config import ConfigError, load_config
 from tests.support.business import Key, expected
 from tests.support.exporter import Exporter, run_cli
 from tests.support.metrics import Samples, parse, total, value

@@ -22,15 +22,15 @@ import pytest
 import yaml
 
 from devstack.servers import PostgresServer
-from exporters.cron.collectors import Queries
 from refapp.schema import schema_sql
+from saasmon.cron.collectors import Queries
 from tests.support.exporter import Exporter, run_cli
 from tests.support.metrics import Samples, value
 
 Run = Callable[..., Exporter]
 SENTINEL = "S3ntinel-Cron-Passw0rd"
 TOKEN = "T0ken-For-Heartbeats-0123456789"
-MAX_TOKEN_FAILURES = 10  # exporters.cron.heartbeat.MAX_TOKEN_FAILURES
+MAX_TOKEN_FAILURES = 10  # saasmon.cron.heartbeat.MAX_TOKEN_FAILURES
 READER = "cron_reader"
 
 
@@ -483,7 +483,7 @@ def test_token_guessing_is_cut_off_per_client(run_exporter: Run, workdir: Path) 
 
 
 def test_token_failure_limit_forgets_a_client_after_its_window() -> None:
-    from exporters.cron.heartbeat import FailureLimiter
+    from saasmon.cron.heartbeat import FailureLimiter
 
     now = [1000.0]
     limiter = FailureLimiter(max_failures=3, window=60.0, max_clients=2,

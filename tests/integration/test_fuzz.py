@@ -28,13 +28,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from exporters.business.pack import DEFAULT_PACK
-from exporters.cli import load_kind
-from exporters.cron.heartbeat import HeartbeatHandler, HeartbeatStore
-from exporters.cron.state import FINISHED, MAX_SECONDS, JobState
-from exporters.runtime.config import ConfigError, load_config, read_yaml
-from exporters.runtime.logs import SecretRegistry
-from exporters.smsrelay.message import (
+from saasmon.business.pack import DEFAULT_PACK
+from saasmon.cli import load_kind
+from saasmon.cron.heartbeat import HeartbeatHandler, HeartbeatStore
+from saasmon.cron.state import FINISHED, MAX_SECONDS, JobState
+from saasmon.runtime.config import ConfigError, load_config, read_yaml
+from saasmon.runtime.logs import SecretRegistry
+from saasmon.smsrelay.message import (
     DEFAULT_TEMPLATE,
     WebhookMessage,
     check_template,
@@ -42,7 +42,7 @@ from exporters.smsrelay.message import (
     parse_webhook,
     render,
 )
-from exporters.webvitals.beacon import (
+from saasmon.webvitals.beacon import (
     MAX_ID_CHARS,
     MAX_ROUTE_CHARS,
     REASONS,
@@ -51,8 +51,8 @@ from exporters.webvitals.beacon import (
     content_type_ok,
     decode,
 )
-from exporters.webvitals.config import RouteRule
-from exporters.webvitals.routes import RouteNormalizer
+from saasmon.webvitals.config import RouteRule
+from saasmon.webvitals.routes import RouteNormalizer
 from tests.support.fuzz_strategies import (
     BASE,
     DSN,
@@ -76,7 +76,7 @@ settings.register_profile(
 # Used per test rather than loaded: other modules keep Hypothesis' own defaults.
 FUZZ = settings.get_profile(PROFILE)
 
-SAASMON = [sys.executable, "-m", "exporters"]
+SAASMON = [sys.executable, "-m", "saasmon"]
 ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True))
 
@@ -114,7 +114,7 @@ def _yaml(doc: Any) -> str:
 
 def check_in_process(kind_name: str, path: str) -> tuple[int, str, str]:
     """What `saasmon <kind> --config.check --config.file <path>` prints, without a process:
-    the config part of exporters.cli.main, with the secret registry a new process starts
+    the config part of saasmon.cli.main, with the secret registry a new process starts
     with (empty). Anything but a ConfigError propagates: that is the traceback we hunt."""
     kind = load_kind(kind_name)
     saved = set(SecretRegistry._secrets)

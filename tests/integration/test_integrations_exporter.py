@@ -23,9 +23,9 @@ import yaml
 from aiohttp import web
 
 from devstack.servers import PostgresServer, free_port
-from exporters.integrations.config import IntegrationsConfig
-from exporters.runtime.config import ConfigError, load_config
 from refapp.schema import schema_sql
+from saasmon.integrations.config import IntegrationsConfig
+from saasmon.runtime.config import ConfigError, load_config
 from tests.support.exporter import Exporter, run_cli
 from tests.support.metrics import Samples, parse, total, value
 from tests.support.tls import make_certificate

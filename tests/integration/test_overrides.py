@@ -17,10 +17,10 @@ import redis.asyncio as aioredis
 import yaml
 
 from devstack.servers import PostgresServer, RedisServer
-from exporters.cli import load_kind
-from exporters.runtime.collector import Scheduler
-from exporters.runtime.config import ConfigError, load_config
-from exporters.runtime.exporter import Instance
+from saasmon.cli import load_kind
+from saasmon.runtime.collector import Scheduler
+from saasmon.runtime.config import ConfigError, load_config
+from saasmon.runtime.exporter import Instance
 
 DSN = "postgresql://u:p@127.0.0.1:5/db"
 # Smallest config of each exporter, and one collector name it has (None: it has none).

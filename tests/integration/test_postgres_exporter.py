@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from devstack.servers import PostgresServer
-from exporters.postgres.config import COLLECTORS
+from saasmon.postgres.config import COLLECTORS
 from tests.support.exporter import Exporter
 from tests.support.metrics import Samples, total, value
 

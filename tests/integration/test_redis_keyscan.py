@@ -19,12 +19,12 @@ import redis
 import yaml
 
 from devstack.servers import RedisServer
-from exporters.cli import load_kind
-from exporters.redis.exporter import RedisInstance
-from exporters.redis.keyscan import MIN_STEP_KEYS, PatternScan, TargetScan, next_step_keys
-from exporters.runtime.collector import CollectorState, Scheduler
-from exporters.runtime.config import load_config
-from exporters.runtime.exporter import ExporterKind
+from saasmon.cli import load_kind
+from saasmon.redis.exporter import RedisInstance
+from saasmon.redis.keyscan import MIN_STEP_KEYS, PatternScan, TargetScan, next_step_keys
+from saasmon.runtime.collector import CollectorState, Scheduler
+from saasmon.runtime.config import load_config
+from saasmon.runtime.exporter import ExporterKind
 from tests.support.exporter import Exporter
 from tests.support.metrics import Samples, value
 

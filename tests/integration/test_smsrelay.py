@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from devstack.servers import free_port
-from exporters.runtime.config import ConfigError, load_config
-from exporters.smsrelay.config import SmsRelayConfig
+from saasmon.runtime.config import ConfigError, load_config
+from saasmon.smsrelay.config import SmsRelayConfig
 from tests.support.alertmanager import TWILIO_SID, StandIns, wait_for, webhook_payload
 from tests.support.exporter import Exporter, run_cli
 from tests.support.metrics import value

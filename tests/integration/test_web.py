@@ -30,8 +30,8 @@ import yaml
 
 from devstack.prometheus import Prometheus
 from devstack.servers import RedisServer, free_port
-from exporters.runtime.config import ConfigError
-from exporters.runtime.webconfig import (
+from saasmon.runtime.config import ConfigError
+from saasmon.runtime.webconfig import (
     CIPHER_SUITES,
     TLS13_SUITES,
     RateLimiter,

@@ -31,9 +31,9 @@ from aiohttp import web
 
 from devstack.process import Process
 from devstack.servers import free_port
-from exporters.webvitals.beacon import SPECS
-from exporters.webvitals.config import Thresholds
-from exporters.webvitals.histograms import EDGES, LES
+from saasmon.webvitals.beacon import SPECS
+from saasmon.webvitals.config import Thresholds
+from saasmon.webvitals.histograms import EDGES, LES
 from tests.support.chromium import Page, chromium_page
 from tests.support.exporter import Exporter
 from tests.support.metrics import Samples, value

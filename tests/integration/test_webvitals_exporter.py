@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 import yaml
 
-from exporters.webvitals.config import RateLimit
-from exporters.webvitals.limits import ClientResolver, DedupeCache, RateLimiter
+from saasmon.webvitals.config import RateLimit
+from saasmon.webvitals.limits import ClientResolver, DedupeCache, RateLimiter
 from tests.support.exporter import Exporter, run_cli
 from tests.support.metrics import Samples, parse, total, value
 

@@ -19,7 +19,7 @@ from devstack.process import Process, ProcessError
 from devstack.servers import free_port
 from tests.support.metrics import Samples, parse
 
-SAASMON = [sys.executable, "-m", "exporters"]
+SAASMON = [sys.executable, "-m", "saasmon"]
 
 
 @dataclass

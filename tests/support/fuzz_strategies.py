@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from exporters.cli import EXPORTERS, load_kind
+from saasmon.cli import EXPORTERS, load_kind
 
 # Placed only where a secret belongs (a DSN's password, a token): it must never be printed.
 SENTINEL = "Fz9-sentinel-Pw"

@@ -71,7 +71,7 @@ def test_prometheus_operator_variant_holds_the_same_groups(tmp_path: Path) -> No
 
 
 def test_rule_files_are_stamped_with_the_bundle_version() -> None:
-    from exporters import __version__
+    from saasmon import __version__
     for path in (ALERTS, RECORDING, GENERATED / "prometheusrule.yaml"):
         assert f"saasmon alert bundle {__version__}" in path.read_text().splitlines()[0]
     assert f"## {__version__}" in (REPO / "alert_rules" / "CHANGELOG.md").read_text()

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from alert_rules.generator.catalog import GUIDES as CATALOG_GUIDES
-from exporters.smsrelay.message import DEFAULT_TEMPLATE, WebhookMessage, render
+from saasmon.smsrelay.message import DEFAULT_TEMPLATE, WebhookMessage, render
 from tests.support.alertmanager import (
     SECRET_NAMES,
     SECRETS_PREFIX,

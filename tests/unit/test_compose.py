@@ -29,10 +29,10 @@ import pytest
 import yaml
 
 from devstack.servers import PostgresServer
-from exporters import __version__
-from exporters.cli import EXPORTERS
-from exporters.integrations.config import DEFAULT_MODULES
-from exporters.integrations.parsers import load_json, statuspage
+from saasmon import __version__
+from saasmon.cli import EXPORTERS
+from saasmon.integrations.config import DEFAULT_MODULES
+from saasmon.integrations.parsers import load_json, statuspage
 from tests.support.compose import (
     COMPOSE_FILE,
     REPO,
@@ -217,12 +217,19 @@ def test_dockerfile_ships_what_the_services_run() -> None:
     copied = set(re.findall(r"^COPY\s+(\w+)\s", text, re.MULTILINE))
     allowed = {line[1:].rstrip("/") for line in (REPO / ".dockerignore").read_text().splitlines()
                if line.startswith("!")}
+    # The wheel holds only saasmon: a package run from source is copied onto PYTHONPATH.
+    destinations = dict(re.findall(r"^COPY\s+(\w+)\s+(/\S+)", text, re.MULTILINE))
+    pythonpath = re.findall(r"^ENV\s+PYTHONPATH=(\S+)", text, re.MULTILINE)
+    assert pythonpath, "Dockerfile sets no PYTHONPATH for the packages run from source"
     for service, module in python_modules().items():
         package = module.split(".")[0]
         if package in ("http",):  # the standard library
             continue
         assert package in copied, f"{service} runs {module}: Dockerfile does not COPY {package}"
         assert package in allowed, f"{service} runs {module}: .dockerignore excludes {package}"
+        assert package in destinations, f"{package}: COPY it to an absolute path"
+        assert destinations[package].rstrip("/") == f"{pythonpath[-1]}/{package}", \
+            f"{service} runs {module}: {destinations[package]} is not on PYTHONPATH {pythonpath}"
     # The receivers' SMTP stand-in needs the `demo` extra (aiosmtpd), which the exporters
     # do not depend on: the image installs it, and the extra really holds aiosmtpd.
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
@@ -426,7 +433,7 @@ def test_exporter_config_passes_config_check(kind: str, secrets_dir: Path, tmp_p
     local.write_text(with_local_secrets(config.read_text(), secrets_dir))
     env = {key: value for key, value in os.environ.items() if not key.startswith("SAASMON_")}
     result = subprocess.run(
-        [sys.executable, "-m", "exporters", kind, "--config.check", "--config.file", str(local)],
+        [sys.executable, "-m", "saasmon", kind, "--config.check", "--config.file", str(local)],
         capture_output=True, text=True, check=False, env=env, cwd=REPO,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -457,7 +464,7 @@ def test_bundle_file_passes_config_check(secrets_dir: Path, tmp_path: Path) -> N
     (tmp_path / "bundle.yml").write_text(yaml.safe_dump({"exporters": entries}))
     env = {key: value for key, value in os.environ.items() if not key.startswith("SAASMON_")}
     result = subprocess.run(
-        [sys.executable, "-m", "exporters", "bundle", "--config.check", "--config.file",
+        [sys.executable, "-m", "saasmon", "bundle", "--config.check", "--config.file",
          str(tmp_path / "bundle.yml")], capture_output=True, text=True, check=False, env=env,
         cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr

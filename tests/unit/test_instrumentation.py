@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 from devstack.prometheus import Prometheus
 from devstack.servers import PostgresServer
-from exporters.instrumentation.aiohttp import (
+from saasmon.instrumentation.aiohttp import (
     ERROR_CLASSES,
     LATENCY_BUCKETS,
     UNMATCHED_ROUTE,
@@ -27,7 +27,7 @@ from exporters.instrumentation.aiohttp import (
     http_metrics,
     instrument,
 )
-from exporters.instrumentation.asyncpg import (
+from saasmon.instrumentation.asyncpg import (
     STATEMENT_ERROR_CLASSES,
     StatementMetrics,
     error_class,
@@ -320,7 +320,7 @@ def test_bad_handler_timeout_is_refused() -> None:
         Instrumentation(CollectorRegistry(), handler_timeout=0)
 
 
-# -- database statements (exporters.instrumentation.asyncpg) -----------------------------------
+# -- database statements (saasmon.instrumentation.asyncpg) -----------------------------------
 async def _until(check: Callable[[], bool]) -> None:
     """The query logger reports through the event loop (call_soon): let it run."""
     for _ in range(100):

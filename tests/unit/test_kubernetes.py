@@ -24,7 +24,7 @@ import _jsonnet
 import pytest
 import yaml
 
-from exporters import __version__
+from saasmon import __version__
 from scripts import kubernetes_base
 from tests.support.compose import create_secrets, services
 from tests.support.kubernetes import (
@@ -580,7 +580,7 @@ def test_saasmon_containers_accept_their_mounted_config(directory: Path, name: s
     (container,) = pod_spec(deployment)["containers"]
     args = [rewrite(arg, places) for arg in container["args"]]
     env = {key: value for key, value in os.environ.items() if not key.startswith("SAASMON_")}
-    result = subprocess.run([sys.executable, "-m", "exporters", *args, "--config.check"],
+    result = subprocess.run([sys.executable, "-m", "saasmon", *args, "--config.check"],
                             capture_output=True, text=True, check=False, env=env, cwd=REPO,
                             timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

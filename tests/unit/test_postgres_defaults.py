@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from exporters.postgres.collectors import ALL
-from exporters.postgres.config import COLLECTORS, PostgresConfig
+from saasmon.postgres.collectors import ALL
+from saasmon.postgres.config import COLLECTORS, PostgresConfig
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "exporters" / "postgres.md"
 DSN = "postgresql://monitor@db.internal:5432/app"

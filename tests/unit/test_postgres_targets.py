@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from exporters.postgres.config import PostgresConfig, TableDatabases
-from exporters.postgres.targets import Refused, Resolved, resolve
+from saasmon.postgres.config import PostgresConfig, TableDatabases
+from saasmon.postgres.targets import Refused, Resolved, resolve
 
 SECRET = "p@ss:w/rd"
 

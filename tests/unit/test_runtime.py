@@ -12,8 +12,8 @@ import time
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from exporters.runtime.collector import Collector, CollectorError, Scheduler
-from exporters.runtime.server import render
+from saasmon.runtime.collector import Collector, CollectorError, Scheduler
+from saasmon.runtime.server import render
 from tests.support.metrics import parse, value
 
 
@@ -126,7 +126,7 @@ async def test_overlapping_scrapes_with_different_deadlines_both_answer() -> Non
 def test_log_lines_mask_secrets_that_json_would_escape() -> None:
     import logging
 
-    from exporters.runtime.logs import JsonFormatter, SecretRegistry
+    from saasmon.runtime.logs import JsonFormatter, SecretRegistry
 
     secret = 'pä"ss\\wörd-42'
     SecretRegistry.add(secret)
@@ -140,7 +140,7 @@ def test_log_lines_mask_secrets_that_json_would_escape() -> None:
 
 def test_secret_looking_values_are_masked_even_when_never_registered() -> None:
     """A rotated password is new to the registry: its shape must be enough to mask it."""
-    from exporters.runtime.logs import SecretRegistry
+    from saasmon.runtime.logs import SecretRegistry
 
     texts = [
         "dsn: postgresql://app:N3w-r0tated@db.internal:5432/app",
@@ -163,7 +163,7 @@ class CountingAuth:
 
     @staticmethod
     def make(users: dict[str, str]) -> tuple[object, list[bytes]]:
-        from exporters.runtime.webconfig import BasicAuth
+        from saasmon.runtime.webconfig import BasicAuth
 
         seen: list[bytes] = []
 
@@ -182,7 +182,7 @@ def _hash(password: str) -> str:
 
 
 async def test_basic_auth_checks_off_the_loop_and_caches_good_credentials() -> None:
-    from exporters.runtime.webconfig import BasicAuth
+    from saasmon.runtime.webconfig import BasicAuth
 
     auth, seen = CountingAuth.make({"prometheus": _hash("right")})
     assert isinstance(auth, BasicAuth)
@@ -215,7 +215,7 @@ async def test_basic_auth_checks_off_the_loop_and_caches_good_credentials() -> N
 
 async def test_unknown_user_costs_a_bcrypt_comparison_like_a_known_one() -> None:
     auth, seen = CountingAuth.make({"prometheus": _hash("right")})
-    from exporters.runtime.webconfig import BasicAuth
+    from saasmon.runtime.webconfig import BasicAuth
 
     assert isinstance(auth, BasicAuth)
     assert not await auth.check("nobody", "right")

@@ -18,8 +18,8 @@ from prometheus_client.core import (
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-from exporters.runtime.exposition import negotiate
-from exporters.runtime.textformat import generate_text
+from saasmon.runtime.exposition import negotiate
+from saasmon.runtime.textformat import generate_text
 
 
 class Listed(Collector):

@@ -24,8 +24,8 @@ import aiohttp
 import asyncpg
 
 from devstack.demo import STATUS_PAGE
-from exporters.cron.config import default_jobs
 from refapp.cronrunner import DEFAULT_JOBS, Runner, Settings
+from saasmon.cron.config import default_jobs
 from tests.system.drills.harness import (
     Drill,
     DrillRun,

@@ -39,9 +39,9 @@ from devstack.alertmanager import Alertmanager
 from devstack.demo import STATUS_PAGE, WEBVITALS_ROUTES, spawn, wait_ready
 from devstack.process import Process, stop_all
 from devstack.servers import PostgresServer, RedisServer, free_port
-from exporters.business.config import NAMESPACE
-from exporters.business.pack import DEFAULT_PACK, load_pack
 from refapp.schema import schema_sql
+from saasmon.business.config import NAMESPACE
+from saasmon.business.pack import DEFAULT_PACK, load_pack
 from tests.support.exporter import Exporter
 from tests.system.drills.alerting import (
     Prometheus,
