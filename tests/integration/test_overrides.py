@@ -142,7 +142,9 @@ async def test_collector_timeout_reaches_the_database_session(
         config = load(kind, {"dsn": dsn, "timeout_seconds": 2,
                              "collectors": {slow: {"timeout_seconds": 30}}}, tmp_path)
         instance: Any = load_kind(kind).build(config)
-        session, found = await _session_timeouts(instance, instance.pool)
+        # The PostgreSQL exporter's DSN pool is its server's (the /probe targets have their own).
+        pool = instance.server.pool if kind == "postgres" else instance.pool
+        session, found = await _session_timeouts(instance, pool)
         assert session == "30s", kind
         assert found[slow] == 30, kind
         if other:
