@@ -7,6 +7,7 @@ Helpers live in tests/support and are imported from there, never from this file.
 
 from __future__ import annotations
 
+import os
 import ssl
 import subprocess
 import tempfile
@@ -27,9 +28,12 @@ def distributed(config: pytest.Config) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # An xdist worker inherits the controller's scratch directory: it makes its own inside
-    # it, so its end-of-session check sees only what its own tests left.
-    if scratch.current() is None or hasattr(config, "workerinput"):
+    # An xdist worker inherits the controller's scratch directory: it makes its own beside
+    # it (in the system temp directory), so its end-of-session check sees only what its own
+    # tests left. Not inside: unix socket paths (Chromium's, PostgreSQL's) hold 107 bytes.
+    if hasattr(config, "workerinput"):
+        scratch.start(os.environ.get("PYTEST_DEBUG_TEMPROOT"))
+    elif scratch.current() is None:
         scratch.start()
 
 

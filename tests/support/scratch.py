@@ -23,9 +23,10 @@ _SET = (ENV, "TMPDIR", "PYTEST_DEBUG_TEMPROOT")
 _before: dict[str, str | None] = {}
 
 
-def start() -> Path:
-    """The session's scratch directory, made and put in force."""
-    root = tempfile.gettempdir()
+def start(root: str | None = None) -> Path:
+    """The session's scratch directory, made and put in force (in `root`, by default the
+    temp directory in force)."""
+    root = root or tempfile.gettempdir()
     _before.update({name: os.environ.get(name) for name in _SET})
     os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", root)
     path = Path(tempfile.mkdtemp(prefix="saasmon-session-", dir=root))
