@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -63,11 +64,16 @@ def check_exact(stack: Stack, drill: Drill, run: DrillRun,
         first = run.first.get(exp.key)
         if first is None:
             continue
+        # Once the fault is removed the ratio falls through the lower levels: a lower level
+        # may fire after the higher one resolved. Alertmanager drops the inhibition when the
+        # higher level resolves, and tells its receivers up to one group interval later.
+        resolved = run.resolved.get(exp.key)
+        until = math.inf if resolved is None else resolved.at - GROUP_INTERVAL * stack.scale
         for d in mine:
             if (d.alertname == exp.alertname and d.status == "firing"
                     and RANK.get(d.severity, 0) < RANK.get(exp.severity, 0)
                     and d.guides and exp.guides and d.guides <= exp.guides
-                    and d.at >= first.at + stack.scrape_interval):
+                    and first.at + stack.scrape_interval <= d.at < until):
                 problems.append(f"{exp.alertname} reached {d.receiver} as {d.severity} after "
                                 f"the {exp.severity} level fired: the ladder did not inhibit it")
     # SMS carries severity, name and a cut summary; the ping nothing: no text to check.
@@ -83,6 +89,7 @@ def check_exact(stack: Stack, drill: Drill, run: DrillRun,
     return problems
 
 
+GROUP_INTERVAL = 900.0  # seconds: alertmanager.yml's group_interval (15m), before time scaling
 INHIBIT_EQUAL = ("job", "instance", "target")  # alertmanager.yml's ladder rules, with alertname
 
 
