@@ -134,26 +134,28 @@ class Process:
                    interval: float = 0.1) -> Process:
         """Poll `check` until true; a dead process or the timeout raises ProcessError."""
         deadline = time.monotonic() + timeout
-        while True:
-            self.check_alive()
-            if check():
-                return self
-            if time.monotonic() >= deadline:
-                raise self.failure(f"not ready within {timeout:g}s: {what}")
+        while not self._ready(what, check, deadline, timeout):
             time.sleep(interval)
+        return self
 
     async def wait_until_async(self, what: str, check: Callable[[], bool],
                                timeout: float = 60, interval: float = 0.1) -> Process:
         """wait_until for an event loop that must keep running meanwhile (`check` must be
         quick: it runs on the loop)."""
         deadline = time.monotonic() + timeout
-        while True:
-            self.check_alive()
-            if check():
-                return self
-            if time.monotonic() >= deadline:
-                raise self.failure(f"not ready within {timeout:g}s: {what}")
+        while not self._ready(what, check, deadline, timeout):
             await asyncio.sleep(interval)
+        return self
+
+    def _ready(self, what: str, check: Callable[[], bool], deadline: float,
+               timeout: float) -> bool:
+        """One poll of the wait loops: alive and ready, alive and not yet, or raise."""
+        self.check_alive()
+        if check():
+            return True
+        if time.monotonic() >= deadline:
+            raise self.failure(f"not ready within {timeout:g}s: {what}")
+        return False
 
     def wait_http(self, url: str, timeout: float = 60, headers: Mapping[str, str] | None = None,
                   context: ssl.SSLContext | None = None) -> Process:
