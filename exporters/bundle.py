@@ -26,7 +26,7 @@ from saasmon.runtime.config import (
     ConfigError,
     StrictModel,
     TooLarge,
-    _first_error,
+    first_error,
     read_limited,
     read_yaml,
 )
@@ -94,7 +94,7 @@ def parse_bundle(raw: Any, base: Path) -> list[Item]:
         try:
             checked = Entry.model_validate(entry if entry is not None else {})
         except ValidationError as exc:
-            raise ConfigError(f"{name}: {_first_error(exc, '')}") from None
+            raise ConfigError(f"{name}: {first_error(exc, '')}") from None
         kind = checked.exporter or name
         if kind not in EXPORTERS:
             hint = "" if checked.exporter else " (name one with exporter:)"

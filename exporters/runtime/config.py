@@ -120,7 +120,7 @@ def key_part(part: object) -> str:
     return text if text.isprintable() else repr(text)
 
 
-def _first_error(exc: ValidationError, prefix: str) -> str:
+def first_error(exc: ValidationError, prefix: str) -> str:
     err = exc.errors(include_input=False, include_url=False)[0]
     loc = ".".join(key_part(part) for part in err["loc"]) or "(top level)"
     if prefix:
@@ -215,4 +215,4 @@ def load_config(model: type[ModelT], path: str | None, exporter: str) -> ModelT:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_first_error(exc, "")) from None
+        raise ConfigError(first_error(exc, "")) from None

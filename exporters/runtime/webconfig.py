@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 
-from saasmon.runtime.config import ConfigError, StrictModel, _first_error, read_yaml
+from saasmon.runtime.config import ConfigError, StrictModel, first_error, read_yaml
 
 ClientAuth = Literal[
     "NoClientCert", "RequestClientCert", "RequireAnyClientCert",
@@ -149,7 +149,7 @@ def load_web_config(path: str | None) -> WebConfig:
     try:
         config = WebConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError("web.config.file: " + _first_error(exc, "")) from None
+        raise ConfigError("web.config.file: " + first_error(exc, "")) from None
     try:
         check(config)
     except ValueError as exc:
