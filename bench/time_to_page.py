@@ -4,9 +4,9 @@ interval + group_wait). A benchmark, not a test: it reports, it does not fail.
 
     .venv/bin/python bench/time_to_page.py [--scale 1/60] [-k NAME] [--out bench/TIME_TO_PAGE.md]
 
-Runs the drill stack of tests/system/drills (real PostgreSQL + standby, Redis, the reference app,
+Runs the drill stack of devstack/drills (real PostgreSQL + standby, Redis, the reference app,
 every exporter, Prometheus, Alertmanager with the shipped routing, stand-in receivers) and
-the drills of tests/system/drills/infra.py and tests/system/drills/app.py, scheduled as the tests do.
+the drills of devstack/drills/suite.py, scheduled as the tests do.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from tests.system.drills.harness import DrillRun, Stack  # noqa: E402
-from tests.system.drills.runner import run_all  # noqa: E402
-from tests.system.drills.test_drills import DRILLS  # noqa: E402
+from devstack.drills.harness import DrillRun, Stack  # noqa: E402
+from devstack.drills.runner import run_all  # noqa: E402
+from devstack.drills.suite import DRILLS  # noqa: E402
 
 SLACK = 2.0  # the issue's target: within the limit plus 2 s
 

@@ -13,8 +13,8 @@
 and, with --smtp-listen, an SMTP server (aiosmtpd; STARTTLS required when a certificate is
 given). Every notification is kept in memory and logged as one JSON line on stdout.
 
-The pieces (endpoints, server, SMTP) are also used in-process by the tests
-(tests/support/alertmanager.py), one endpoint per server there.
+The pieces (endpoints, server, SMTP) are also used in-process by the tests and the drills
+(devstack/standins.py), one endpoint per server there.
 """
 
 from __future__ import annotations

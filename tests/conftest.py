@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from devstack.exporter import Exporter
 from devstack.servers import PostgresServer, RedisServer
 from tests.support import rooms, scratch
-from tests.support.exporter import Exporter
 
 
 def distributed(config: pytest.Config) -> bool:

@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from devstack.exporter import Exporter
+from devstack.metrics import value
 from tests.support.alertmanager import (
     TWILIO_SID,
     Alertmanager,
@@ -31,8 +33,6 @@ from tests.support.alertmanager import (
     wait_for,
     write_test_config,
 )
-from tests.support.exporter import Exporter
-from tests.support.metrics import value
 
 FROM, ONCALL_A, ONCALL_B = "+15005550006", "+15551230001", "+15551230002"
 SLACK_PATHS = {"#critical-alerts": "slack_critical_alerts_url", "#alerts": "slack_alerts_url",

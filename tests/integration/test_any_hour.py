@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack.exporter import Exporter
 from devstack.servers import PostgresServer
 from refapp.datagen import CRON_JOBS, Generator, Knobs
 from saasmon.cron.config import default_jobs
-from tests.support.exporter import Exporter
 from tests.support.rule_scenarios import Scenario, alert_names, run, series
 
 FAKETIME = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))

@@ -24,11 +24,11 @@ import bcrypt
 import pytest
 import yaml
 
+from devstack.exporter import SAASMON, Exporter
+from devstack.metrics import Samples, value
 from devstack.process import Process
 from devstack.servers import PostgresServer, RedisServer
 from refapp.schema import schema_sql
-from tests.support.exporter import SAASMON, Exporter
-from tests.support.metrics import Samples, value
 
 SECRET = "Sup3r-Secret-Value"
 REPO = Path(__file__).resolve().parents[1]

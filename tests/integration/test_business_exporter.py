@@ -19,14 +19,14 @@ import asyncpg
 import pytest
 import yaml
 
+from devstack.exporter import Exporter, run_cli
+from devstack.metrics import Samples, parse, total, value
 from devstack.servers import PostgresServer
 from refapp.datagen import TABLES, Knobs, generate_into
 from saasmon.business.config import BusinessConfig
 from saasmon.business.pack import DEFAULT_PACK
 from saasmon.runtime.config import ConfigError, load_config
 from tests.support.business import Key, expected
-from tests.support.exporter import Exporter, run_cli
-from tests.support.metrics import Samples, parse, total, value
 
 Run = Callable[..., Exporter]
 SECRET = "Biz-S3cret-Pw-91"

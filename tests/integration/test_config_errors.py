@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.exporter import SAASMON, run_cli
+from devstack.exporter import SAASMON, run_cli
 
 SECRET = "Sup3r-Secret-Value"
 PG = f"dsn: postgresql://u:{SECRET}@127.0.0.1:5/db\n"

@@ -21,11 +21,11 @@ import bcrypt
 import pytest
 import yaml
 
+from devstack.exporter import Exporter, run_cli
+from devstack.metrics import Samples, value
 from devstack.servers import PostgresServer
 from refapp.schema import schema_sql
 from saasmon.cron.collectors import Queries
-from tests.support.exporter import Exporter, run_cli
-from tests.support.metrics import Samples, value
 
 Run = Callable[..., Exporter]
 SENTINEL = "S3ntinel-Cron-Passw0rd"

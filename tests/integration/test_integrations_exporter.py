@@ -22,12 +22,12 @@ import pytest
 import yaml
 from aiohttp import web
 
+from devstack.exporter import Exporter, run_cli
+from devstack.metrics import Samples, parse, total, value
 from devstack.servers import PostgresServer, free_port
 from refapp.schema import schema_sql
 from saasmon.integrations.config import IntegrationsConfig
 from saasmon.runtime.config import ConfigError, load_config
-from tests.support.exporter import Exporter, run_cli
-from tests.support.metrics import Samples, parse, total, value
 from tests.support.tls import make_certificate
 
 Run = Callable[..., Exporter]

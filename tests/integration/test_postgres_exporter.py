@@ -13,10 +13,10 @@ from typing import Any
 
 import asyncpg
 
+from devstack.exporter import Exporter
+from devstack.metrics import Samples, total, value
 from devstack.servers import PostgresServer
 from saasmon.postgres.config import COLLECTORS
-from tests.support.exporter import Exporter
-from tests.support.metrics import Samples, total, value
 
 Run = Callable[..., Exporter]
 SENTINEL = "S3ntinel-Pg-Passw0rd"
@@ -283,7 +283,7 @@ def test_max_connections_exhausted_is_reported_not_fatal(
 
 
 def test_secret_never_leaks(postgres: PostgresServer, run_exporter: Run, workdir: Path) -> None:
-    from tests.support.exporter import run_cli
+    from devstack.exporter import run_cli
 
     # A password the exporter does not know, quoted in several ways: only the SQL-side mask
     # can keep these out of the statement label.

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from devstack.exporter import Exporter
+from devstack.metrics import Samples, parse, total, value
 from devstack.process import Process
 from devstack.prometheus import prometheus_argv
 from devstack.servers import PostgresServer, free_port
-from tests.support.exporter import Exporter
-from tests.support.metrics import Samples, parse, total, value
 
 Run = Callable[..., Exporter]
 PASSWORD = "Pr0be-Sentinel-Passw0rd"

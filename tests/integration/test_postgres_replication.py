@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from devstack.exporter import Exporter
+from devstack.metrics import value
 from devstack.servers import PostgresServer
-from tests.support.exporter import Exporter
-from tests.support.metrics import value
 
 Run = Callable[..., Exporter]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from devstack.exporter import Exporter
+from devstack.metrics import value
 from devstack.servers import PostgresServer
-from tests.support.exporter import Exporter
-from tests.support.metrics import value
 
 SNAPSHOT = ("SELECT queryid, calls, regexp_replace(query, '\\s+', ' ', 'g') "
             "FROM pg_stat_statements /* saasmon test snapshot */")

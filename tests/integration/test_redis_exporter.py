@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import redis
 
+from devstack.exporter import Exporter, run_cli
+from devstack.metrics import Samples, parse, total, value
 from devstack.servers import RedisServer
-from tests.support.exporter import Exporter, run_cli
-from tests.support.metrics import Samples, parse, total, value
 
 Run = Callable[..., Exporter]
 SENTINEL = "S3ntinel-Secret-42"

@@ -18,6 +18,8 @@ import pytest
 import redis
 import yaml
 
+from devstack.exporter import Exporter
+from devstack.metrics import Samples, value
 from devstack.servers import RedisServer
 from saasmon.cli import load_kind
 from saasmon.redis.exporter import RedisInstance
@@ -25,8 +27,6 @@ from saasmon.redis.keyscan import MIN_STEP_KEYS, PatternScan, TargetScan, next_s
 from saasmon.runtime.collector import CollectorState, Scheduler
 from saasmon.runtime.config import load_config
 from saasmon.runtime.exporter import ExporterKind
-from tests.support.exporter import Exporter
-from tests.support.metrics import Samples, value
 
 Run = Callable[..., Exporter]
 PATTERN = "session:*"

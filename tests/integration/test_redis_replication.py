@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from devstack.exporter import Exporter
+from devstack.metrics import total, value
 from devstack.servers import RedisServer
-from tests.support.exporter import Exporter
-from tests.support.metrics import total, value
 
 Run = Callable[..., Exporter]
 

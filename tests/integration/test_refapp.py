@@ -31,6 +31,7 @@ from aiohttp import ClientSession, WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
+from devstack.metrics import Samples, parse, total, value
 from devstack.process import Process, ProcessError
 from devstack.servers import PostgresServer, RedisServer, free_port
 from refapp import __main__ as refapp_main
@@ -39,7 +40,6 @@ from refapp.app import FAILURE_REASONS, AppConfig, create_app
 from refapp.cronrunner import DEFAULT_JOBS
 from refapp.faults import Faults
 from refapp.load import PAGES, VITALS, plan, rating
-from tests.support.metrics import Samples, parse, total, value
 
 Client = TestClient[web.Request, web.Application]
 _db_numbers = itertools.count(1)

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
+from devstack.exporter import Exporter, run_cli
+from devstack.metrics import value
 from devstack.servers import free_port
 from saasmon.runtime.config import ConfigError, load_config
 from saasmon.smsrelay.config import SmsRelayConfig
 from tests.support.alertmanager import TWILIO_SID, StandIns, wait_for, webhook_payload
-from tests.support.exporter import Exporter, run_cli
-from tests.support.metrics import value
 
 Run = Callable[..., Exporter]
 TOKEN = "tw1lio-Auth-T0ken-5ecret"

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from dashboards import lint
-from tests.support.victoria import VictoriaMetrics
+from devstack.victoria import VictoriaMetrics
 
 REPO = Path(__file__).resolve().parents[2]
 BOARDS = sorted((REPO / "dashboards" / "generated").glob("*.json"))

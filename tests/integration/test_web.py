@@ -28,8 +28,11 @@ import bcrypt
 import pytest
 import yaml
 
+from devstack.exporter import SAASMON, Exporter, run_cli
+from devstack.metrics import Samples, parse, parse_openmetrics, value
 from devstack.prometheus import Prometheus
 from devstack.servers import RedisServer, free_port
+from devstack.wait import wait_until
 from saasmon.runtime.config import ConfigError
 from saasmon.runtime.webconfig import (
     CIPHER_SUITES,
@@ -37,10 +40,7 @@ from saasmon.runtime.webconfig import (
     RateLimiter,
     load_web_config,
 )
-from tests.support.exporter import SAASMON, Exporter, run_cli
-from tests.support.metrics import Samples, parse, parse_openmetrics, value
 from tests.support.tls import make_certificate
-from tests.system.drills.alerting import wait_until
 
 Run = Callable[..., Exporter]
 

@@ -29,14 +29,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from devstack.exporter import Exporter
+from devstack.metrics import Samples, value
 from devstack.process import Process
 from devstack.servers import free_port
 from saasmon.webvitals.beacon import SPECS
 from saasmon.webvitals.config import Thresholds
 from saasmon.webvitals.histograms import EDGES, LES
 from tests.support.chromium import Page, chromium_page
-from tests.support.exporter import Exporter
-from tests.support.metrics import Samples, value
 
 Run = Callable[..., Exporter]
 INTERACTION_MS = 600  # above web.dev's 500 ms: the click's INP is `poor` however fast the machine

@@ -13,10 +13,10 @@ import aiohttp
 import pytest
 import yaml
 
+from devstack.exporter import Exporter, run_cli
+from devstack.metrics import Samples, parse, total, value
 from saasmon.webvitals.config import RateLimit
 from saasmon.webvitals.limits import ClientResolver, DedupeCache, RateLimiter
-from tests.support.exporter import Exporter, run_cli
-from tests.support.metrics import Samples, parse, total, value
 
 Run = Callable[..., Exporter]
 ORIGIN = "https://app.example.com"

@@ -1,6 +1,7 @@
 """Alertmanager test helpers: the dev stack's stand-ins and Alertmanager (devstack/), the
 shipped config with only secrets and addresses swapped (refapp/standin_alertmanager.py),
-amtool, template rendering and alert payloads.
+amtool, template rendering and alert payloads. Test-only: the drills take the dev-stack parts
+from devstack/ directly.
 """
 
 from __future__ import annotations
@@ -8,9 +9,8 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from devstack.alertmanager import ALERTMANAGER, AMTOOL, Alertmanager
 from devstack.standins import (
@@ -23,6 +23,7 @@ from devstack.standins import (
     StandIns,
     TwilioStandIn,
 )
+from devstack.wait import wait_for
 from refapp.receivers import Behaviour, Mail, Received, SmtpStandIn, make_certificate
 from refapp.standin_alertmanager import (
     REPO,
@@ -36,6 +37,7 @@ from refapp.standin_alertmanager import (
 )
 from refapp.standin_alertmanager import write_config as write_test_config
 
+# Re-exported for the tests; wait_for lives in the dev stack (the drills poll with it too).
 __all__ = [
     "ALERTMANAGER", "AMTOOL", "REPO", "SECRETS_PREFIX", "SECRET_NAMES", "SHIPPED_CONFIG",
     "TEMPLATES", "TWILIO_SID", "Alertmanager", "Behaviour", "HeartbeatStandIn", "LoopThread",
@@ -43,21 +45,6 @@ __all__ = [
     "Swap", "TwilioStandIn", "alert", "amtool", "make_certificate", "rendered", "shipped_swaps",
     "substitute", "wait_for", "webhook_payload", "write_test_config",
 ]
-
-T = TypeVar("T")
-
-
-def wait_for(what: str, check: Callable[[], T | None], timeout: float = 60,
-             interval: float = 0.1) -> T:
-    """Poll until check() returns something truthy; fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s")
-        time.sleep(interval)
 
 
 def alert(alertname: str, severity: str, annotations: dict[str, str] | None = None, /,

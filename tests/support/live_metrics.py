@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack.exporter import Exporter
 from devstack.process import Process
 from devstack.servers import PostgresServer, RedisServer, free_port
 from refapp.schema import schema_sql
-from tests.support.exporter import Exporter
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "integrations"
 ORIGIN = "https://app.example.com"

@@ -17,8 +17,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from devstack.metrics import parse_openmetrics
 from devstack.prometheus import Prometheus
 from devstack.servers import PostgresServer
+from devstack.wait import wait_until
 from saasmon.instrumentation.aiohttp import (
     ERROR_CLASSES,
     LATENCY_BUCKETS,
@@ -32,8 +34,6 @@ from saasmon.instrumentation.asyncpg import (
     StatementMetrics,
     error_class,
 )
-from tests.support.metrics import parse_openmetrics
-from tests.system.drills.alerting import wait_until
 
 
 class FakeClock:

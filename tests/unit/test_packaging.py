@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tomllib
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -19,6 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 SOURCE = REPO / "exporters"  # the folder keeps its name; the package is saasmon
 NOT_SHIPPED = ("exporters", "refapp", "devstack", "tests", "bench", "scripts", "mirakuru")
+# Dev-only code that the tests use and that must not use the tests.
+DEV_FOLDERS = ("devstack", "bench", "scripts")
 # An importlib target spelled the old way, e.g. "exporters.postgres.exporter:PostgresExporter"
 # (not "exporters.yml", a bundle file's name): exporters.<one of the folder's modules>...
 MODULES = sorted({path.stem for path in SOURCE.iterdir()
@@ -77,14 +80,32 @@ def test_the_wheel_holds_one_top_level_package(wheel: zipfile.ZipFile) -> None:
     assert "saasmon = saasmon.cli:main" in entry_points.decode()
 
 
+# Calls that import the module named by their first argument, as `import` does.
+DYNAMIC_IMPORTS = frozenset({"import_module", "find_spec", "__import__"})
+
+
 def imported_roots(path: Path) -> set[str]:
+    """The top-level names `path` imports: import statements anywhere (inside functions too)
+    and importlib calls with a literal name (`importlib.import_module("tests.x")`)."""
     roots = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             roots |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             roots.add(node.module.split(".")[0])
+        elif (isinstance(node, ast.Call) and node.args
+              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+              and (node.func.attr if isinstance(node.func, ast.Attribute)
+                   else getattr(node.func, "id", None)) in DYNAMIC_IMPORTS):
+            roots.add(node.args[0].value.split(".")[0])
     return roots
+
+
+def offenders(folder: Path, forbidden: Iterable[str]) -> dict[str, list[str]]:
+    """Every module under `folder` (tracked or not) that imports one of `forbidden`."""
+    found = {str(path.relative_to(REPO)): sorted(imported_roots(path) & set(forbidden))
+             for path in folder.rglob("*.py") if "__pycache__" not in path.parts}
+    return {name: roots for name, roots in found.items() if roots}
 
 
 def python_files() -> list[Path]:
@@ -94,9 +115,27 @@ def python_files() -> list[Path]:
 
 
 def test_shipped_code_imports_nothing_of_the_dev_stack() -> None:
-    offenders = {str(path.relative_to(REPO)): sorted(imported_roots(path) & set(NOT_SHIPPED))
-                 for path in SOURCE.rglob("*.py")}
-    assert not {k: v for k, v in offenders.items() if v}
+    assert not offenders(SOURCE, NOT_SHIPPED)
+
+
+def test_dev_code_imports_nothing_of_the_tests() -> None:
+    # The dev stack, the benches and the scripts are the tests' building blocks, never their
+    # users: `make demo`, the drills and the benches run without tests/ (issue 14).
+    for folder in DEV_FOLDERS:
+        assert list((REPO / folder).rglob("*.py")), f"{folder}/ has no modules: renamed?"
+        assert not offenders(REPO / folder, ["tests"]), folder
+
+
+def test_the_import_check_sees_every_kind_of_import(tmp_path: Path) -> None:
+    module = tmp_path / "module.py"
+    module.write_text("import importlib\n"
+                      "from tests.support.metrics import parse\n"
+                      "def later():\n"
+                      "    import bench.report\n"
+                      "    importlib.import_module('devstack.drills.app')\n"
+                      "    return importlib.util.find_spec('refapp.schema'), __import__('scripts')\n")
+    assert imported_roots(module) == {"importlib", "tests", "bench", "devstack", "refapp",
+                                      "scripts"}
 
 
 def test_nothing_imports_the_folder_name_as_a_module() -> None:

@@ -12,9 +12,9 @@ import time
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from devstack.metrics import parse, value
 from saasmon.runtime.collector import Collector, CollectorError, Scheduler
 from saasmon.runtime.server import render
-from tests.support.metrics import parse, value
 
 
 class Stubborn(Collector):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.victoria import vmalert_check
+from devstack.victoria import vmalert_check
 
 GENERATED = Path(__file__).resolve().parents[2] / "alert_rules" / "generated"
 

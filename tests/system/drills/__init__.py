@@ -1,2 +1,1 @@
-"""End-to-end fault drills: real faults through real exporters, Prometheus and Alertmanager
-to loopback stand-ins of the paging channels (tests/system/drills/harness.py)."""
+"""The fault-drill tests: thin users of the drill machinery in devstack/drills/."""

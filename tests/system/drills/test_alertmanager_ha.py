@@ -1,6 +1,6 @@
 """Alertmanager HA drill (issue 7 §3): two clustered Alertmanagers, both fed by one real
 Prometheus, deliver each notification of a real fault exactly once, and a `kill -9` of one
-of them loses nothing. Why the pair sends once: tests/system/drills/ha.py.
+of them loses nothing. Why the pair sends once: devstack/drills/ha.py.
 
 "Exactly once" is counted QUIET_S after the last expected notification: a duplicate from
 the passive peer would have followed the original within its peer-timeout wait. The firing
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from devstack.drills.ha import QUIET_S, HaStack, Peer, start_stack
 from tests.support.alertmanager import wait_for
-from tests.system.drills.ha import QUIET_S, HaStack, Peer, start_stack
 
 DELIVERY_S = 30  # fault -> notification: scaled `for` + scrape + evaluation + group_wait, x3
 SETTLE_S = 30  # fault removed -> alert resolved in the Alertmanagers, with room to spare

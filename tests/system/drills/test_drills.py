@@ -1,8 +1,8 @@
-"""Every fault drill, one test each: tests/system/drills/infra.py and tests/system/drills/app.py.
+"""Every fault drill, one test each: the drills of devstack/drills/suite.py.
 
-The drills share one stack (tests/system/drills/harness.py) and run in the background as soon as
+The drills share one stack (devstack/drills/harness.py) and run in the background as soon as
 the first drill test needs them, concurrently where they cannot interfere
-(tests/system/drills/runner.py); each test waits for its own drill's outcome. Run a few with
+(devstack/drills/runner.py); each test waits for its own drill's outcome. Run a few with
 `-k`: only the selected drills run.
 """
 
@@ -10,27 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import importlib
-import importlib.util
 import threading
 from collections.abc import Iterator
 
 import pytest
 
-from tests.system.drills import infra
-from tests.system.drills.harness import Drill, DrillRun, Stack
-from tests.system.drills.runner import run_all
-
-
-def all_drills() -> list[Drill]:
-    drills = list(infra.DRILLS)
-    # helper E2's application drills, once that module exists (its import errors surface).
-    if importlib.util.find_spec("tests.system.drills.app") is not None:
-        drills += importlib.import_module("tests.system.drills.app").DRILLS
-    return drills
-
-
-DRILLS = all_drills()
+from devstack.drills.harness import Drill, DrillRun, Stack
+from devstack.drills.runner import run_all
+from devstack.drills.suite import DRILLS
 
 
 class Outcomes:

@@ -2,7 +2,7 @@
 each target scraped by exactly one; vmalert evaluates the generated rules on VictoriaMetrics
 and a real fault pages through the clustered Alertmanager pair exactly as on the
 single-Prometheus path: the same alert with the same labels, the receivers the shipped
-routing gives it, once each, and resolved once. The stack: tests/system/drills/sharded.py.
+routing gives it, once each, and resolved once. The stack: devstack/drills/sharded.py.
 
 The fault is Redis stopped (RedisDown): the exporter stays up and reports redis_up 0.
 "Exactly once" is counted QUIET_S after the resolution, as in the HA drill.
@@ -16,11 +16,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from devstack.drills.catalog import rules_of
+from devstack.drills.ha import QUIET_S
+from devstack.drills.harness import SCRAPE_INTERVAL, expected
+from devstack.drills.sharded import SHARDS, ShardedStack, start_sharded
 from tests.support.alertmanager import wait_for
-from tests.system.drills.catalog import rules_of
-from tests.system.drills.ha import QUIET_S
-from tests.system.drills.harness import SCRAPE_INTERVAL, expected
-from tests.system.drills.sharded import SHARDS, ShardedStack, start_sharded
 
 DELIVERY_S = 30  # fault -> notification: scaled `for` + scrape + evaluation + group_wait, x3
 SETTLE_S = 30  # fault removed -> resolution notification, beyond one group_interval

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import redis.asyncio as aioredis
 
-from tests.system.drills.harness import Drill, DrillRun, Expected, Stack, alert_rules, expected
+from devstack.drills.harness import Drill, DrillRun, Expected, Stack, alert_rules, expected
 
 Loop = Callable[[asyncio.Event], Awaitable[None]]
 

@@ -10,7 +10,6 @@ import math
 import re
 import subprocess
 import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +17,11 @@ from typing import Any
 
 from alert_rules.generator.catalog import load_catalog
 from alert_rules.generator.scaled import seconds, write_scaled
+from devstack.alertmanager import AMTOOL
 from devstack.prometheus import Prometheus
-from tests.support.alertmanager import AMTOOL
 
 # Re-exported: the drills and a few integration tests take the Prometheus from here.
-__all__ = ["Prometheus", "Route", "amtool_receivers", "routes", "scale_timers", "wait_until",
+__all__ = ["Prometheus", "Route", "amtool_receivers", "routes", "scale_timers",
            "without_quiet_hours", "write_rules"]
 TIMER = re.compile(r"^(?P<lead>\s*(?:group_wait|group_interval|repeat_interval):\s*)"
                    r"(?P<value>\d+(?:ms|[smhdwy])(?:\d+(?:ms|[smhdwy]))*)(?P<rest>.*)$",
@@ -48,7 +47,7 @@ def without_quiet_hours(config_text: str) -> str:
     """The config with the low route's quiet hours taken off. They follow the wall clock,
     and a drill must give the same result at any hour (issue 13 §1): a low level of another
     guide's ladder is expected at #monitoring at 23:00 as at noon. The quiet hours are
-    tested with amtool (tests/test_alertmanager_config.py)."""
+    tested with amtool (tests/unit/test_alertmanager_config.py)."""
     out, found = QUIET_HOURS.subn("", config_text)
     if found != 1:
         raise AssertionError(f"expected one route muted by quiet-hours, found {found}")
@@ -122,18 +121,3 @@ def _scaled_texts(scale: float, scrape_interval: float) -> dict[str, str]:
     with tempfile.TemporaryDirectory(prefix="saasmon-scaled-") as tmp:
         return {path.name: path.read_text()
                 for path in write_scaled(load_catalog(), scale, Path(tmp), scrape_interval)}
-
-
-def wait_until(what: str, check: Any, timeout: float, interval: float = 0.25) -> Any:
-    """Like wait_for, for checks that may raise while the system settles."""
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            found = check()
-            if found:
-                return found
-        except (AssertionError, OSError) as exc:
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not within {timeout:g}s" + (f" (last: {last})" if last else ""))

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import yaml
 
+from devstack.metrics import Samples, parse
 from devstack.process import Process, ProcessError
 from devstack.servers import free_port
-from tests.support.metrics import Samples, parse
 
 SAASMON = [sys.executable, "-m", "saasmon"]
 

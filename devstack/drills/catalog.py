@@ -10,13 +10,13 @@ from typing import Any
 
 import yaml
 
+from devstack.drills.alerting import amtool_receivers
 from devstack.scrape import mixin_jobs
-from tests.system.drills.alerting import amtool_receivers
 
 # Re-exported: the job names the rules select on are the dev stack's scrape config's.
 __all__ = ["alert_rules", "mixin_jobs", "receivers_for", "rules_of"]
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED_AM = REPO / "alertmanager" / "alertmanager.yml"
 ALERTS = REPO / "alert_rules" / "generated" / "saasmon-alerts.yaml"
 MIXIN = REPO  # the mixin root: mixin.libsonnet, config.libsonnet

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from devstack.metrics import prometheus_api
 from devstack.process import Process
 from devstack.servers import free_port
-from tests.support.metrics import prometheus_api
 
 VICTORIA_METRICS = "/usr/bin/victoria-metrics"
 VMAGENT = "/usr/bin/vmagent"

@@ -5,7 +5,7 @@ drill time scale and sends every alert to BOTH Alertmanagers, as an HA setup mus
 share their notification log and silences, never alerts. Both run the shipped routing and
 templates pointed at the stand-in receivers, timers scaled by the same factor. The faults
 are real: a PostgreSQL server that stops (PostgresDown) and an exporter that stops
-(TargetDown). The drill pieces come from tests/system/drills (alerting.py, notifications.py).
+(TargetDown). The drill pieces come from devstack/drills (alerting.py, notifications.py).
 
 Why a pair notifies once: the peers gossip their notification log (nflog: per receiver and
 alert group, which alerts were last notified and when). Each peer has a position, its rank
@@ -33,20 +33,20 @@ import yaml
 
 from devstack import scrape
 from devstack.alertmanager import Alertmanager
-from devstack.servers import PostgresServer, free_port
-from refapp.receivers import Mail
-from tests.support.alertmanager import wait_for
-from tests.support.exporter import Exporter
-from tests.support.metrics import parse
-from tests.system.drills.alerting import (
+from devstack.drills.alerting import (
     Prometheus,
     amtool_receivers,
     routes,
     scale_timers,
     write_rules,
 )
-from tests.system.drills.harness import SCRAPE_INTERVAL, resend_delay, time_scale
-from tests.system.drills.notifications import Delivery, ReceiverMap, Receivers, read
+from devstack.drills.harness import SCRAPE_INTERVAL, resend_delay, time_scale
+from devstack.drills.notifications import Delivery, ReceiverMap, Receivers, read
+from devstack.exporter import Exporter
+from devstack.metrics import parse
+from devstack.servers import PostgresServer, free_port
+from devstack.wait import wait_for
+from refapp.receivers import Mail
 
 # Not scaled: the passive peer's wait must cover the active peer's sends (SMTP with
 # STARTTLS, the relay's call to Twilio) plus a gossip round on a loaded CI machine, and stay
@@ -125,7 +125,7 @@ class Sent:
 class Pair:
     """The clustered Alertmanager pair with the stand-in receivers behind it, and what they
     received, counted per sender: whatever rule engine feeds the pair (Prometheus here,
-    vmalert in tests/system/drills/sharded.py) is judged by these counts."""
+    vmalert in devstack/drills/sharded.py) is judged by these counts."""
 
     root: Path
     scale: float

@@ -10,7 +10,7 @@ templates (addresses swapped, timers scaled by the same factor).
 
 A `Drill` injects a real fault, the harness waits until each `Expected` alert reached exactly
 its receivers, then the drill removes the fault and the harness waits for the resolutions
-(tests/system/drills/runner.py).
+(devstack/drills/runner.py).
 """
 
 from __future__ import annotations
@@ -37,30 +37,30 @@ from alert_rules.generator.scaled import seconds
 from devstack import scrape
 from devstack.alertmanager import Alertmanager
 from devstack.demo import STATUS_PAGE, WEBVITALS_ROUTES, spawn, wait_ready
-from devstack.process import Process, stop_all
-from devstack.servers import PostgresServer, RedisServer, free_port
-from refapp.schema import schema_sql
-from saasmon.business.config import NAMESPACE
-from saasmon.business.pack import DEFAULT_PACK, load_pack
-from tests.support.exporter import Exporter
-from tests.system.drills.alerting import (
+from devstack.drills.alerting import (
     Prometheus,
     Route,
     routes,
     scale_timers,
-    wait_until,
     without_quiet_hours,
     write_rules,
 )
-from tests.system.drills.catalog import alert_rules, mixin_jobs, receivers_for, rules_of
-from tests.system.drills.notifications import Delivery, ReceiverMap, Receivers
-from tests.system.drills.workload import LibraryCache
+from devstack.drills.catalog import alert_rules, mixin_jobs, receivers_for, rules_of
+from devstack.drills.notifications import Delivery, ReceiverMap, Receivers
+from devstack.drills.workload import LibraryCache
+from devstack.exporter import Exporter
+from devstack.process import Process, stop_all
+from devstack.servers import PostgresServer, RedisServer, free_port
+from devstack.wait import wait_until
+from refapp.schema import schema_sql
+from saasmon.business.config import NAMESPACE
+from saasmon.business.pack import DEFAULT_PACK, load_pack
 
 # Re-exported: drill modules import the catalog helpers from here.
 __all__ = ["Drill", "DrillRun", "Expected", "Stack", "alert_rules", "expected", "receivers_for",
            "rules_of"]
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 # One real minute is one drill second: `for: 5m` waits 5 s, group_interval 15m is 15 s.
 DEFAULT_SCALE = 1 / 60
 

@@ -24,9 +24,7 @@ import aiohttp
 import asyncpg
 
 from devstack.demo import STATUS_PAGE
-from refapp.cronrunner import DEFAULT_JOBS, Runner, Settings
-from saasmon.cron.config import default_jobs
-from tests.system.drills.harness import (
+from devstack.drills.harness import (
     Drill,
     DrillRun,
     Expected,
@@ -36,6 +34,8 @@ from tests.system.drills.harness import (
     receivers_for,
     rules_of,
 )
+from refapp.cronrunner import DEFAULT_JOBS, Runner, Settings
+from saasmon.cron.config import default_jobs
 
 Inject = Callable[[Stack], Awaitable[None]]
 

@@ -25,7 +25,9 @@ from typing import Any
 import yaml
 
 from alert_rules.generator.catalog import GUIDES
+from devstack.exporter import Exporter
 from devstack.servers import free_port
+from devstack.standins import TWILIO_SID, LoopThread
 from refapp.receivers import (
     SMS_TEXT,
     TITLE,
@@ -45,8 +47,6 @@ from refapp.standin_alertmanager import (
     write_config,
     write_secrets,
 )
-from tests.support.alertmanager import TWILIO_SID, LoopThread
-from tests.support.exporter import Exporter
 
 ONCALL = "+15551230001"
 SMS_FROM = "+15005550006"

@@ -1,4 +1,4 @@
-"""Prometheus text exposition read back as samples, and the look-ups tests make on them."""
+"""Prometheus text exposition read back as samples, and the look-ups tests and drills make on them."""
 
 from __future__ import annotations
 

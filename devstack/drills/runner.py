@@ -15,8 +15,8 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
-from tests.system.drills.harness import Drill, DrillRun, Expected, Stack
-from tests.system.drills.notifications import Delivery
+from devstack.drills.harness import Drill, DrillRun, Expected, Stack
+from devstack.drills.notifications import Delivery
 
 MAX_PARALLEL = 6
 

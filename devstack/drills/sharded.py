@@ -34,15 +34,15 @@ from pathlib import Path
 import yaml
 
 from devstack.demo import WEBVITALS_ROUTES
+from devstack.drills.alerting import write_rules
+from devstack.drills.catalog import mixin_jobs
+from devstack.drills.ha import Pair, scrape_config, start_pair, wait_settled
+from devstack.drills.harness import SCRAPE_INTERVAL, resend_delay, time_scale
+from devstack.drills.notifications import Receivers
+from devstack.exporter import Exporter
 from devstack.servers import RedisServer
-from tests.support.alertmanager import wait_for
-from tests.support.exporter import Exporter
-from tests.support.victoria import VictoriaMetrics, VmAgent, VmAlert
-from tests.system.drills.alerting import write_rules
-from tests.system.drills.catalog import mixin_jobs
-from tests.system.drills.ha import Pair, scrape_config, start_pair, wait_settled
-from tests.system.drills.harness import SCRAPE_INTERVAL, resend_delay, time_scale
-from tests.system.drills.notifications import Receivers
+from devstack.victoria import VictoriaMetrics, VmAgent, VmAlert
+from devstack.wait import wait_for
 
 SHARDS = 2
 # Self-monitoring job whose target may carry a `shard_salt` label (ShardedStack.spread); no
