@@ -335,8 +335,16 @@ def side_row(side: Side, per: str) -> str:
 
 
 def step_summary(side: Side) -> str:
-    return (f"slowest {max(side.steps) / 1000:.1f} ms, {side.over} of {len(side.steps)} "
-            "over 10 ms")
+    steps = [(d, n) for c in side.counts for d, n in zip(c.steps_us, c.step_counts, strict=True)]
+    slowest, count = max(steps)
+    return (f"slowest {slowest / 1000:.1f} ms (a step of COUNT {count}), {side.over} of "
+            f"{len(steps)} over 10 ms")
+
+
+def steal_ticks() -> int:
+    """Time the hypervisor gave this VM's cores to others (/proc/stat, USER_HZ ticks): no
+    scheduling inside the VM keeps a step from being paused by it."""
+    return int(Path("/proc/stat").read_text().split()[8])
 
 
 def render(sides: dict[tuple[str, str], Side], config: RedisConfig, info: dict[str, str],
@@ -369,7 +377,8 @@ def render(sides: dict[tuple[str, str], Side], config: RedisConfig, info: dict[s
         f"Machine: nproc `{info['nproc']}`, python `{info['python']}`, redis-server "
         f"`{info['redis']}`, prometheus-redis-exporter `{info['exporter']}`; loadavg at "
         f"start `{info['load_start']}`, at end `{info['load_end']}` (a shared machine: "
-        "other work ran beside the bench).",
+        "other work ran beside the bench); CPU time stolen by the hypervisor during the run "
+        f"{info['steal_ms']} ms.",
         "",
         "## Method",
         "",
@@ -560,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         "nproc": str(os.cpu_count()), "python": platform.python_version(),
         "redis": command_output(["redis-server", "--version"]),
         "exporter": command_output([DEBIAN_REDIS, "-version"]),
-        "load_start": loadavg(),
+        "load_start": loadavg(), "steal_start": steal_ticks(),
     }
     tmp = Path(tempfile.mkdtemp(prefix="saasmon-redis-scan-"))
     registry = ProcessRegistry(tmp)
@@ -577,6 +586,7 @@ def main(argv: list[str] | None = None) -> int:
         server.kill()
         shutil.rmtree(tmp, ignore_errors=True)
     info["load_end"] = loadavg()
+    info["steal_ms"] = str((steal_ticks() - info["steal_start"]) * 1000 // os.sysconf("SC_CLK_TCK"))
     report = render(sides, config, info, command)
     args.out.write_text(report)
     print(report)
