@@ -581,6 +581,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: stopping everything", file=sys.stderr)
         return 130
+    except PermissionError as exc:
+        print(f"cannot schedule redis-server ({exc}): SCHED_FIFO needs root or CAP_SYS_NICE; "
+              "--modes shared measures without it (its steps then hold preemption)",
+              file=sys.stderr)
+        return 2
     finally:
         registry.stop_all()
         server.kill()
