@@ -10,7 +10,15 @@ import redis.exceptions as rexc
 from prometheus_client.core import Metric
 
 from saasmon.redis.config import RedisConfig, RedisTarget
-from saasmon.redis.keyscan import PatternScan, TargetScan, flush_calls, scan_usage
+from saasmon.redis.keyscan import (
+    PatternScan,
+    StepTimes,
+    TargetScan,
+    flush_calls,
+    next_step_keys,
+    scan_usage,
+    step_seconds,
+)
 from saasmon.runtime.collector import Collector
 from saasmon.runtime.families import counter, gauge, top_n
 from saasmon.runtime.overrides import Schedule
@@ -209,8 +217,8 @@ class KeyPatternCollector(RedisCollector):
             return self.families()
 
     async def _round(self) -> None:
-        # At most half the run's timeout: the closing INFO, and a step begun just before
-        # the deadline, must still fit in the run.
+        # At most half the run's timeout: a step begun just before the deadline must still
+        # fit in the run.
         deadline = time.monotonic() + min(self.config.scan_budget_seconds, self.timeout / 2)
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.info("server")
@@ -218,31 +226,40 @@ class KeyPatternCollector(RedisCollector):
             pipe.dbsize()
             server, before, dbsize = await pipe.execute()
         self.scan.check(str(server.get("run_id", "")), flush_calls(before), int(dbsize))
-        step = min(self.scan.step_keys, self.config.scan_count)
+        times, usage = StepTimes(), scan_usage(before)
         scans = list(self.scan.patterns.values())
         for index, scan in enumerate(scans):
             # Each pattern gets an equal share of what is left, so early patterns cannot
             # starve the later ones and time a finished pass leaves goes to the rest.
             share = (deadline - time.monotonic()) / (len(scans) - index)
-            await self._advance(scan, step, time.monotonic() + share)
-        after = await self.client.info("commandstats")
-        self.scan.measured(scan_usage(before), scan_usage(after),
-                           self.config.scan_step_target_seconds, self.config.scan_count)
+            usage = await self._advance(scan, time.monotonic() + share, usage, times)
+        self.scan.last_round = times
 
-    async def _advance(self, scan: PatternScan, step: int, deadline: float) -> None:
+    async def _advance(self, scan: PatternScan, deadline: float, usage: tuple[int, int],
+                       times: StepTimes) -> tuple[int, int]:
         """Steps until the pass ends, the round's share of time or of keys is spent; at
-        least one step, so every pass moves however small the budget."""
-        matched = 0
+        least one step, so every pass moves however small the budget. Each step's Redis
+        time (INFO commandstats pipelined behind its SCAN: the server's own execution time,
+        not the round trip) sizes the next step's COUNT. Returns SCAN's last (calls, usec)."""
+        matched, ceiling = 0, self.config.scan_count
         while True:
-            started = time.time()
-            cursor, keys = await self.client.scan(scan.cursor, match=scan.pattern, count=step)
+            started, step = time.time(), min(scan.step_keys, ceiling)
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.scan(scan.cursor, match=scan.pattern, count=step)
+                pipe.info("commandstats")
+                (cursor, keys), stats = await pipe.execute()
             # The state changes only here, after the step answered: a run cancelled by its
             # timeout leaves the cursor and the count of the last step that did.
+            seconds, usage = step_seconds(usage, scan_usage(stats)), scan_usage(stats)
+            if seconds is not None:
+                times.add(seconds)
+                scan.step_keys = next_step_keys(step, seconds,
+                                                 self.config.scan_step_target_seconds, ceiling)
             if scan.step(started, int(cursor), len(keys), time.time()):
-                return
+                return usage
             matched += len(keys)
             if matched >= self.config.scan_max_keys or time.monotonic() >= deadline:
-                return
+                return usage
 
     def families(self) -> list[Metric]:
         t, scans = self.target, list(self.scan.patterns.values())
@@ -270,13 +287,19 @@ class KeyPatternCollector(RedisCollector):
                     "Passes started again because their keyspace may have been replaced.",
                     labels=("target", "pattern", "reason"),
                     rows=[((t, s.pattern, r), n) for s in scans for r, n in s.restarts.items()]),
-            gauge("redis_key_pattern_scan_step_keys", "SCAN COUNT of the next round's steps.",
-                  labels=("target",),
-                  rows=[((t,), min(self.scan.step_keys, self.config.scan_count))]),
+            gauge("redis_key_pattern_scan_step_keys", "SCAN COUNT of the pattern's next step.",
+                  labels=("target", "pattern"),
+                  rows=[((t, s.pattern), min(s.step_keys, self.config.scan_count))
+                        for s in scans]),
         ]
-        if self.scan.step_seconds is not None:
+        times = self.scan.last_round
+        if times is not None and times.steps:
             out.append(gauge("redis_key_pattern_scan_step_seconds",
-                             "Mean Redis time per SCAN step in the last round (INFO "
-                             "commandstats).", labels=("target",),
-                             rows=[((t,), self.scan.step_seconds)]))
+                             "Mean Redis execution time of a SCAN step in the last round "
+                             "(INFO commandstats).", labels=("target",),
+                             rows=[((t,), times.total / times.steps)]))
+            out.append(gauge("redis_key_pattern_scan_step_max_seconds",
+                             "Redis execution time of the slowest SCAN step in the last round "
+                             "(INFO commandstats; other clients' SCANs between two steps count "
+                             "in).", labels=("target",), rows=[((t,), times.slowest)]))
         return out

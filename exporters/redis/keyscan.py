@@ -33,10 +33,12 @@ from saasmon.redis.config import RedisConfig, RedisTarget
 RESTART_REASONS = ("server_restarted", "flushed", "keys_removed")
 # Commands that replace a database's keys wholesale: a rise in their calls ends the passes.
 FLUSH_COMMANDS = ("cmdstat_flushall", "cmdstat_flushdb", "cmdstat_swapdb")
-# SCAN COUNT bounds. A step costs Redis about a microsecond per key it visits (measured at
-# 1M keys, bench/REDIS_SCAN.md), so the first round uses at most 1,000 keys per step and
-# later rounds follow the measured time per step; below 10 the round trips dominate.
-START_STEP_KEYS = 1000
+# SCAN COUNT bounds. A step's Redis time is about its COUNT times the cost of one key, and
+# that cost depends on the pattern and the keys: about a microsecond for `prefix:*` on
+# short keys (bench/REDIS_SCAN.md), ten times that for `*word*` on keys of 1 KB. So each
+# pattern's first step uses 100 keys (1 ms at 10 µs a key) and every step after follows the
+# Redis time the one before took; below 10 keys the round trips dominate.
+START_STEP_KEYS = 100
 MIN_STEP_KEYS = 10
 
 
@@ -57,6 +59,8 @@ class PatternScan:
     started_at: float | None = None  # None: no pass in progress
     last: CompletedPass | None = None
     passes: int = 0
+    # SCAN COUNT of this pattern's next step (the config's scan_count caps it at use).
+    step_keys: int = START_STEP_KEYS
     restarts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RESTART_REASONS, 0))
 
     def restart(self, reason: str) -> None:
@@ -82,17 +86,30 @@ class PatternScan:
 
 
 @dataclass
+class StepTimes:
+    """Redis time of the SCAN steps of one round, from INFO commandstats."""
+
+    steps: int = 0
+    total: float = 0.0
+    slowest: float = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.steps += 1
+        self.total += seconds
+        self.slowest = max(self.slowest, seconds)
+
+
+@dataclass
 class TargetScan:
     """The passes of every pattern on one target, and what the rounds learnt of the server."""
 
     patterns: dict[str, PatternScan]
-    step_keys: int
     # One round at a time: after a reload the old instance's last round and the new one's
     # first would otherwise advance the same cursors.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     run_id: str | None = None
     flushes: int | None = None
-    step_seconds: float | None = None  # mean Redis time per SCAN step in the last round
+    last_round: StepTimes | None = None  # the Redis time of the last round's steps
 
     def check(self, run_id: str, flushes: int, dbsize: int) -> None:
         """Start the passes in progress again if their keyspace may have been replaced."""
@@ -108,19 +125,20 @@ class TargetScan:
             elif scan.counted > dbsize:
                 scan.restart("keys_removed")
 
-    def measured(self, before: tuple[int, int], after: tuple[int, int], target: float,
-                 ceiling: int) -> None:
-        """Take the round's SCAN (calls, usec) from INFO commandstats before and after it
-        and size the next round's steps. Other clients' SCANs in between are averaged in."""
-        calls, usec = after[0] - before[0], after[1] - before[1]
-        if calls <= 0 or usec < 0:  # no step, or the stats were reset during the round
-            return
-        self.step_seconds = usec / calls / 1e6
-        self.step_keys = next_step_keys(self.step_keys, self.step_seconds, target, ceiling)
+
+def step_seconds(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    """Redis time of one step from SCAN's (calls, usec) in INFO commandstats read before and
+    after it (the after read pipelined behind the SCAN). Other clients' SCANs that ran in
+    between count as ours: that can only make the next COUNT smaller. None when no SCAN
+    was counted or the stats were reset."""
+    calls, usec = after[0] - before[0], after[1] - before[1]
+    if calls <= 0 or usec < 0:
+        return None
+    return usec / 1e6
 
 
 def next_step_keys(step: int, mean_seconds: float, target: float, ceiling: int) -> int:
-    """The COUNT for the next round: shrunk in proportion when a step took longer than
+    """The COUNT for the next step: shrunk in proportion when a step took longer than
     `target`, doubled when it took under a quarter of it, within [MIN_STEP_KEYS, ceiling]."""
     if mean_seconds > target:
         step = int(step * target / mean_seconds)
@@ -168,7 +186,7 @@ class ScanStore:
             patterns = {p.pattern: (old.patterns.get(p.pattern) if old else None)
                         or PatternScan(p.pattern) for p in config.key_patterns}
             if old is None:
-                kept[key] = TargetScan(patterns, min(config.scan_count, START_STEP_KEYS))
+                kept[key] = TargetScan(patterns)
             else:
                 old.patterns = patterns  # a round running now iterates the dict it took
                 kept[key] = old

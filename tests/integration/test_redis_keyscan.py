@@ -9,6 +9,7 @@ filled with DEBUG POPULATE.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +24,13 @@ from devstack.metrics import Samples, value
 from devstack.servers import RedisServer
 from saasmon.cli import load_kind
 from saasmon.redis.exporter import RedisInstance
-from saasmon.redis.keyscan import MIN_STEP_KEYS, PatternScan, TargetScan, next_step_keys
+from saasmon.redis.keyscan import (
+    MIN_STEP_KEYS,
+    START_STEP_KEYS,
+    PatternScan,
+    TargetScan,
+    next_step_keys,
+)
 from saasmon.runtime.collector import CollectorState, Scheduler
 from saasmon.runtime.config import load_config
 from saasmon.runtime.exporter import ExporterKind
@@ -96,7 +103,7 @@ def test_count_of_200k_keys_is_exact_across_rounds_and_never_partial(
     duration = value(samples, "redis_key_pattern_last_complete_pass_duration_seconds",
                      pattern=PATTERN)
     assert 0 < duration < finished - started
-    step = value(samples, "redis_key_pattern_scan_step_keys", target="main")
+    step = value(samples, "redis_key_pattern_scan_step_keys", pattern=PATTERN)
     assert MIN_STEP_KEYS <= step <= 1000
     # The next pass runs from the start again; until it ends, the last count stays.
     later = exporter.wait_until(
@@ -214,12 +221,58 @@ async def test_a_reload_keeps_the_count_and_the_pass_a_new_target_does_not(
         await moved.close()
 
 
+async def test_step_count_follows_each_steps_redis_time_and_the_count_stays_exact(
+        redis_debug: RedisServer, tmp_path: Path) -> None:
+    """Keys of 1 KB and a pattern that must look through each whole key: about ten times a
+    short key's cost per key. Every step's COUNT stays within its bounds, grows at most
+    twice from one step to the next, and the slowest step the exporter reports is the one
+    Redis' SLOWLOG (same clock, same duration as INFO commandstats) recorded."""
+    pad = "x" * 1000
+    with redis.Redis(host="127.0.0.1", port=redis_debug.port) as r:
+        # Not DEBUG POPULATE: it cuts its keys at 127 bytes.
+        for name, size in (("other", 20_000), ("item", 3_000)):
+            for first in range(0, size, 1000):
+                r.mset({f"{pad}:{name}:{i}": 1 for i in range(first, first + 1000)})
+        r.config_set("slowlog-log-slower-than", 0)
+        r.config_set("slowlog-max-len", 100_000)
+    pattern, ceiling = "*:item:*", 600
+    config = {**scan_config(redis_debug, scan_count=ceiling, scan_max_keys=1_000),
+              "key_patterns": [{"pattern": pattern}]}
+    rounds = Rounds(load_kind("redis"), config, tmp_path)
+    counts: list[int] = []
+    try:
+        with redis.Redis(host="127.0.0.1", port=redis_debug.port) as r:
+            for _ in range(200):
+                r.slowlog_reset()
+                samples = await rounds.run()
+                assert samples, "a round failed"
+                steps = [(int(e["duration"]), bytes(e["command"]).split())
+                         for e in r.slowlog_get(100_000)]
+                scans = [(d, int(args[args.index(b"COUNT") + 1]))
+                         for d, args in reversed(steps) if args[0].upper() == b"SCAN"]
+                counts += [c for _, c in scans]
+                slowest = value(samples, "redis_key_pattern_scan_step_max_seconds", target="main")
+                assert round(slowest * 1e6) == max(d for d, _ in scans)
+                keys = [v for (n, _), v in samples.items() if n == "redis_key_pattern_keys"]
+                assert keys in ([], [3_000]), f"a partial count was published: {keys}"
+                if keys:
+                    break
+        assert keys == [3_000]
+        assert counts[0] == START_STEP_KEYS
+        assert all(MIN_STEP_KEYS <= c <= ceiling for c in counts)
+        assert all(b <= 2 * a for a, b in itertools.pairwise(counts))
+        assert MIN_STEP_KEYS <= value(samples, "redis_key_pattern_scan_step_keys",
+                                      pattern=pattern) <= ceiling
+    finally:
+        await rounds.close()
+
+
 # -- the pieces ----------------------------------------------------------------------
 
 
 def test_keys_removed_below_the_count_so_far_start_the_pass_again() -> None:
     scan = PatternScan(PATTERN)
-    target = TargetScan({PATTERN: scan}, step_keys=1000)
+    target = TargetScan({PATTERN: scan})
     target.check(run_id="a", flushes=0, dbsize=500)
     assert not scan.step(started=1.0, cursor=77, found=400, now=1.1)
     target.check(run_id="a", flushes=0, dbsize=450)  # 400 counted, 450 left: fine
@@ -237,9 +290,9 @@ def test_keys_removed_below_the_count_so_far_start_the_pass_again() -> None:
 
 def test_step_size_follows_the_measured_redis_time_per_step() -> None:
     target = 0.002
-    # Steps of 20 ms (a COUNT far too large) shrink in proportion in one round.
+    # Steps of 20 ms (a COUNT far too large) shrink in proportion in one step.
     assert next_step_keys(100_000, 0.020, target, ceiling=100_000) == 10_000
-    # Well under the target: grow, at most twice per round and never past scan_count.
+    # Well under the target: grow, at most twice per step and never past scan_count.
     assert next_step_keys(1000, 0.0002, target, ceiling=100_000) == 2000
     assert next_step_keys(1000, 0.0002, target, ceiling=1500) == 1500
     # Near the target: keep.
