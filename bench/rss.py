@@ -282,8 +282,8 @@ def render(rows: dict[str, tuple[Row, Row, Row]], bundles: dict[str, tuple[Row, 
         "- *after, wheel* (the verdicts): this checkout as a regular install, as the Docker "
         "image has it: its wheel built by pip and installed with constraints.txt into a "
         "scratch venv. *after, editable*: this checkout from the development venv, an "
-        "editable install whose startup hook (about 1.5 MiB, see the interpreter row) a "
-        "regular install does not have.",
+        "editable install whose startup hook (the interpreter row) a regular install does not "
+        "have; an exporter loads most of the hook's modules anyway.",
         f"- *before*: the tree at `{args.base}` (`git archive`), run by the development "
         "venv's interpreter and libraries: compare it with *after, editable*. Each cell is "
         f"the median of {args.runs} run(s); the range is the wheel's min-max.",
