@@ -4,7 +4,10 @@ Not a test: it starts one private PostgreSQL (pg_stat_statements, and the refere
 schema in database `app` for cron, integrations and business) and one private Redis on
 free loopback ports, then starts every exporter with a minimal config against them, one
 at a time: waits for /-/ready (the first collection round done), scrapes /metrics a few
-times, lets it settle and reads VmRSS, RssAnon and RssFile from /proc/PID/status. The
+times, lets it settle and reads VmRSS, RssAnon and RssFile from /proc/PID/status. This
+checkout runs twice: as a regular install (its wheel, built by pip, installed with the pinned
+dependencies into a scratch venv, as the Docker image installs it; the verdicts use these)
+and from the development venv (an editable install, whose startup hook costs memory). The
 same is done for the code at --base (default 287760c, before `saasmon bundle`), exported
 with `git archive` into a temporary directory and run by the same interpreter, so before
 and after differ only in saasmon's own code. Then the bundle: all seven exporters in one
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import shutil
 import statistics
 import subprocess
 import sys
@@ -60,7 +64,9 @@ FIELDS = ("VmRSS", "RssAnon", "RssFile")
 IMPORT_STEPS = (
     ("asyncio (with ssl)", "import ssl, asyncio"),
     ("PyYAML", "import yaml"),
-    ("pydantic", "import pydantic"),
+    # `import pydantic` is lazy; a model needs pydantic.main, pydantic-core and the plugin
+    # loader's importlib.metadata.
+    ("pydantic (with pydantic.main, as models need)", "import pydantic, pydantic.main"),
     ("prometheus_client", "import prometheus_client"),
     ("aiohttp (server and client, attrs, yarl, multidict)", "import aiohttp.web"),
     ("saasmon runtime (config models built, server)",
@@ -168,43 +174,44 @@ def configs(pg: PostgresServer, redis: RedisServer) -> dict[str, dict[str, Any]]
     }
 
 
-def single(kind: str, tree: Path, config: Path, logs: Path) -> Memory:
+def single(kind: str, tree: Path, config: Path, logs: Path, python: Path) -> Memory:
     port = free_port()
-    log = logs / f"{tree.name}-{kind}.log"
+    log = logs / f"{tree.name}-{python.parent.parent.name}-{kind}.log"
     # The base tree predates the package's name: its folder is the module it runs as.
-    module = "saasmon" if tree == REPO else "exporters"
-    argv = [sys.executable, "-m", module, kind, "--config.file", str(config),
+    module = "exporters" if tree.name.startswith("base-") else "saasmon"
+    argv = [str(python), "-m", module, kind, "--config.file", str(config),
             "--web.listen-address", f"127.0.0.1:{port}"]
     with process(argv, tree, log) as proc:
         return measure(proc, [port], log)
 
 
-def bundle(entries: dict[str, tuple[str, Path]], tmp: Path, logs: Path) -> Memory:
+def bundle(entries: dict[str, tuple[str, Path]], tmp: Path, logs: Path,
+           python: Path) -> Memory:
     ports = {name: free_port() for name in entries}
     path = tmp / f"bundle-{len(entries)}.yml"
     path.write_text(yaml.safe_dump({"exporters": {
         name: {"exporter": kind, "config.file": str(config),
                "web.listen-address": f"127.0.0.1:{ports[name]}"}
         for name, (kind, config) in entries.items()}}))
-    log = logs / f"bundle-{len(entries)}.log"
-    argv = [sys.executable, "-m", "saasmon", "bundle", "--config.file", str(path)]
-    with process(argv, REPO, log) as proc:
+    log = logs / f"bundle-{python.parent.parent.name}-{len(entries)}.log"
+    argv = [str(python), "-m", "saasmon", "bundle", "--config.file", str(path)]
+    with process(argv, tmp, log) as proc:
         return measure(proc, list(ports.values()), log)
 
 
-def interpreter(logs: Path) -> Memory:
-    argv = [sys.executable, "-c", "import time; time.sleep(30)"]
-    with process(argv, REPO, logs / "interpreter.log") as proc:
+def interpreter(logs: Path, python: Path) -> Memory:
+    argv = [str(python), "-c", "import time; time.sleep(30)"]
+    with process(argv, logs, logs / f"interpreter-{python.parent.parent.name}.log") as proc:
         time.sleep(1.0)
         return proc_status(proc.pid)
 
 
-def import_steps() -> list[tuple[str, float]]:
-    out = subprocess.run([sys.executable, "-c", IMPORT_PROBE,
+def import_steps(python: Path, cwd: Path) -> list[tuple[str, float]]:
+    out = subprocess.run([str(python), "-c", IMPORT_PROBE,
                           *(statement for _, statement in IMPORT_STEPS)],
-                         cwd=REPO, capture_output=True, text=True, check=True, timeout=120)
+                         cwd=cwd, capture_output=True, text=True, check=True, timeout=120)
     values = [int(v) / 1024 for v in out.stdout.split()]
-    rows = [("interpreter (python -c, venv site)", values[0])]
+    rows = [("interpreter (python -c)", values[0])]
     rows += [(label, after - before) for (label, _), before, after
              in zip(IMPORT_STEPS, values[:-1], values[1:], strict=True)]
     return rows
@@ -226,6 +233,26 @@ def export_tree(commit: str, into: Path) -> Path:
     return tree
 
 
+def wheel_install(tmp: Path) -> Path:
+    """The python of a scratch venv holding this checkout as a regular install: a wheel
+    built from a copy of what the Docker build copies, installed with constraints.txt."""
+    src = tmp / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "constraints.txt", "README.md"):
+        shutil.copy2(REPO / name, src / name)
+    shutil.copytree(REPO / "exporters", src / "exporters",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    wheels = tmp / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels),
+                    str(src)], check=True, timeout=600)
+    venv = tmp / "wheel-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "-c", str(src / "constraints.txt"),
+                    str(next(wheels.glob("saasmon-*.whl")))], check=True, timeout=600)
+    return python
+
+
 def git(*args: str) -> str:
     return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,
                           check=False).stdout.strip()
@@ -235,9 +262,9 @@ def verdict(value: float, target: float) -> str:
     return "PASS" if value <= target else "FAIL"
 
 
-def render(rows: dict[str, tuple[Row, Row]], bundles: dict[str, Row], base_sum: Row,
-           interp: Row, steps: list[tuple[str, float]], args: argparse.Namespace,
-           pg_version: str) -> str:
+def render(rows: dict[str, tuple[Row, Row, Row]], bundles: dict[str, tuple[Row, Row]],
+           base_sum: Row, interp: tuple[Row, Row], steps: list[tuple[str, float]],
+           args: argparse.Namespace, pg_version: str) -> str:
     lines = [
         *report.header("saasmon idle memory (RSS)", "bench/rss.py",
                        [f".venv/bin/python bench/rss.py --runs {args.runs} --out {args.out}"],
@@ -248,58 +275,71 @@ def render(rows: dict[str, tuple[Row, Row]], bundles: dict[str, Row], base_sum: 
         "## Method", "",
         "- One private PostgreSQL (pg_stat_statements; the reference app schema in `app`) and "
         "one private Redis on loopback. Each exporter starts with a minimal config against "
-        "them (default intervals), as `python -m saasmon <exporter>` from the venv.",
+        "them (default intervals), as `python -m saasmon <exporter>`.",
         f"- Measured when every port answers `/-/ready` (first collection round done) and has "
         f"been scraped {SCRAPES} times, {SETTLE_SECONDS:g} s later: VmRSS (and its anonymous "
         "and file-backed parts) from /proc/PID/status. One process at a time.",
-        f"- *before*: the tree at `{args.base}` (`git archive`), run by the same interpreter "
-        "and libraries; *after*: this checkout. Each cell is the median of "
-        f"{args.runs} run(s); the range is after's min-max.",
-        "- The venv is an editable install: its startup hook is in every number here "
-        "(the interpreter row) and absent from a regular install such as the Docker image.",
+        "- *after, wheel* (the verdicts): this checkout as a regular install, as the Docker "
+        "image has it: its wheel built by pip and installed with constraints.txt into a "
+        "scratch venv. *after, editable*: this checkout from the development venv, an "
+        "editable install whose startup hook (the interpreter row) a regular install does not "
+        "have; an exporter loads most of the hook's modules anyway.",
+        f"- *before*: the tree at `{args.base}` (`git archive`), run by the development "
+        "venv's interpreter and libraries: compare it with *after, editable*. Each cell is "
+        f"the median of {args.runs} run(s); the range is the wheel's min-max.",
         "", "## Results", "",
-        "| exporter | before MiB | after MiB | after range | after anon / file MiB |"
-        " target | verdict |",
-        "|---|---|---|---|---|---|---|",
+        "| exporter | before MiB | after, editable MiB | after, wheel MiB | wheel range | "
+        "wheel anon / file MiB | target | verdict |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for kind, (before, after) in rows.items():
-        value = after.median()
-        lines.append(f"| `saasmon {kind}` | {before.median():.1f} | {value:.1f} | "
-                     f"{after.spread()} | {after.median('RssAnon'):.1f} / "
-                     f"{after.median('RssFile'):.1f} | <= {SINGLE_TARGET_MIB:g} | "
+    for kind, (before, editable, wheel) in rows.items():
+        value = wheel.median()
+        lines.append(f"| `saasmon {kind}` | {before.median():.1f} | {editable.median():.1f} | "
+                     f"{value:.1f} | {wheel.spread()} | {wheel.median('RssAnon'):.1f} / "
+                     f"{wheel.median('RssFile'):.1f} | <= {SINGLE_TARGET_MIB:g} | "
                      f"{verdict(value, SINGLE_TARGET_MIB)} |")
-    seven = bundles["seven"]
+    seven_editable, seven = bundles["seven"]
     lines.append(f"| all seven | {base_sum.median():.1f} (seven processes, sum) | "
-                 f"{seven.median():.1f} (one `saasmon bundle`) | {seven.spread()} | "
-                 f"{seven.median('RssAnon'):.1f} / {seven.median('RssFile'):.1f} | "
-                 f"<= {BUNDLE_TARGET_MIB:g} | {verdict(seven.median(), BUNDLE_TARGET_MIB)} |")
-    eight = bundles["eight"]
-    lines.append(f"| the demo's eight (two postgres) | - | {eight.median():.1f} (one "
-                 f"`saasmon bundle`) | {eight.spread()} | {eight.median('RssAnon'):.1f} / "
-                 f"{eight.median('RssFile'):.1f} | | |")
-    lines.append(f"| python interpreter alone | | {interp.median():.1f} | {interp.spread()} | "
-                 f"{interp.median('RssAnon'):.1f} / {interp.median('RssFile'):.1f} | | |")
-    worst = max(after.median() for _, after in rows.values())
+                 f"{seven_editable.median():.1f} | {seven.median():.1f} (one `saasmon "
+                 f"bundle`) | {seven.spread()} | {seven.median('RssAnon'):.1f} / "
+                 f"{seven.median('RssFile'):.1f} | <= {BUNDLE_TARGET_MIB:g} | "
+                 f"{verdict(seven.median(), BUNDLE_TARGET_MIB)} |")
+    eight_editable, eight = bundles["eight"]
+    lines.append(f"| the demo's eight (two postgres) | - | {eight_editable.median():.1f} | "
+                 f"{eight.median():.1f} (one `saasmon bundle`) | {eight.spread()} | "
+                 f"{eight.median('RssAnon'):.1f} / {eight.median('RssFile'):.1f} | | |")
+    interp_editable, interp_wheel = interp
+    lines.append(f"| python interpreter alone | | {interp_editable.median():.1f} | "
+                 f"{interp_wheel.median():.1f} | {interp_wheel.spread()} | "
+                 f"{interp_wheel.median('RssAnon'):.1f} / {interp_wheel.median('RssFile'):.1f}"
+                 " | | |")
+    worst = max(wheel.median() for _, _, wheel in rows.values())
+    floor = sum(mib for _, mib in steps[:FLOOR_STEPS])
     lines += [
         "", "## Targets (issue 16, target 1)", "",
-        "| target | measured | verdict |", "|---|---|---|",
+        "| target | measured (wheel) | verdict |", "|---|---|---|",
         f"| all seven exporters in one process <= {BUNDLE_TARGET_MIB:g} MiB | "
         f"{seven.median():.1f} MiB | {verdict(seven.median(), BUNDLE_TARGET_MIB)} |",
         f"| any single exporter <= {SINGLE_TARGET_MIB:g} MiB | largest {worst:.1f} MiB | "
         f"{verdict(worst, SINGLE_TARGET_MIB)} |",
         "", "## Where a single exporter's memory goes", "",
-        "What a fresh interpreter's RSS gains with each group of imports, in the order an "
-        "exporter loads them (one run; a group's cost depends on what came before it).", "",
+        "What a fresh interpreter of the wheel's venv gains in RSS with each group of imports, "
+        "in the order an exporter loads them (one run; a group's cost depends on what came "
+        "before it).", "",
         "| step | + MiB |", "|---|---|",
         *(f"| {label} | {mib:.1f} |" for label, mib in steps),
         "", f"The interpreter and the libraries every exporter loads (the first {FLOOR_STEPS} "
-        f"rows) come to {sum(mib for _, mib in steps[:FLOOR_STEPS]):.1f} MiB before any "
-        "saasmon code or database driver, so no single exporter fits in "
-        f"{SINGLE_TARGET_MIB:g} MiB by choosing what to import: that would take dropping "
-        "aiohttp (an HTTP server of our own on asyncio streams) or pydantic (hand-written "
-        "config validation). In a bundle those libraries are loaded once: each further "
-        "exporter adds its own code, its config models and, for the first that needs it, "
-        "its driver.",
+        f"rows) come to {floor:.1f} MiB before any saasmon code or database driver. A "
+        "single exporter already imports only its own package and its own driver, and "
+        "frees what start-up left behind (gc, malloc_trim); the rest is the libraries' "
+        "code and data, which no choice of imports removes: aiohttp loads its client "
+        "(and a default TLS context with the CA store) from its package's __init__, "
+        "pydantic's models need pydantic-core and importlib.metadata, prometheus_client's "
+        "__init__ loads its HTTP servers (http.server, wsgiref, urllib.request). "
+        f"{SINGLE_TARGET_MIB:g} MiB for one exporter would take dropping one of them "
+        "(an HTTP server of our own on asyncio streams, hand-written config validation or "
+        "exposition). In a bundle those libraries are loaded once: each further exporter "
+        "adds its own code, its config models and, for the first that needs it, its driver.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -323,30 +363,41 @@ def main(argv: list[str] | None = None) -> int:
         pg.psql(schema_sql(), db="app")
         redis.start()
         base = export_tree(args.base, tmp)
+        venv_python = Path(sys.executable)
+        wheel_python = wheel_install(tmp)
         paths: dict[str, Path] = {}
         for kind, config in configs(pg, redis).items():
             paths[kind] = tmp / f"{kind}.yml"
             paths[kind].write_text(yaml.safe_dump(config))
-        rows = {kind: (Row(kind), Row(kind)) for kind in KINDS}
-        bundles = {"seven": Row("seven"), "eight": Row("eight")}
-        base_sum, interp = Row("sum"), Row("interpreter")
+        rows = {kind: (Row(kind), Row(kind), Row(kind)) for kind in KINDS}
+        bundles = {"seven": (Row("seven"), Row("seven")), "eight": (Row("eight"), Row("eight"))}
+        base_sum, interp = Row("sum"), (Row("interpreter"), Row("interpreter"))
         entries = {kind: (kind, paths[kind]) for kind in KINDS}
+        pythons = (venv_python, wheel_python)
         for run in range(args.runs):
             print(f"run {run + 1}/{args.runs}", file=sys.stderr, flush=True)
-            interp.runs.append(interpreter(logs))
+            for row, python in zip(interp, pythons, strict=True):
+                row.runs.append(interpreter(logs, python))
             for kind in KINDS:
-                rows[kind][0].runs.append(single(kind, base, paths[kind], logs))
-                rows[kind][1].runs.append(single(kind, REPO, paths[kind], logs))
-                print(f"  {kind}: before {rows[kind][0].runs[-1].mib():.1f} MiB, after "
-                      f"{rows[kind][1].runs[-1].mib():.1f} MiB", file=sys.stderr, flush=True)
+                before, editable, wheel = rows[kind]
+                before.runs.append(single(kind, base, paths[kind], logs, venv_python))
+                editable.runs.append(single(kind, REPO, paths[kind], logs, venv_python))
+                wheel.runs.append(single(kind, tmp, paths[kind], logs, wheel_python))
+                print(f"  {kind}: before {before.runs[-1].mib():.1f} MiB, after "
+                      f"{editable.runs[-1].mib():.1f} MiB editable, "
+                      f"{wheel.runs[-1].mib():.1f} MiB wheel", file=sys.stderr, flush=True)
             base_sum.runs.append(Memory({name: sum(rows[k][0].runs[-1].kib[name] for k in KINDS)
                                          for name in FIELDS}))
-            bundles["seven"].runs.append(bundle(entries, tmp, logs))
-            bundles["eight"].runs.append(bundle(
-                {**entries, "postgres-standby": ("postgres", paths["postgres"])}, tmp, logs))
-            print(f"  bundle of seven {bundles['seven'].runs[-1].mib():.1f} MiB, of eight "
-                  f"{bundles['eight'].runs[-1].mib():.1f} MiB", file=sys.stderr, flush=True)
-        report = render(rows, bundles, base_sum, interp, import_steps(), args,
+            for row, python in zip(bundles["seven"], pythons, strict=True):
+                row.runs.append(bundle(entries, tmp, logs, python))
+            for row, python in zip(bundles["eight"], pythons, strict=True):
+                row.runs.append(bundle({**entries, "postgres-standby": ("postgres",
+                                                                        paths["postgres"])},
+                                       tmp, logs, python))
+            print(f"  bundle of seven {bundles['seven'][1].runs[-1].mib():.1f} MiB, of eight "
+                  f"{bundles['eight'][1].runs[-1].mib():.1f} MiB (wheel)", file=sys.stderr,
+                  flush=True)
+        report = render(rows, bundles, base_sum, interp, import_steps(wheel_python, tmp), args,
                         pg.psql("SHOW server_version"))
         (REPO / args.out).write_text(report)
         print(report)

@@ -25,6 +25,7 @@ from saasmon.runtime.exporter import ExporterKind, Instance
 from saasmon.runtime.exposition import negotiate, respond
 from saasmon.runtime.families import counter, gauge
 from saasmon.runtime.logs import SecretRegistry, current_exporter, log_fields
+from saasmon.runtime.memory import release_free_memory
 from saasmon.runtime.webconfig import (
     BasicAuth,
     WebConfig,
@@ -420,10 +421,20 @@ async def serve(exporters: list[tuple[ExporterServer, Any, str]],
             on_sighup()
 
     loop.add_signal_handler(signal.SIGHUP, on_hup)
+    trim = asyncio.create_task(_release_after_first_rounds([r.server for r in running]))
     try:
         await stop.wait()
     finally:
+        trim.cancel()
         await stop_all()
+
+
+async def _release_after_first_rounds(servers: list[ExporterServer]) -> None:
+    """Once every exporter has collected once, the start-up's garbage is freed: hand it
+    back to the OS (an idle exporter would otherwise keep it resident)."""
+    await asyncio.gather(*(server.scheduler.first_round.wait() for server in servers
+                           if server.scheduler is not None))
+    release_free_memory()
 
 
 def _context_of(server: ExporterServer) -> contextvars.Context:

@@ -58,7 +58,9 @@ SECRET_KEYS = re.compile(r"^(dsn|standby_dsn|password|auth_token|bearer_token|to
                          r"credentials)$")
 LAST_APPLIED_LIMIT = 256 * 1024
 RSS = REPO / "bench" / "RSS.md"
-RSS_ROW = re.compile(r"^\| (`saasmon [\w-]+`|all seven) \| [^|]* \| ([\d.]+)[^|]* \| "
+# Columns: name, before, after (editable venv), after (wheel, as the image installs it) and
+# the wheel's min-max.
+RSS_ROW = re.compile(r"^\| (`saasmon [\w-]+`|all seven) \| [^|]* \| [^|]* \| ([\d.]+)[^|]* \| "
                      r"[\d.]+-([\d.]+) \|", re.M)
 
 
