@@ -63,10 +63,11 @@ async def keep_session(conn: asyncpg.Connection) -> None:
 # Settings PostgreSQL reports to the client (ParameterStatus) whenever a statement changes
 # them, before the statement's ReadyForQuery: watching them costs no round trip.
 # default_transaction_read_only is reported since PostgreSQL 14; role changes show in
-# is_superuser and session_authorization.
-REPORTED = ("default_transaction_read_only", "TimeZone", "application_name", "is_superuser",
-            "session_authorization", "DateStyle", "IntervalStyle", "client_encoding",
-            "standard_conforming_strings")
+# is_superuser and session_authorization. The others are set at connect (startup
+# parameters), so a configuration reload on the server cannot change them either: only a
+# statement can. (Reported settings a reload can change, like DateStyle, are left out.)
+REPORTED = ("default_transaction_read_only", "TimeZone", "application_name", "client_encoding",
+            "is_superuser", "session_authorization")
 
 
 def _reported(conn: asyncpg.Connection) -> dict[str, str | None]:
