@@ -74,14 +74,22 @@ def business(path: Path) -> list[Row]:
     if not path.exists():
         return [Row("5", what, "", "not measured", "")]
     text = path.read_text()
-    found = re.search(r"DB time per hour is ([\d.]+)x of interval-mode", text)
+    # bench/business_bench.py's summary line: every run's ratio, then the worst.
+    found = re.search(r"^Summary: saasmon's DB time per hour is ([\d.x, ]+) of interval-mode "
+                      r"query-exporter's in (\d+) runs?", text, re.M)
     if not found:
-        return [Row("5", what, "no per-hour ratio", "not measured", path.name)]
-    value = float(found.group(1))
-    runs = len(re.findall(r"^Generated ", text, re.M))
-    # The target asks for three runs: one run under the bar is not "clearly".
-    verdict = "PASS" if value <= BUSINESS_RATIO and runs >= 3 else "FAIL"
-    return [Row("5", what, f"{value:.3f}x in {runs} run(s)", verdict,
+        return [Row("5", what, "no per-hour summary line", "not measured", path.name)]
+    ratios = [float(x.strip().removesuffix("x")) for x in found.group(1).split(",")]
+    runs = int(found.group(2))
+    if len(ratios) != runs:
+        return [Row("5", what, f"{len(ratios)} ratios for {runs} runs", "not measured",
+                    path.name)]
+    worst = max(ratios)
+    # The target asks for three runs: one run under the bar is not "clearly", and every
+    # run must be under it (the worst decides).
+    verdict = "PASS" if worst <= BUSINESS_RATIO and runs >= 3 else "FAIL"
+    listed = ", ".join(f"{x:.3f}x" for x in ratios)
+    return [Row("5", what, f"worst {worst:.3f}x of {runs} run(s) ({listed})", verdict,
                 f"{path.name}: {_generated(text)} (not re-run by this `make bench`)")]
 
 

@@ -1,4 +1,4 @@
-"""One collector per pack query: a read-only transaction turned into metric families."""
+"""One collector per pack query: a read-only statement turned into metric families."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from saasmon.business.config import NAMESPACE, BusinessConfig
@@ -15,7 +16,12 @@ from saasmon.business.pack import PackMetric, PackQuery, query_duration_metric
 from saasmon.runtime.collector import Collector, CollectorError
 from saasmon.runtime.families import gauge
 from saasmon.runtime.overrides import Schedule
-from saasmon.runtime.pgpool import ReadOnlyPool, classify_pg_error, keep_session
+from saasmon.runtime.pgpool import (
+    ReadOnlyPool,
+    SessionGuard,
+    classify_pg_error,
+    reports_read_only,
+)
 
 
 class ConnectionPool(ReadOnlyPool):
@@ -34,11 +40,12 @@ class ConnectionPool(ReadOnlyPool):
         # enforced client-side.
         self.server_timeout = server_timeout
         self.connect_timeout = min(10.0, self.server_timeout)
+        guard = SessionGuard()
         super().__init__(
             config.required_dsn, application_name=f"saasmon_business_{lane}",
             max_size=config.pool_max_size, statement_timeout=self.server_timeout,
             connect_timeout=self.connect_timeout, command_timeout=None, idle_lifetime=300.0,
-            statement_cache_size=100, reset=keep_session,
+            statement_cache_size=100, init=guard.init, reset=guard.reset,
             # Day-sized windows are then always 24 h (no DST day of 23 or 25 h).
             settings={"TimeZone": "UTC"})
 
@@ -124,12 +131,19 @@ class PackQueryCollector(Collector):
 
     async def collect(self) -> list[Metric]:
         pool = await self.connections.pool()
-        async with pool.acquire(timeout=self.timeout) as conn, conn.transaction(readonly=True):
-            # The statement alone: no wait for a connection, no BEGIN or COMMIT, so a probe
-            # times what a person running the query by hand would see.
-            started = time.perf_counter()
-            rows = await conn.fetch(self.query.sql, timeout=self.timeout)
-            elapsed = time.perf_counter() - started
+        async with pool.acquire(timeout=self.timeout) as conn:
+            if reports_read_only(conn):
+                # The session defaults to read-only (a startup parameter) and the pack's SQL
+                # is one statement: its implicit transaction is read-only with one snapshot,
+                # so BEGIN READ ONLY and COMMIT would be two more statements for nothing.
+                # A statement that turns the default off fails its run and loses its
+                # connection on release (SessionGuard), before anything else runs on it.
+                rows, elapsed = await self._fetch(conn)
+            else:
+                # A server that does not report the default (before PostgreSQL 14): the
+                # guard could not see it turned off, so each run says READ ONLY itself.
+                async with conn.transaction(readonly=True):
+                    rows, elapsed = await self._fetch(conn)
         duration = gauge(query_duration_metric(NAMESPACE), "Time the query's statement took "
                          "in its last successful run (sent, executed, rows received), by query.",
                          labels=("query",), rows=[((self.name,), elapsed)])
@@ -137,6 +151,13 @@ class PackQueryCollector(Collector):
             return [duration]
         return [*families_from_rows(self.query, rows, self.max_series, self.label_limit),
                 duration]
+
+    async def _fetch(self, conn: asyncpg.Connection) -> tuple[list[asyncpg.Record], float]:
+        # The statement alone is timed: no wait for a connection, so a probe times what a
+        # person running the query by hand would see.
+        started = time.perf_counter()
+        rows = await conn.fetch(self.query.sql, timeout=self.timeout)
+        return rows, time.perf_counter() - started
 
     def classify(self, exc: BaseException) -> str:
         return classify_pg_error(exc) or super().classify(exc)

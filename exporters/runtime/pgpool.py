@@ -7,6 +7,7 @@ transaction open. A pool that failed to open is dropped and re-created on the ne
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,8 +28,14 @@ _CONNECTION_ERRORS = (
 )
 
 
+class SessionChangedError(Exception):
+    """A statement changed settings of its session; the connection was closed."""
+
+
 def classify_pg_error(exc: BaseException) -> str | None:
     """The bounded error reason of an asyncpg failure, None when it is not one."""
+    if isinstance(exc, SessionChangedError):
+        return "query"
     if isinstance(exc, _AUTH_ERRORS):
         return "auth"
     if isinstance(exc, asyncpg.QueryCanceledError | TimeoutError):
@@ -53,13 +60,67 @@ async def keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
+# Settings PostgreSQL reports to the client (ParameterStatus) whenever a statement changes
+# them, before the statement's ReadyForQuery: watching them costs no round trip.
+# default_transaction_read_only is reported since PostgreSQL 14; role changes show in
+# is_superuser and session_authorization. The others are set at connect (startup
+# parameters), so a configuration reload on the server cannot change them either: only a
+# statement can. (Reported settings a reload can change, like DateStyle, are left out.)
+REPORTED = ("default_transaction_read_only", "TimeZone", "application_name", "client_encoding",
+            "is_superuser", "session_authorization")
+
+
+def _reported(conn: asyncpg.Connection) -> dict[str, str | None]:
+    settings = conn.get_settings()
+    return {name: getattr(settings, name, None) for name in REPORTED}
+
+
+def reports_read_only(conn: asyncpg.Connection) -> bool:
+    """The server reports this session as read-only by default (PostgreSQL 14 and later).
+
+    Then a single statement outside BEGIN runs in an implicit read-only transaction (its
+    read-write mode cannot be switched on once the statement has its snapshot), and a
+    statement that turned the session default off would be seen by `SessionGuard`.
+    """
+    return getattr(conn.get_settings(), "default_transaction_read_only", None) == "on"
+
+
+class SessionGuard:
+    """Pool `init` and `reset` for statements that are not ours (a query pack's SQL).
+
+    A statement can change its session for the statements after it, e.g.
+    `SELECT set_config('default_transaction_read_only', 'off', false)`: a later query
+    outside BEGIN READ ONLY could then write. The settings the server reports are compared
+    on release with those the connection started with; on any change the release fails,
+    which makes asyncpg terminate the connection (the run fails, the next one reconnects)
+    before it runs anything else. Otherwise nothing is sent: `keep_session`'s reasoning
+    holds for statements that changed nothing.
+    """
+
+    def __init__(self) -> None:
+        self._started: weakref.WeakKeyDictionary[asyncpg.Connection, dict[str, str | None]] = (
+            weakref.WeakKeyDictionary())
+
+    async def init(self, conn: asyncpg.Connection) -> None:
+        self._started[conn] = _reported(conn)
+
+    async def reset(self, conn: asyncpg.Connection) -> None:
+        started = self._started.get(conn)
+        now = _reported(conn)
+        if started is None or now != started:
+            changed = sorted(k for k in REPORTED if started is None or now[k] != started[k])
+            raise SessionChangedError(
+                f"the statement changed its session ({', '.join(changed)}); connection closed")
+
+
 class ReadOnlyPool:
     def __init__(self, dsn: str, *, application_name: str, max_size: int,
                  statement_timeout: float, connect_timeout: float,
                  command_timeout: float | None, idle_lifetime: float,
                  statement_cache_size: int = 0,
                  settings: dict[str, str] | None = None,
-                 reset: Callable[[asyncpg.Connection], Awaitable[None]] | None = None) -> None:
+                 reset: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+                 init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None) -> None:
         timeout_ms = int(statement_timeout * 1000)
         self._options: dict[str, Any] = {
             "min_size": 0, "max_size": max_size, "timeout": connect_timeout,
@@ -78,6 +139,8 @@ class ReadOnlyPool:
         }
         if reset is not None:
             self._options["reset"] = reset
+        if init is not None:
+            self._options["init"] = init
         self._dsn = dsn
         self._pool: asyncpg.Pool | None = None
 

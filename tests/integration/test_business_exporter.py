@@ -468,3 +468,53 @@ def test_open_tickets_count_every_unresolved_status(crm: PostgresServer, module_
     samples = exporter.wait_until("tickets counted", lambda s: value(
         s, "business_support_open_tickets", priority="high") == 1)
     assert value(samples, "business_support_open_tickets", priority="urgent") == 2
+
+
+GUARD_PACK = {
+    "queries": [
+        # Turns its session's read-only default off: a later statement outside BEGIN READ
+        # ONLY on that connection could write, were the connection kept.
+        {"name": "flip", "interval_seconds": 1,
+         "sql": "SELECT length(set_config('default_transaction_read_only', 'off', false)) "
+                "AS crm_flip",
+         "metrics": [{"name": "crm_flip", "type": "gauge", "help": "Never exported."}]},
+        {"name": "write", "interval_seconds": 1,
+         "sql": "WITH w AS (INSERT INTO guard_log (note) VALUES ('written') RETURNING id) "
+                "SELECT count(*) AS crm_written FROM w",
+         "metrics": [{"name": "crm_written", "type": "gauge", "help": "Never exported."}]},
+        {"name": "count", "interval_seconds": 1,
+         "sql": "SELECT count(*) AS crm_guard_rows FROM guard_log",
+         "metrics": [{"name": "crm_guard_rows", "type": "gauge", "help": "Rows."}]},
+    ]
+}
+
+
+def test_pack_sql_can_neither_write_nor_make_the_session_writable(
+        crm: PostgresServer, module_dir: Path, module_exporters: list[Exporter]) -> None:
+    """All three queries share one connection (one lane of one) and run every second in
+    varying order, so `write` keeps coming right after `flip`: it must still fail."""
+    crm.psql("CREATE DATABASE guard")
+    crm.psql("CREATE TABLE guard_log (id serial PRIMARY KEY, note text)", db="guard")
+    pack = module_dir / "guard-pack.yml"
+    pack.write_text(yaml.safe_dump(GUARD_PACK))
+    exporter = _start(module_dir, {"dsn": _dsn(crm, "guard"), "pack_file": str(pack),
+                                   "target": "guard"}, module_exporters)
+
+    def errors(s: Samples, collector: str) -> float:
+        return value(s, "business_exporter_collector_errors_total", collector=collector,
+                     reason="query")
+
+    samples = exporter.wait_until("five failed runs of flip and of write", lambda s: (
+        errors(s, "flip") >= 5 and errors(s, "write") >= 5
+        and value(s, "business_exporter_collector_success", collector="count") == 1))
+    assert crm.psql("SELECT count(*) FROM guard_log", db="guard") == "0"
+    assert value(samples, "crm_guard_rows") == 0
+    assert not [n for n, _ in samples if n in ("crm_flip", "crm_written")]
+    log = exporter.log()
+    assert "read-only transaction" in log, log
+    assert "changed its session (default_transaction_read_only)" in log, log
+    # The runs are single statements: no BEGIN or COMMIT reached the server.
+    sent = crm.psql("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN "
+                    "pg_database d ON d.oid = s.dbid WHERE d.datname = 'guard' AND "
+                    "(s.query ILIKE 'BEGIN%' OR s.query ILIKE 'COMMIT%')")
+    assert sent == "0"
