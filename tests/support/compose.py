@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from tests.support.yamlfile import load_yaml
+
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 SECRETS_SCRIPT = REPO / "deploy" / "secrets" / "create.sh"
@@ -31,7 +33,7 @@ NOT_A_PORT_AFTER = {"--rps", "--duration", "--ws-clients", "--maxmemory", "--day
 
 
 def load_compose() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
+    data: dict[str, Any] = load_yaml(COMPOSE_FILE)
     return data
 
 

@@ -13,6 +13,7 @@ import yaml
 
 from alert_rules.generator.catalog import AREAS, SOURCES, load_catalog
 from alert_rules.generator.promtool_tests import group_area
+from tests.support.yamlfile import load_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 GENERATED = REPO / "alert_rules" / "generated"
@@ -27,7 +28,7 @@ UNBOUNDED_LABELS = {"query", "queryid", "user", "user_id", "email", "path", "url
 
 
 def load(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text())
+    data = load_yaml(path)
     assert isinstance(data, dict)
     return data
 

@@ -77,9 +77,13 @@ def test_the_wheel_holds_one_top_level_package(wheel: zipfile.ZipFile) -> None:
     assert "saasmon = saasmon.cli:main" in entry_points.decode()
 
 
-def imported_roots(path: Path) -> set[str]:
+def parse(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), str(path))
+
+
+def imported_roots(tree: ast.Module) -> set[str]:
     roots = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             roots |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -94,7 +98,7 @@ def python_files() -> list[Path]:
 
 
 def test_shipped_code_imports_nothing_of_the_dev_stack() -> None:
-    offenders = {str(path.relative_to(REPO)): sorted(imported_roots(path) & set(NOT_SHIPPED))
+    offenders = {str(path.relative_to(REPO)): sorted(imported_roots(parse(path)) & set(NOT_SHIPPED))
                  for path in SOURCE.rglob("*.py")}
     assert not {k: v for k, v in offenders.items() if v}
 
@@ -102,12 +106,13 @@ def test_shipped_code_imports_nothing_of_the_dev_stack() -> None:
 def test_nothing_imports_the_folder_name_as_a_module() -> None:
     # The repository root is on sys.path in the tests and the dev venv, so `import exporters`
     # would still work there and load a second copy of every module under another name.
-    files = python_files()
-    assert len(files) > 100
-    imports = [str(path.relative_to(REPO)) for path in files if "exporters" in imported_roots(path)]
+    trees = {path: parse(path) for path in python_files()}  # parsed once for both checks
+    assert len(trees) > 100
+    imports = [str(path.relative_to(REPO)) for path, tree in trees.items()
+               if "exporters" in imported_roots(tree)]
     assert not imports
     targets = [f"{path.relative_to(REPO)}:{node.lineno}: {node.value}"
-               for path in files for node in ast.walk(ast.parse(path.read_text()))
+               for path, tree in trees.items() for node in ast.walk(tree)
                if isinstance(node, ast.Constant) and isinstance(node.value, str)
                and OLD_TARGET.fullmatch(node.value)]
     assert not targets
