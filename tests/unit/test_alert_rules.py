@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -118,9 +119,10 @@ def _area_rule_files(tmp_path: Path) -> list[Path]:
             own = [g for g in own if g["rules"]]
             assert own, f"{path.name}: tests of {name}, which no group of its area holds"
             rules = tmp_path / f"rules-{path.stem}-{name}.yaml"
-            rules.write_text(yaml.safe_dump({"groups": own}))
+            # JSON is YAML to promtool, and Python writes it far faster than PyYAML does.
+            rules.write_text(json.dumps({"groups": own}))
             copy = tmp_path / f"{path.stem}-{name}.yaml"
-            copy.write_text(yaml.safe_dump({**test, "rule_files": [str(rules)], "tests": cases}))
+            copy.write_text(json.dumps({**test, "rule_files": [str(rules)], "tests": cases}))
             out.append(copy)
     assert used == set(groups), f"groups no test file covers: {set(groups) - used}"
     return out
