@@ -14,8 +14,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tests.support.yamlfile import load_yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,7 +65,7 @@ def bundle_entries(service: dict[str, Any]) -> dict[str, dict[str, Any]]:
     path = tokens[tokens.index("--config.file") + 1]
     local = container_path(service, path)
     assert local is not None and local.is_file(), f"bundle file {path} not mounted"
-    entries: dict[str, dict[str, Any]] = yaml.safe_load(local.read_text())["exporters"]
+    entries: dict[str, dict[str, Any]] = load_yaml(local)["exporters"]
     # Paths in a bundle file are relative to its directory.
     return {name: {**entry, "config.file": posixpath.join(posixpath.dirname(path),
                                                           entry["config.file"])}
