@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import yaml
+from tests.support.yamlfile import load_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -31,7 +31,7 @@ NOT_A_PORT_AFTER = {"--rps", "--duration", "--ws-clients", "--maxmemory", "--day
 
 
 def load_compose() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
+    data: dict[str, Any] = load_yaml(COMPOSE_FILE)
     return data
 
 
@@ -65,7 +65,7 @@ def bundle_entries(service: dict[str, Any]) -> dict[str, dict[str, Any]]:
     path = tokens[tokens.index("--config.file") + 1]
     local = container_path(service, path)
     assert local is not None and local.is_file(), f"bundle file {path} not mounted"
-    entries: dict[str, dict[str, Any]] = yaml.safe_load(local.read_text())["exporters"]
+    entries: dict[str, dict[str, Any]] = load_yaml(local)["exporters"]
     # Paths in a bundle file are relative to its directory.
     return {name: {**entry, "config.file": posixpath.join(posixpath.dirname(path),
                                                           entry["config.file"])}

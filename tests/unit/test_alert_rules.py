@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import yaml
 
 from alert_rules.generator.catalog import AREAS, SOURCES, load_catalog
 from alert_rules.generator.promtool_tests import group_area
+from tests.support.yamlfile import load_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 GENERATED = REPO / "alert_rules" / "generated"
@@ -27,7 +29,7 @@ UNBOUNDED_LABELS = {"query", "queryid", "user", "user_id", "email", "path", "url
 
 
 def load(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text())
+    data = load_yaml(path)
     assert isinstance(data, dict)
     return data
 
@@ -78,14 +80,23 @@ def test_rule_files_are_stamped_with_the_bundle_version() -> None:
 
 
 def _area_rule_files(tmp_path: Path) -> list[Path]:
-    """The generated test files, each pointed at only its area's groups of the shipped file.
+    """The generated test files, each test pointed at only its own alert's rules.
 
-    A test group makes promtool load and evaluate every rule of its rule files at every
-    step; an area's own groups (ladders never span areas) are a tenth of the file, which
-    makes the suite several times faster. The groups are copied unchanged, and every group
-    of the shipped file must be used by some test file.
+    A test group makes promtool load, parse and evaluate every rule of its rule files at
+    every step, so the work grows with the rules a file names, not with the rules a test
+    reads. An alerting rule's result depends only on its expression and the input series:
+    the alerts file records no series and no rule reads ALERTS (both asserted), and
+    promtool compares only the alerts of the test's alertname. So each alert gets a file of
+    its own rules (their groups' names and order kept, the rules copied unchanged), and its
+    tests a file naming only that one: the same verdicts, several times faster.
+    Every group of the shipped file must still be used by some area's test file.
     """
-    groups = {g["name"]: g for g in load(ALERTS)["groups"]}
+    shipped = load(ALERTS)["groups"]
+    for group in shipped:
+        for rule in group["rules"]:
+            assert "alert" in rule and "record" not in rule, rule
+            assert "ALERTS" not in rule["expr"], rule["alert"]
+    groups = {g["name"]: g for g in shipped}
     used: set[str] = set()
     out = []
     for path in sorted((GENERATED / "tests").glob("*.yaml")):
@@ -96,14 +107,23 @@ def _area_rule_files(tmp_path: Path) -> list[Path]:
                   or (area.group(1) == "slo" and group_area(n).startswith("slo-"))]
         assert wanted, f"{path.name}: no rule group for its area"
         used.update(wanted)
-        rules = tmp_path / f"rules-{path.stem}.yaml"
-        rules.write_text(yaml.safe_dump({"groups": [groups[n] for n in wanted]}))
         test = load(path)
         assert test["rule_files"] == ["../saasmon-alerts.yaml"]
-        test["rule_files"] = [str(rules)]
-        copy = tmp_path / path.name
-        copy.write_text(yaml.safe_dump(test))
-        out.append(copy)
+        by_alert: dict[str, list[dict[str, Any]]] = {}
+        for case in test["tests"]:
+            (name,) = {check["alertname"] for check in case["alert_rule_test"]}
+            by_alert.setdefault(name, []).append(case)
+        for name, cases in by_alert.items():
+            own = [{**groups[n], "rules": [r for r in groups[n]["rules"] if r["alert"] == name]}
+                   for n in wanted]
+            own = [g for g in own if g["rules"]]
+            assert own, f"{path.name}: tests of {name}, which no group of its area holds"
+            rules = tmp_path / f"rules-{path.stem}-{name}.yaml"
+            # JSON is YAML to promtool, and Python writes it far faster than PyYAML does.
+            rules.write_text(json.dumps({"groups": own}))
+            copy = tmp_path / f"{path.stem}-{name}.yaml"
+            copy.write_text(json.dumps({**test, "rule_files": [str(rules)], "tests": cases}))
+            out.append(copy)
     assert used == set(groups), f"groups no test file covers: {set(groups) - used}"
     return out
 

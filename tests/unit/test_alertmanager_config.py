@@ -25,6 +25,7 @@ from tests.support.alertmanager import (
     webhook_payload,
     write_test_config,
 )
+from tests.support.yamlfile import load_yaml
 
 CRITICAL = ["pagerduty", "sms", "slack-critical", "email-team"]
 HIGH = ["slack-alerts", "email-devops"]
@@ -37,7 +38,7 @@ GUIDES = ["nova-crm", "estimate-library", "tpt-erp", "saas-ops-module"]
 
 
 def shipped() -> dict[str, Any]:
-    config: dict[str, Any] = yaml.safe_load(SHIPPED_CONFIG.read_text())
+    config: dict[str, Any] = load_yaml(SHIPPED_CONFIG)
     return config
 
 
@@ -183,7 +184,7 @@ def generated_alerts(directory: Path = GENERATED) -> list[dict[str, Any]]:
     """Alerting rules of the generated bundle (Prometheus rule files with top-level groups)."""
     found = []
     for path in sorted(directory.glob("*.y*ml")):
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path)
         if isinstance(data, dict) and isinstance(data.get("groups"), list):
             found += [r for g in data["groups"] for r in g.get("rules", []) if "alert" in r]
     return found

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from alert_rules.generator.catalog import CATALOG_DIR, GUIDES, CatalogError, load_catalog
+from alert_rules.generator.catalog import CATALOG_DIR, GUIDES, Catalog, CatalogError, load_catalog
 
 DASHBOARD = "1.1 Comprehensive Monitoring Dashboard \u203a "  # the guides' section separator
 # Guide sections (by the catalog's `section` prefix) that must hold alerting entries:
@@ -36,26 +36,31 @@ ENCODED_SECTIONS = {
 }
 
 
-def test_catalog_loads_and_every_guide_has_entries() -> None:
-    catalog = load_catalog()
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    """The shipped catalog, loaded once for the tests that only read it (the broken copies
+    below are loaded each on its own)."""
+    return load_catalog()
+
+
+def test_catalog_loads_and_every_guide_has_entries(catalog: Catalog) -> None:
     assert {g.guide for g in catalog.guides} >= set(GUIDES)
     for guide in catalog.guides:
         assert guide.entries, guide.guide
 
 
 @pytest.mark.parametrize("guide", GUIDES)
-def test_guide_sections_the_bundle_promises_are_alerting(guide: str) -> None:
-    entries = next(g for g in load_catalog().guides if g.guide == guide).entries
+def test_guide_sections_the_bundle_promises_are_alerting(guide: str, catalog: Catalog) -> None:
+    entries = next(g for g in catalog.guides if g.guide == guide).entries
     for prefix in ALERTING_SECTIONS[guide]:
         assert any(e.section.startswith(prefix) and e.signal for e in entries), prefix
     for prefix in ENCODED_SECTIONS.get(guide, []):
         assert any(e.section.startswith(prefix) and e.encoded_by for e in entries), prefix
 
 
-def test_guide_disagreements_stay_as_ladders() -> None:
+def test_guide_disagreements_stay_as_ladders(catalog: Catalog) -> None:
     """Error rate, latency, slow query, replication lag, FCP, TTFB, CPU and memory have
     different levels in different guides: every level survives as its own rule."""
-    catalog = load_catalog()
     for signal in ("api_error_ratio", "pg_replication_lag", "pg_slowest_statement", "webvitals_fcp",
                    "webvitals_ttfb", "host_cpu", "host_memory"):
         rules = [r for r in catalog.rules if r.signal == signal]
@@ -64,8 +69,8 @@ def test_guide_disagreements_stay_as_ladders() -> None:
         assert len({r.guide for r in rules}) >= 2 or signal == "webvitals_ttfb", signal
 
 
-def test_unencodable_items_give_a_reason() -> None:
-    for guide in load_catalog().guides:
+def test_unencodable_items_give_a_reason(catalog: Catalog) -> None:
+    for guide in catalog.guides:
         for item in guide.unencodable:
             assert len(item.reason) >= 10, (guide.guide, item.section)
 

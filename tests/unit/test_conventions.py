@@ -16,6 +16,7 @@ import yaml
 
 from alert_rules.generator.promtool_tests import group_area
 from dashboards.lint import AGGREGATIONS, Token, tokenize
+from tests.support.yamlfile import load_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 GENERATED = REPO / "alert_rules" / "generated"
@@ -34,7 +35,7 @@ KNOWN_COLLISIONS = {"TargetDown", "Watchdog", "RedisDown"}
 
 
 def groups(path: Path) -> list[dict[str, Any]]:
-    data = yaml.safe_load(path.read_text())
+    data = load_yaml(path)
     found: list[dict[str, Any]] = data["spec"]["groups"] if "spec" in data else data["groups"]
     return found
 

@@ -14,9 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tests.support.compose import REPO, bind_mounts, container_path, resolve, services
+from tests.support.yamlfile import load_yaml
 
 PROVISIONING = REPO / "grafana" / "provisioning"
 DATASOURCES = PROVISIONING / "datasources"
@@ -33,7 +32,7 @@ BUILT_IN_DATASOURCES = {"-- Grafana --", "-- Mixed --", "-- Dashboard --", "graf
 
 
 def load(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(path.read_text())
+    data: dict[str, Any] = load_yaml(path)
     return data
 
 

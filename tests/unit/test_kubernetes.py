@@ -46,6 +46,7 @@ from tests.support.kubernetes import (
     secrets_from_script,
     which,
 )
+from tests.support.yamlfile import load_yaml
 
 NAMESPACES = {BASE: "monitoring", EXAMPLE: "observability"}
 RELEASES = {BASE: "kube-prometheus-stack", EXAMPLE: "monitoring"}
@@ -470,8 +471,8 @@ def test_every_alert_selector_job_is_scraped_under_that_name(directory: Path) ->
 def test_prometheus_rule_is_exactly_the_generated_rules(directory: Path) -> None:
     (rule,) = of_kind(render(directory), "PrometheusRule")
     generated = REPO / "alert_rules" / "generated"
-    groups = [*yaml.safe_load((generated / "saasmon-rules.yaml").read_text())["groups"],
-              *yaml.safe_load((generated / "saasmon-alerts.yaml").read_text())["groups"]]
+    groups = [*load_yaml(generated / "saasmon-rules.yaml")["groups"],
+              *load_yaml(generated / "saasmon-alerts.yaml")["groups"]]
     assert rule["spec"]["groups"] == groups
     assert rule["metadata"]["namespace"] == NAMESPACES[directory]
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import _jsonnet
 import pytest
-import yaml
 
 from alert_rules.generator.durations import seconds
 from alert_rules.generator.mixin import CATALOG_JSON, REPO, importer
+from tests.support.yamlfile import load_yaml
 
 GENERATED = REPO / "alert_rules" / "generated"
 BOARDS = REPO / "dashboards" / "generated"
@@ -29,7 +29,7 @@ MARKER = re.compile(r"<<(range|duration):(\d+[smhdw])>>")
 
 
 def _groups(path: Path) -> Any:
-    return yaml.safe_load(path.read_text())
+    return load_yaml(path)
 
 
 def _jsonnet_cli(workdir: Path, main: str) -> Any:
