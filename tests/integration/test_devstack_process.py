@@ -85,12 +85,10 @@ def test_a_process_that_dies_while_awaited_fails_at_once_with_its_status(
         tmp_path: Path) -> None:
     process = python("crasher", "import sys\nprint('bad config: key x')\nsys.exit(3)",
                      tmp_path).start()
-    started = time.monotonic()
+    # Not the 600 s timeout's error: the death is noticed on the next poll, with its status.
     with pytest.raises(ProcessError, match=r"crasher exited with status 3") as caught:
         process.wait_port(free_port(), timeout=600)
     assert "bad config: key x" in str(caught.value)
-    # Not the 600 s timeout: the death is noticed on the next poll (generous bound).
-    assert time.monotonic() - started < 300
 
 
 FORKS = """

