@@ -157,3 +157,60 @@ def test_mirakuru_is_no_dependency_any_more() -> None:
     extras = PYPROJECT["project"]["optional-dependencies"]
     every = [*PYPROJECT["project"]["dependencies"], *(d for e in extras.values() for d in e)]
     assert not [d for d in every if d.lower().startswith("mirakuru")]
+
+
+# Folders whose modules are the project's own (tests included): a private name of one of
+# them is for its own module only.
+OWN_ROOTS = ("saasmon", "refapp", "devstack", "bench", "scripts", "alert_rules", "dashboards",
+             "tests")
+
+
+def test_no_module_imports_another_modules_private_name() -> None:
+    offenders = []
+    for path in python_files():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+                    and node.module.split(".")[0] in OWN_ROOTS):
+                offenders += [f"{path.relative_to(REPO)}: {node.module}.{alias.name}"
+                              for alias in node.names
+                              if alias.name.startswith("_") and not alias.name.startswith("__")]
+    assert not offenders
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SOURCE).with_suffix("").parts
+    return ".".join(("saasmon", *(parts[:-1] if parts[-1] == "__init__" else parts)))
+
+
+def _load_time_imports(tree: ast.Module) -> set[str]:
+    """saasmon modules imported when the module loads: module-level statements only (an
+    import inside a function or under TYPE_CHECKING runs later, or never)."""
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return {name for name in names if name.split(".")[0] == "saasmon"}
+
+
+def test_the_shipped_package_has_no_import_cycle() -> None:
+    graph = {_module_name(path): _load_time_imports(ast.parse(path.read_text(), str(path)))
+             for path in SOURCE.rglob("*.py")}
+    graph = {module: {name for name in names if name in graph and name != module}
+             for module, names in graph.items()}
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        if module in path:
+            raise AssertionError("import cycle: " + " -> ".join((*path, module)))
+        if module in done:
+            return
+        for name in sorted(graph[module]):
+            visit(name, (*path, module))
+        done.add(module)
+
+    assert len(graph) > 30
+    for module in sorted(graph):
+        visit(module, ())
