@@ -20,6 +20,8 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString as _untyped_go_float
 
+from saasmon.runtime.families import RowsFamily
+
 _go_float = cast(Callable[[float], str], _untyped_go_float)
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -77,6 +79,9 @@ def _render(families: Iterable[Metric], out: list[str]) -> None:
         _check(name, _METRIC_NAME)
         doc = _help(metric.documentation)
         out.append(f"# HELP {name} {doc}\n# TYPE {name} {_TYPES.get(kind, kind)}\n")
+        if isinstance(metric, RowsFamily) and metric.rows is not None:
+            _render_rows(metric, out)
+            continue
         extra: dict[str, list[str]] = {}
         special = {metric.name + suffix: suffix for suffix in _SUFFIXES}
         for sample in metric.samples:
@@ -102,6 +107,32 @@ def _render(families: Iterable[Metric], out: list[str]) -> None:
             out.append(f"# HELP {metric.name}{suffix} {doc}\n"
                        f"# TYPE {metric.name}{suffix} gauge\n")
             out.extend(lines)
+
+
+def _render_rows(family: RowsFamily, out: list[str]) -> None:
+    """A family's pending rows (families.RowsFamily), without building their samples: the
+    same lines as the samples would give (labels sorted by name, values escaped)."""
+    name, keys = family.sample_name, family.label_names
+    _check(name, _METRIC_NAME)
+    if family.value is not None:
+        out.append(f"{name} {_number(family.value)}\n")
+    rows = family.rows
+    if not rows:
+        return
+    if not keys:
+        out.extend(f"{name} {_number(value)}\n" for _, value in rows)
+        return
+    for key in keys:
+        _check(key, _LABEL_NAME)
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    if len(set(keys)) != len(keys):
+        raise _Unsupported(name)  # a label given twice: the dict of add_metric keeps one
+    line = name + "{" + ",".join(f'{keys[i]}="%s"' for i in order) + "} "
+    for label_values, value in rows:
+        if len(label_values) != len(keys):
+            raise _Unsupported(name)
+        out.append(line % tuple([_value(str(label_values[i])) for i in order])
+                   + _number(value) + "\n")
 
 
 def generate_text(registry: Collector) -> bytes:
