@@ -18,12 +18,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    Metric,
-)
+from prometheus_client.core import Metric
 
+from saasmon.runtime.families import counter, gauge
 from saasmon.runtime.logs import SecretRegistry, log_fields
 
 log = logging.getLogger("saasmon.collector")
@@ -73,7 +70,9 @@ class Lane(Protocol):
     @property
     def width(self) -> int: ...
 
-    def session(self, timeout: float) -> contextlib.AbstractAsyncContextManager[Any]: ...
+    def session(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """Open a session; the caller bounds the time it takes."""
+        ...
 
 
 class Collector(abc.ABC):
@@ -298,31 +297,47 @@ class Scheduler:
         back (it may be unusable) and the next run opens a fresh one."""
         session: contextlib.AsyncExitStack | None = None
         opened: Any = None
+
+        async def give_back() -> None:
+            nonlocal session
+            held, session = session, None
+            if held is not None:
+                with contextlib.suppress(Exception):  # the run's own error is what counts
+                    await held.aclose()
+
         try:
             while queue:
-                index, state = queue.popleft()
-                collector = state.collector
-                outcome: list[Metric] | BaseException
+                deadline = rnd.started + queue[0][1].collector.timeout
+                running: int | None = None
                 try:
-                    async with asyncio.timeout_at(rnd.started + collector.timeout):
-                        if lane is None:
-                            outcome = await collector.collect()
-                        else:
-                            if session is None:
-                                session = contextlib.AsyncExitStack()
-                                opened = await session.enter_async_context(
-                                    lane.session(collector.timeout))
-                            outcome = await collector.collect_in(opened)
-                except Exception as exc:  # the run's failure, classified when recorded
-                    outcome = exc
-                rnd.outcomes[index] = (time.monotonic() - rnd.started, outcome)
-                if isinstance(outcome, BaseException) and session is not None:
-                    held, session = session, None
-                    with contextlib.suppress(Exception):  # the run's error is what counts
-                        await held.aclose()
+                    # Consecutive runs with the same deadline (one timeout_seconds, the
+                    # usual case) share one timer: when it fires, the run in flight is cut
+                    # and the next ones, past their deadline too, are cut at their start.
+                    async with asyncio.timeout_at(deadline):
+                        while queue and rnd.started + queue[0][1].collector.timeout == deadline:
+                            running, state = queue.popleft()
+                            outcome: list[Metric] | BaseException
+                            try:
+                                if lane is None:
+                                    outcome = await state.collector.collect()
+                                else:
+                                    if session is None:
+                                        session = contextlib.AsyncExitStack()
+                                        opened = await session.enter_async_context(
+                                            lane.session())
+                                    outcome = await state.collector.collect_in(opened)
+                            except Exception as exc:  # the run's failure, classified later
+                                outcome = exc
+                            rnd.outcomes[running] = (time.monotonic() - rnd.started, outcome)
+                            running = None
+                            if isinstance(outcome, BaseException):
+                                await give_back()
+                except TimeoutError as exc:  # the shared timer fired
+                    if running is not None:
+                        rnd.outcomes[running] = (time.monotonic() - rnd.started, exc)
+                    await give_back()
         finally:
-            if session is not None:
-                await session.aclose()
+            await give_back()
 
     # -- output ------------------------------------------------------------------
     def data_families(self) -> list[Metric]:
@@ -357,29 +372,20 @@ class Scheduler:
         if not self.states:
             return  # a request-fed exporter (relay, beacons) has no targets to report on
         ns = self.namespace
-        up = GaugeMetricFamily(f"{ns}_up", "Whether the last collection reached the target.",
-                               labels=["target"])
-        for target in self.targets:
-            up.add_metric([target], self.up(target))
-        yield up
-        labels = ["collector", "target"]
-        duration = GaugeMetricFamily(
-            f"{ns}_exporter_collector_duration_seconds",
-            "Duration of the collector's last run.", labels=labels)
-        success = GaugeMetricFamily(
-            f"{ns}_exporter_collector_success", "Whether the collector's last run succeeded.",
-            labels=labels)
-        last = GaugeMetricFamily(
-            f"{ns}_exporter_collector_last_success_timestamp_seconds",
-            "Unix time of the collector's last successful run.", labels=labels)
-        errors = CounterMetricFamily(
-            f"{ns}_exporter_collector_errors", "Failed collector runs by reason.",
-            labels=[*labels, "reason"])
-        for state in self.states:
-            key = [state.collector.name, state.collector.target]
-            duration.add_metric(key, state.duration)
-            success.add_metric(key, 1 if state.success else 0)
-            last.add_metric(key, state.last_success)
-            for reason, count in state.errors.items():
-                errors.add_metric([*key, reason], count)
-        yield from (duration, success, last, errors)
+        yield gauge(f"{ns}_up", "Whether the last collection reached the target.",
+                    labels=("target",), rows=[((t,), self.up(t)) for t in self.targets])
+        labels = ("collector", "target")
+        keys = [((s.collector.name, s.collector.target), s) for s in self.states]
+        yield gauge(f"{ns}_exporter_collector_duration_seconds",
+                    "Duration of the collector's last run.", labels=labels,
+                    rows=[(key, s.duration) for key, s in keys])
+        yield gauge(f"{ns}_exporter_collector_success",
+                    "Whether the collector's last run succeeded.", labels=labels,
+                    rows=[(key, 1 if s.success else 0) for key, s in keys])
+        yield gauge(f"{ns}_exporter_collector_last_success_timestamp_seconds",
+                    "Unix time of the collector's last successful run.", labels=labels,
+                    rows=[(key, s.last_success) for key, s in keys])
+        yield counter(f"{ns}_exporter_collector_errors", "Failed collector runs by reason.",
+                      labels=(*labels, "reason"),
+                      rows=[((*key, reason), count) for key, s in keys
+                            for reason, count in s.errors.items()])

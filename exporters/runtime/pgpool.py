@@ -98,10 +98,12 @@ class ReadOnlyPool:
         return int(self._options["max_size"])
 
     @contextlib.asynccontextmanager
-    async def session(self, timeout: float) -> AsyncIterator[asyncpg.Connection]:
-        """One connection of the pool, held across several collectors' runs (Lane)."""
+    async def session(self) -> AsyncIterator[asyncpg.Connection]:
+        """One connection of the pool, held across several collectors' runs (Lane). No
+        acquire timeout of its own: the round bounds it (asyncpg would wrap the acquire in
+        one more task and timer)."""
         pool = await self.pool()
-        async with pool.acquire(timeout=timeout) as conn:
+        async with pool.acquire() as conn:
             yield conn
 
     async def close(self) -> None:
