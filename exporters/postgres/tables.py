@@ -15,6 +15,7 @@ from prometheus_client.core import Metric
 
 from saasmon.postgres.collectors import TablesCollector
 from saasmon.postgres.config import PostgresConfig, TableDatabases
+from saasmon.runtime.collector import Lane
 from saasmon.runtime.families import gauge
 from saasmon.runtime.logs import SecretRegistry, log_fields
 from saasmon.runtime.overrides import Schedule
@@ -51,6 +52,9 @@ class DatabaseTablesCollector(TablesCollector):
                 with_database(self.dsn, database), self.application_name, max_size=1,
                 timeout=self.timeout, interval=self.interval, reset=keep_session)
         return pool
+
+    def lane(self) -> Lane | None:
+        return None  # reads other databases on pools of its own: a run of its own
 
     async def collect(self) -> list[Metric]:
         main = await self.connections.pool()

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    Metric,
-)
+from prometheus_client.core import Metric
 
+from saasmon.runtime.families import counter, gauge
 from saasmon.runtime.logs import SecretRegistry, log_fields
 
 log = logging.getLogger("saasmon.collector")
@@ -48,12 +47,32 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
         task.exception()
 
 
+async def _all(runs: list[Any]) -> None:
+    """Await the coroutines: one in the caller's task, several side by side."""
+    if len(runs) == 1:
+        await runs[0]
+    else:
+        await asyncio.gather(*runs)
+
+
 class CollectorError(Exception):
     """Raised by collectors with a bounded `reason` for the error counter."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason if reason in REASONS else "other"
+
+
+class Lane(Protocol):
+    """Something collectors share (a connection pool) that an on-scrape round can hold
+    across runs: `width` sessions at once, each used by one run after another."""
+
+    @property
+    def width(self) -> int: ...
+
+    def session(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """Open a session; the caller bounds the time it takes."""
+        ...
 
 
 class Collector(abc.ABC):
@@ -73,6 +92,15 @@ class Collector(abc.ABC):
     @abc.abstractmethod
     async def collect(self) -> list[Metric]:
         """Read the target and return complete metric families."""
+
+    def lane(self) -> Lane | None:
+        """What this collector's on-scrape runs may share with others (None: nothing; the
+        run is `collect()` in a task of its own)."""
+        return None
+
+    async def collect_in(self, session: Any) -> list[Metric]:
+        """`collect()` on a session of `lane()`, already open."""
+        return await self.collect()
 
     def classify(self, exc: BaseException) -> str:
         """Map an exception to a reason; exporters refine this for their drivers."""
@@ -95,7 +123,24 @@ class CollectorState:
     last_success: float = 0.0
     last_reason: str | None = None
     errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
-    task: asyncio.Task[list[Metric]] | None = None
+    # The running background run, or the on-scrape round this collector is part of.
+    task: asyncio.Task[Any] | None = None
+
+
+@dataclass
+class _Round:
+    """One run of every on-scrape collector, shared by the scrapes that overlap it.
+
+    Each run's outcome (families or exception, and when it ended) is recorded once, by
+    the first scrape that sees it; a run still going when a scrape's deadline passes is
+    that scrape's timeout, as a stuck background run is.
+    """
+
+    started: float
+    outcomes: dict[int, tuple[float, list[Metric] | BaseException]] = field(
+        default_factory=dict)
+    recorded: set[int] = field(default_factory=set)
+    task: asyncio.Task[None] | None = None
 
 
 class Scheduler:
@@ -106,6 +151,9 @@ class Scheduler:
         self.states = [CollectorState(c) for c in collectors]
         self.targets = sorted({c.target for c in collectors})
         self._loops: list[asyncio.Task[None]] = []
+        self._on_scrape = [(i, s) for i, s in enumerate(self.states)
+                           if s.collector.interval <= 0]
+        self._round: _Round | None = None
         self.generation = 0  # bumped on every finished background run: render cache key
         self.first_round = asyncio.Event()
 
@@ -158,16 +206,26 @@ class Scheduler:
                 asyncio.wait_for(collector.collect(), collector.timeout))
             task.add_done_callback(_retrieve)
         done, _ = await asyncio.wait({task}, timeout=max(deadline, 0.001))
-        state.duration = time.monotonic() - started
-        state.finished_at = time.time()
+        duration = time.monotonic() - started
         if not done:
-            self._fail(state, "timeout", f"no result within {deadline:.2f}s")
+            self._record(state, duration, None, deadline)
         elif task.cancelled():
-            self._fail(state, "timeout", "run cancelled")
-        elif (exc := task.exception()) is not None:
-            self._fail(state, collector.classify(exc), str(exc) or type(exc).__name__)
+            self._record(state, duration, TimeoutError("run cancelled"), deadline)
         else:
-            state.families = task.result()
+            self._record(state, duration, task.exception() or task.result(), deadline)
+
+    def _record(self, state: CollectorState, duration: float,
+                outcome: list[Metric] | BaseException | None, deadline: float) -> None:
+        """A finished run's families or exception; None: no result within `deadline`."""
+        collector = state.collector
+        state.duration = duration
+        state.finished_at = time.time()
+        if outcome is None:
+            self._fail(state, "timeout", f"no result within {deadline:.2f}s")
+        elif isinstance(outcome, BaseException):
+            self._fail(state, collector.classify(outcome), str(outcome) or type(outcome).__name__)
+        else:
+            state.families = outcome
             if state.last_reason is not None:
                 log.info("collector recovered", extra=log_fields(collector=collector.key))
             state.success = True
@@ -190,24 +248,115 @@ class Scheduler:
         state.last_reason = reason
 
     async def collect_on_scrape(self, deadline: float) -> None:
-        """Run interval-0 collectors concurrently within the scrape's deadline."""
-        on_scrape = [s for s in self.states if s.collector.interval <= 0]
-        if on_scrape:
-            await asyncio.gather(
-                *(self.run_once(s, min(s.collector.timeout, deadline)) for s in on_scrape)
-            )
+        """Run interval-0 collectors within the scrape's deadline, as one round.
+
+        A round runs collectors that share a lane (a connection pool) one after another on
+        the lane's sessions (as many at once as the lane is wide), one session held across
+        runs; every other collector runs in a task of its own. Each run is bounded by its
+        collector's timeout from the round's start (waiting for a session included), as
+        concurrent runs were. A scrape that comes while a round is going joins it: never a
+        second run beside one, and a short deadline never cancels a longer one's run.
+        """
+        if not self._on_scrape:
+            return
+        rnd = self._round
+        if rnd is None or rnd.task is None or rnd.task.done():
+            rnd = self._round = self._start_round()
+        assert rnd.task is not None
+        started = time.monotonic()
+        if not rnd.task.done():
+            await asyncio.wait({rnd.task}, timeout=max(deadline, 0.001))
+        waited = time.monotonic() - started
+        for index, state in self._on_scrape:
+            outcome = rnd.outcomes.get(index)
+            if outcome is None:
+                self._record(state, waited, None, min(state.collector.timeout, deadline))
+            elif index not in rnd.recorded:
+                rnd.recorded.add(index)
+                self._record(state, outcome[0], outcome[1], deadline)
+
+    def _start_round(self) -> _Round:
+        rnd = _Round(time.monotonic())
+        lanes: dict[int, tuple[Lane | None, deque[tuple[int, CollectorState]]]] = {}
+        for index, state in self._on_scrape:
+            lane = state.collector.lane()
+            key = id(lane) if lane is not None else -1 - index  # no lane: a queue alone
+            lanes.setdefault(key, (lane, deque()))[1].append((index, state))
+        workers = [self._lane(rnd, lane, queue)
+                   for lane, queue in lanes.values()
+                   for _ in range(min(lane.width, len(queue)) if lane is not None else 1)]
+        rnd.task = asyncio.create_task(_all(workers))
+        rnd.task.add_done_callback(_retrieve)
+        for _, state in self._on_scrape:
+            state.task = rnd.task
+        return rnd
+
+    async def _lane(self, rnd: _Round, lane: Lane | None,
+                    queue: deque[tuple[int, CollectorState]]) -> None:
+        """Run the queue's collectors one after another; a failed run's session is given
+        back (it may be unusable) and the next run opens a fresh one."""
+        session: contextlib.AsyncExitStack | None = None
+        opened: Any = None
+
+        async def give_back() -> None:
+            nonlocal session
+            held, session = session, None
+            if held is not None:
+                with contextlib.suppress(Exception):  # the run's own error is what counts
+                    await held.aclose()
+
+        try:
+            while queue:
+                deadline = rnd.started + queue[0][1].collector.timeout
+                running: int | None = None
+                try:
+                    # Consecutive runs with the same deadline (one timeout_seconds, the
+                    # usual case) share one timer: when it fires, the run in flight is cut
+                    # and the next ones, past their deadline too, are cut at their start.
+                    async with asyncio.timeout_at(deadline):
+                        while queue and rnd.started + queue[0][1].collector.timeout == deadline:
+                            running, state = queue.popleft()
+                            outcome: list[Metric] | BaseException
+                            try:
+                                if lane is None:
+                                    outcome = await state.collector.collect()
+                                else:
+                                    if session is None:
+                                        session = contextlib.AsyncExitStack()
+                                        opened = await session.enter_async_context(
+                                            lane.session())
+                                    outcome = await state.collector.collect_in(opened)
+                            except Exception as exc:  # the run's failure, classified later
+                                outcome = exc
+                            rnd.outcomes[running] = (time.monotonic() - rnd.started, outcome)
+                            running = None
+                            if isinstance(outcome, BaseException):
+                                await give_back()
+                except TimeoutError as exc:  # the shared timer fired
+                    if running is not None:
+                        rnd.outcomes[running] = (time.monotonic() - rnd.started, exc)
+                    await give_back()
+        finally:
+            await give_back()
 
     # -- output ------------------------------------------------------------------
     def data_families(self) -> list[Metric]:
         """Families from every collector, merged by name (targets share metric names)."""
         merged: dict[str, Metric] = {}
+        copied: set[str] = set()
         for state in self.states:
             for family in state.families:
                 into = merged.get(family.name)
                 if into is None:
-                    merged[family.name] = into = Metric(
-                        family.name, family.documentation, family.type, family.unit
-                    )
+                    # Alone under its name (one target): served as it is, no copy.
+                    merged[family.name] = family
+                    continue
+                if family.name not in copied:
+                    copied.add(family.name)
+                    first, into = into, Metric(family.name, family.documentation, family.type,
+                                               family.unit)
+                    into.samples.extend(first.samples)
+                    merged[family.name] = into
                 into.samples.extend(family.samples)
         return list(merged.values())
 
@@ -223,29 +372,20 @@ class Scheduler:
         if not self.states:
             return  # a request-fed exporter (relay, beacons) has no targets to report on
         ns = self.namespace
-        up = GaugeMetricFamily(f"{ns}_up", "Whether the last collection reached the target.",
-                               labels=["target"])
-        for target in self.targets:
-            up.add_metric([target], self.up(target))
-        yield up
-        labels = ["collector", "target"]
-        duration = GaugeMetricFamily(
-            f"{ns}_exporter_collector_duration_seconds",
-            "Duration of the collector's last run.", labels=labels)
-        success = GaugeMetricFamily(
-            f"{ns}_exporter_collector_success", "Whether the collector's last run succeeded.",
-            labels=labels)
-        last = GaugeMetricFamily(
-            f"{ns}_exporter_collector_last_success_timestamp_seconds",
-            "Unix time of the collector's last successful run.", labels=labels)
-        errors = CounterMetricFamily(
-            f"{ns}_exporter_collector_errors", "Failed collector runs by reason.",
-            labels=[*labels, "reason"])
-        for state in self.states:
-            key = [state.collector.name, state.collector.target]
-            duration.add_metric(key, state.duration)
-            success.add_metric(key, 1 if state.success else 0)
-            last.add_metric(key, state.last_success)
-            for reason, count in state.errors.items():
-                errors.add_metric([*key, reason], count)
-        yield from (duration, success, last, errors)
+        yield gauge(f"{ns}_up", "Whether the last collection reached the target.",
+                    labels=("target",), rows=[((t,), self.up(t)) for t in self.targets])
+        labels = ("collector", "target")
+        keys = [((s.collector.name, s.collector.target), s) for s in self.states]
+        yield gauge(f"{ns}_exporter_collector_duration_seconds",
+                    "Duration of the collector's last run.", labels=labels,
+                    rows=[(key, s.duration) for key, s in keys])
+        yield gauge(f"{ns}_exporter_collector_success",
+                    "Whether the collector's last run succeeded.", labels=labels,
+                    rows=[(key, 1 if s.success else 0) for key, s in keys])
+        yield gauge(f"{ns}_exporter_collector_last_success_timestamp_seconds",
+                    "Unix time of the collector's last successful run.", labels=labels,
+                    rows=[(key, s.last_success) for key, s in keys])
+        yield counter(f"{ns}_exporter_collector_errors", "Failed collector runs by reason.",
+                      labels=(*labels, "reason"),
+                      rows=[((*key, reason), count) for key, s in keys
+                            for reason, count in s.errors.items()])

@@ -31,8 +31,10 @@ OPENMETRICS_TYPE = "application/openmetrics-text"
 OPENMETRICS_EOF = b"# EOF\n"
 # Media ranges the text encoders can answer; anything else (protobuf) is skipped.
 _SERVABLE = frozenset({OPENMETRICS_TYPE, "text/plain", "text/*", "*/*"})
-# zlib's own default: most of level 9's size for a fraction of its time.
-GZIP_LEVEL = 6
+# zlib's fastest level: a scrape body (~35 KB of text) compresses to about 6 KB instead
+# of 5 KB at the default level 6, in well under half the CPU (issue 16: with collection on
+# each scrape, compression was a tenth of a scrape's CPU).
+GZIP_LEVEL = 1
 # Bodies above this are compressed in a worker thread, off the event loop.
 GZIP_INLINE_LIMIT = 256 * 1024
 # The created series are families' "<name>_created" samples (prometheus_client's naming).

@@ -3,39 +3,79 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.samples import Sample
 
 T = TypeVar("T")
-FamilyT = TypeVar("FamilyT", GaugeMetricFamily, CounterMetricFamily)
+
+Row = tuple[Sequence[Any], float]
+
+
+class RowsFamily:
+    """A family whose samples stay label values and numbers until someone asks for them.
+
+    With collection on each scrape every sample of every family is built on every scrape
+    (issue 16); the text format renders these rows directly (runtime.textformat), so
+    most scrapes never build a `Sample`. Asking for `samples` builds them once, exactly as
+    `add_metric` would have; from then on they are an ordinary list.
+    """
+
+    sample_name: str
+    label_names: tuple[str, ...]
+    value: float | None
+    rows: list[Row] | None  # None: built into samples (or nothing was pending)
+    _built: list[Sample]
+
+    @property
+    def samples(self) -> list[Sample]:
+        rows = self.rows
+        if rows is not None:
+            self.rows = None
+            name, keys, append = self.sample_name, self.label_names, self._built.append
+            if self.value is not None:
+                append(Sample(name, {}, self.value, None, None))
+            for label_values, sample in rows:
+                append(Sample(name, dict(zip(keys, map(str, label_values), strict=False)),
+                              sample, None, None))
+        return self._built
+
+    @samples.setter
+    def samples(self, value: list[Sample]) -> None:
+        self._built = value
+        self.rows = None
+
+
+class RowsGauge(RowsFamily, GaugeMetricFamily):
+    pass
+
+
+class RowsCounter(RowsFamily, CounterMetricFamily):
+    pass
+
+
+FamilyT = TypeVar("FamilyT", RowsGauge, RowsCounter)
 
 
 def _family(cls: type[FamilyT], name: str, doc: str, value: float | None,
-            labels: Sequence[str], rows: Iterable[tuple[Sequence[str], float]]) -> FamilyT:
+            labels: Sequence[str], rows: Iterable[Row]) -> FamilyT:
     family = cls(name, doc, labels=list(labels) if labels else None)
-    # The samples add_metric would append, built directly: with collection on each scrape
-    # this runs for every sample of every scrape (issue 16).
-    sample_name = family.name + "_total" if family.type == "counter" else family.name
-    append = family.samples.append
-    if value is not None:
-        append(Sample(sample_name, {}, value, None, None))
-    keys = tuple(labels)
-    for label_values, sample in rows:
-        append(Sample(sample_name, dict(zip(keys, map(str, label_values), strict=False)),
-                      sample, None, None))
+    family.sample_name = family.name + "_total" if family.type == "counter" else family.name
+    family.label_names = tuple(labels)
+    family.value = value
+    family.rows = list(rows)
     return family
 
 
 def gauge(name: str, doc: str, value: float | None = None, labels: Sequence[str] = (),
-          rows: Iterable[tuple[Sequence[str], float]] = ()) -> GaugeMetricFamily:
-    return _family(GaugeMetricFamily, name, doc, value, labels, rows)
+          rows: Iterable[Row] = ()) -> GaugeMetricFamily:
+    return _family(RowsGauge, name, doc, value, labels, rows)
 
 
 def counter(name: str, doc: str, value: float | None = None, labels: Sequence[str] = (),
-            rows: Iterable[tuple[Sequence[str], float]] = ()) -> CounterMetricFamily:
-    return _family(CounterMetricFamily, name, doc, value, labels, rows)
+            rows: Iterable[Row] = ()) -> CounterMetricFamily:
+    return _family(RowsCounter, name, doc, value, labels, rows)
 
 
 def top_n(items: Sequence[T], limit: int) -> tuple[Sequence[T], int]:

@@ -7,8 +7,9 @@ transaction open. A pool that failed to open is dropped and re-created on the ne
 
 from __future__ import annotations
 
+import contextlib
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -154,6 +155,20 @@ class ReadOnlyPool:
             pool.terminate()
             raise
 
+    @property
+    def width(self) -> int:
+        """Connections at once: how many sessions an on-scrape round opens (Lane)."""
+        return int(self._options["max_size"])
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[asyncpg.Connection]:
+        """One connection of the pool, held across several collectors' runs (Lane). No
+        acquire timeout of its own: the round bounds it (asyncpg would wrap the acquire in
+        one more task and timer)."""
+        pool = await self.pool()
+        async with pool.acquire() as conn:
+            yield conn
+
     async def close(self) -> None:
         if self._pool is not None:
             self._pool.terminate()
@@ -166,9 +181,11 @@ def collector_pool(dsn: str, application_name: str, *, max_size: int, timeout: f
                    statement_cache_size: int = 0) -> ReadOnlyPool:
     """The pool shared by an exporter's collectors; `timeout` is the longest of theirs.
 
-    The pool's limits (connect, statement, command) are that longest timeout, so none cuts
-    a collector's own; each run is bounded by its collector's timeout (pool acquire, and
-    the scheduler's cancellation, which asyncpg passes on to the server as a cancel). The
+    The pool's limits (connect, statement) are that longest timeout, so none cuts a
+    collector's own; each run is bounded by its collector's timeout (pool acquire, and the
+    scheduler's cancellation, which asyncpg passes on to the server as a cancel). No
+    client-side command timeout: the scheduler bounds every run already, and asyncpg's
+    would arm and cancel one more event-loop timer per statement. The
     server cancels whatever outlives the longest timeout, even if this process is gone.
     An idle connection is closed after four rounds (at least a minute), so slow rounds do
     not hold a slot between them. `reset` replaces asyncpg's reset on release
@@ -178,5 +195,5 @@ def collector_pool(dsn: str, application_name: str, *, max_size: int, timeout: f
     """
     return ReadOnlyPool(dsn, application_name=application_name, max_size=max_size,
                         statement_timeout=timeout, connect_timeout=timeout,
-                        command_timeout=timeout, idle_lifetime=max(60.0, 4 * interval),
+                        command_timeout=None, idle_lifetime=max(60.0, 4 * interval),
                         reset=reset, statement_cache_size=statement_cache_size)

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import StreamReader, web
 from prometheus_client import ProcessCollector
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 
 from saasmon import __version__
 from saasmon.runtime.collector import DEFAULT_SCRAPE_TIMEOUT, SCRAPE_DEADLINE_MARGIN, Scheduler
@@ -226,18 +226,12 @@ class ExporterServer:
     def _own_families(self, scheduler: Scheduler) -> Iterable[Metric]:
         ns = self.kind.namespace
         yield from scheduler.self_families()
-        ok = GaugeMetricFamily(f"{ns}_exporter_config_last_reload_successful",
-                               "Whether the last config reload succeeded.")
-        ok.add_metric([], self.reload_ok)
-        yield ok
-        ts = GaugeMetricFamily(f"{ns}_exporter_config_last_reload_success_timestamp_seconds",
-                               "Unix time of the last successful config load.")
-        ts.add_metric([], self.reload_time)
-        yield ts
-        info = GaugeMetricFamily(f"{ns}_exporter_build_info", "saasmon version.",
-                                 labels=["version"])
-        info.add_metric([__version__], 1)
-        yield info
+        yield gauge(f"{ns}_exporter_config_last_reload_successful",
+                    "Whether the last config reload succeeded.", self.reload_ok)
+        yield gauge(f"{ns}_exporter_config_last_reload_success_timestamp_seconds",
+                    "Unix time of the last successful config load.", self.reload_time)
+        yield gauge(f"{ns}_exporter_build_info", "saasmon version.", labels=("version",),
+                    rows=[((__version__,), 1)])
         yield gauge(f"{ns}_exporter_http_connections",
                     "Open HTTP connections (at most --web.max-connections).",
                     value=self.gate.open)

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from itertools import chain
 from typing import cast
 
 from prometheus_client.core import Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString as _untyped_go_float
+
+from saasmon.runtime.families import RowsFamily
 
 _go_float = cast(Callable[[float], str], _untyped_go_float)
 
@@ -27,6 +30,10 @@ _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 # Names seen valid, per pattern; bounded, as names from configs are not known in advance.
 _VALID: dict[re.Pattern[str], set[str]] = {_METRIC_NAME: set(), _LABEL_NAME: set()}
 _VALID_MAX = 10_000
+# HELP and TYPE lines by (name, help, type), and sample line templates by (name, labels):
+# the same few dozen families every scrape. Bounded like the names.
+_HEADERS: dict[tuple[str, str, str], str] = {}
+_LINES: dict[tuple[str, tuple[str, ...]], tuple[str, list[int] | None]] = {}
 # Text-format munging of OpenMetrics types, as prometheus_client does it.
 _TYPES = {"info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram",
           "unknown": "untyped"}
@@ -74,9 +81,17 @@ def _render(families: Iterable[Metric], out: list[str]) -> None:
             name += "_total"
         elif kind == "info":
             name += "_info"
-        _check(name, _METRIC_NAME)
-        doc = _help(metric.documentation)
-        out.append(f"# HELP {name} {doc}\n# TYPE {name} {_TYPES.get(kind, kind)}\n")
+        header = _HEADERS.get((name, metric.documentation, kind))
+        if header is None:
+            _check(name, _METRIC_NAME)
+            doc = _help(metric.documentation)
+            header = f"# HELP {name} {doc}\n# TYPE {name} {_TYPES.get(kind, kind)}\n"
+            if len(_HEADERS) < _VALID_MAX:
+                _HEADERS[(name, metric.documentation, kind)] = header
+        out.append(header)
+        if isinstance(metric, RowsFamily) and metric.rows is not None:
+            _render_rows(metric, out)
+            continue
         extra: dict[str, list[str]] = {}
         special = {metric.name + suffix: suffix for suffix in _SUFFIXES}
         for sample in metric.samples:
@@ -99,9 +114,58 @@ def _render(families: Iterable[Metric], out: list[str]) -> None:
             else:
                 extra.setdefault(suffix, []).append(line)
         for suffix, lines in sorted(extra.items()):
-            out.append(f"# HELP {metric.name}{suffix} {doc}\n"
+            out.append(f"# HELP {metric.name}{suffix} {_help(metric.documentation)}\n"
                        f"# TYPE {metric.name}{suffix} gauge\n")
             out.extend(lines)
+
+
+def _row_line(name: str, keys: tuple[str, ...]) -> tuple[str, list[int] | None]:
+    """The `%` template of a family's sample lines (labels sorted by name) and the order
+    to put its label values in (None: as given); checked once per name and labels."""
+    cached = _LINES.get((name, keys))
+    if cached is not None:
+        return cached
+    _check(name, _METRIC_NAME)
+    for key in keys:
+        _check(key, _LABEL_NAME)
+    if len(set(keys)) != len(keys):
+        raise _Unsupported(name)  # a label given twice: the dict of add_metric keeps one
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    line = name + "{" + ",".join(f'{keys[i]}="%s"' for i in order) + "} %s\n"
+    cached = (line, None if order == list(range(len(keys))) else order)
+    if len(_LINES) < _VALID_MAX:
+        _LINES[(name, keys)] = cached
+    return cached
+
+
+def _render_rows(family: RowsFamily, out: list[str]) -> None:
+    """A family's pending rows (families.RowsFamily), without building their samples: the
+    same lines as the samples would give (labels sorted by name, values escaped)."""
+    name, keys = family.sample_name, family.label_names
+    _check(name, _METRIC_NAME)
+    if family.value is not None:
+        out.append(f"{name} {_number(family.value)}\n")
+    rows = family.rows
+    if not rows:
+        return
+    numbers = [_number(value) for _, value in rows]
+    if not keys:
+        out.extend(f"{name} {number}\n" for number in numbers)
+        return
+    line, order = _row_line(name, keys)
+    width = len(keys)
+    labels = [tuple(map(str, label_values)) for label_values, _ in rows]
+    if {len(values) for values in labels} != {width}:
+        raise _Unsupported(name)
+    if order is not None:
+        labels = [tuple([values[i] for i in order]) for values in labels]
+    # Escaping is rare (a quote, backslash or newline in a label value): one look at all
+    # of the family's values decides whether any needs it.
+    blob = "\t".join(chain.from_iterable(labels))
+    if "\\" in blob or "\n" in blob or '"' in blob:
+        labels = [tuple(map(_value, values)) for values in labels]
+    out.extend([line % (*values, number) for values, number in zip(labels, numbers,
+                                                                  strict=True)])
 
 
 def generate_text(registry: Collector) -> bytes:

@@ -8,6 +8,9 @@ that no real server produces on demand.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
@@ -229,3 +232,79 @@ def test_release_free_memory_is_safe_to_call_more_than_once() -> None:
 
     assert release_free_memory() in (True, False)
     assert release_free_memory() in (True, False)
+
+
+class Pool:
+    """A lane of our own abstraction: counts the sessions opened, `width` at once."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.opened = 0
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[int]:
+        self.opened += 1
+        yield self.opened
+
+
+class OnLane(Collector):
+    """Reads on a lane's session; `fail` raises, `hang` never answers."""
+
+    def __init__(self, name: str, pool: Pool, timeout: float, *, fail: bool = False,
+                 hang: bool = False) -> None:
+        super().__init__("t", 0, timeout)
+        self.name, self.pool, self.fail, self.hang = name, pool, fail, hang
+        self.sessions: list[int] = []
+
+    async def collect(self) -> list[Metric]:
+        raise AssertionError("a collector with a lane runs on a session")
+
+    def lane(self) -> Pool:
+        return self.pool
+
+    async def collect_in(self, session: Any) -> list[Metric]:
+        self.sessions.append(session)
+        if self.hang:
+            await asyncio.sleep(3600)
+        if self.fail:
+            raise CollectorError("query", "relation does not exist")
+        family = GaugeMetricFamily(f"demo_{self.name}", "Read.")
+        family.add_metric([], 1)
+        return [family]
+
+
+async def test_a_round_holds_one_session_per_lane_across_its_collectors() -> None:
+    pool = Pool(width=1)
+    collectors = [OnLane(name, pool, 1) for name in ("a", "b", "c")]
+    scheduler = Scheduler("demo", collectors)
+    await scheduler.collect_on_scrape(deadline=5)
+    await scheduler.collect_on_scrape(deadline=5)
+    samples = parse(render(scheduler.data_families()).decode())
+    assert [value(samples, f"demo_{n}") for n in "abc"] == [1, 1, 1]
+    assert pool.opened == 2  # one session per round, not one per collector
+    assert [c.sessions for c in collectors] == [[1, 2]] * 3
+
+
+async def test_a_failed_run_gives_its_session_back_and_the_next_run_opens_another() -> None:
+    pool = Pool(width=1)
+    failing, after = OnLane("a", pool, 1, fail=True), OnLane("b", pool, 1)
+    scheduler = Scheduler("demo", [failing, after])
+    await scheduler.collect_on_scrape(deadline=5)
+    samples = parse(render([*scheduler.data_families(), *scheduler.self_families()]).decode())
+    assert value(samples, "demo_exporter_collector_errors_total", collector="a",
+                 reason="query") == 1
+    assert value(samples, "demo_b") == 1
+    assert (failing.sessions, after.sessions) == ([1], [2])
+
+
+async def test_each_run_on_a_lane_keeps_its_own_timeout() -> None:
+    pool = Pool(width=1)
+    hung, after = OnLane("a", pool, 0.1, hang=True), OnLane("b", pool, 5)
+    scheduler = Scheduler("demo", [hung, after])
+    await scheduler.collect_on_scrape(deadline=5)
+    samples = parse(render([*scheduler.data_families(), *scheduler.self_families()]).decode())
+    assert value(samples, "demo_exporter_collector_errors_total", collector="a",
+                 reason="timeout") == 1
+    assert value(samples, "demo_exporter_collector_success", collector="b") == 1
+    assert value(samples, "demo_b") == 1
+    assert after.sessions == [2]  # the cut run's session was not reused

@@ -19,6 +19,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from saasmon.runtime.exposition import negotiate
+from saasmon.runtime.families import counter, gauge
 from saasmon.runtime.textformat import generate_text
 
 
@@ -80,3 +81,38 @@ def test_plain_text_scrapes_use_it_openmetrics_does_not() -> None:
     assert negotiate("").encoder is generate_text
     assert negotiate("text/plain;version=0.0.4").encoder is generate_text
     assert negotiate("application/openmetrics-text;version=1.0.0").encoder is not generate_text
+
+
+def built() -> list[Metric]:
+    """Families of runtime.families' builders, whose rows the renderer reads directly."""
+    return [
+        gauge("pg_connections", "By state.", labels=("state", "database"),
+              rows=[(("idle", "app"), 3), (('we"ird\\', "db\nname"), 0.1),
+                    (("x", "nan"), float("nan")), (("x", 7), 12345678901.0)]),
+        counter("pg_database_xact_commit", "Committed.", labels=("database",),
+                rows=[(("app",), 42), (("äpp ✓",), 1e-7)]),
+        gauge("pg_untracked", "Beyond top_n.", 4),
+        gauge("pg_empty", "No rows now.", labels=("slot",), rows=[]),
+        counter("pg_checkpoints_timed", "One value.", 12.0),
+        gauge("pg_both", "A value and rows.", 1, labels=("a",), rows=[(("b",), 2)]),
+    ]
+
+
+def test_builder_rows_render_as_their_samples_would() -> None:
+    # generate_latest asks for the samples, which builds them from the rows.
+    assert generate_text(Listed(built())) == generate_latest(Listed(built()))
+
+
+def test_builder_rows_with_a_label_outside_the_legacy_set_fall_back() -> None:
+    odd = [gauge("pg_ok", "Label with a colon.", labels=("a:b",), rows=[(("v",), 1)])]
+    assert generate_text(Listed(odd)) == generate_latest(Listed(odd))
+
+
+def test_builder_samples_once_asked_for_are_an_ordinary_list() -> None:
+    family = gauge("pg_x", "X.", labels=("a",), rows=[(("1",), 1)])
+    family.samples.append(family.samples[0]._replace(labels={"a": "2"}, value=2))
+    expected = GaugeMetricFamily("pg_x", "X.", labels=["a"])
+    expected.add_metric(["1"], 1)
+    expected.add_metric(["2"], 2)
+    assert family == expected
+    assert generate_text(Listed([family])) == generate_latest(Listed([expected]))
