@@ -8,7 +8,8 @@ pg_stat_statements, and measures at every size:
 * equal freshness: saasmon collecting on each scrape (`interval_seconds: 0`) against
   prometheus-postgres-exporter running the very same SQL (a custom queries file generated
   here from saasmon.postgres.queries, parameters inlined; its own default metrics and
-  collectors off). Per scrape: exporter CPU (utime+stime from /proc), PostgreSQL CPU (every
+  collectors off). Per scrape: exporter CPU (its threads' run time,
+  /proc/PID/task/*/schedstat), PostgreSQL CPU (every
   process of the cluster), statements (pg_stat_statements calls), latency.
 * collector cost: each saasmon collector run alone, in this process, median wall time.
 
@@ -208,7 +209,7 @@ class ServerCounters:
         return int(self.server.psql("SELECT sum(calls) FROM pg_stat_statements"))
 
     def cpu(self) -> float:
-        """utime+stime of the postmaster and its children (backends, workers)."""
+        """CPU time of the postmaster and its children (backends, workers)."""
         pid = int((self.server.datadir / "postmaster.pid").read_text().split()[0])
         total = 0.0
         for child in [pid, *_children(pid)]:
@@ -566,7 +567,8 @@ def render(scale: Scale, harness: Harness, steps: dict[str, int], base_interval:
         "--disable-settings-metrics --no-collector.database --no-collector.bgwriter`.",
         f"- Per exporter and size: 3 warm-up scrapes, then {scrapes} sequential scrapes, "
         f"{repeats} times, the two exporters alternating; medians of the repeats. CPU: "
-        "utime+stime from /proc of the exporter process, and of every process of the "
+        "run time of every thread of the exporter process (/proc/PID/task/*/schedstat, in "
+        "ns; utime+stime's 10 ms ticks were +-6 % of a repeat), and of every process of the "
         "PostgreSQL cluster (PostgreSQL CPU). Statements: the growth of sum(calls) in "
         "pg_stat_statements (track = all), less the one read of our own. No workload runs "
         "during these scrapes.",
