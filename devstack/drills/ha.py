@@ -22,6 +22,7 @@ import contextlib
 import json
 import subprocess
 import tempfile
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -56,6 +57,9 @@ GOSSIP_INTERVAL = "50ms"  # an nflog entry reaches the other peer within ~50 ms
 # A duplicate from the passive peer would follow the original within its wait: counting
 # after twice that (plus slack) since the last expected notification cannot miss one.
 QUIET_S = 2 * PEER_TIMEOUT_S + 1
+# Fault removed -> the alert resolved in the Alertmanagers, beyond the group_interval the
+# resolution waits for, with room to spare.
+SETTLE_S = 30
 
 
 @dataclass
@@ -175,6 +179,18 @@ class Pair:
         for status in ("firing", "resolved"):
             assert self.copies(alertname, status) == self.expected_all(
                 list(receivers), status), status
+
+    def assert_resolved_exactly_once(self, alertname: str, labels: dict[str, str],
+                                     *receivers: frozenset[str]) -> None:
+        """Once the fault is removed: the resolution reaches every receiver that sends one
+        (at the group's next tick, one group_interval on), then, QUIET_S later, each
+        routed receiver got each notification exactly once."""
+        everyone = frozenset[str]().union(*receivers)
+        wait_for(f"{alertname} resolved at every receiver that sends resolutions",
+                 lambda: self.arrived(alertname, "resolved", everyone),
+                 timeout=self.group_interval(labels) + SETTLE_S)
+        time.sleep(QUIET_S)
+        self.assert_exactly_once(alertname, *receivers)
 
     def pings(self) -> int:
         return sum(1 for item in self.receivers.recorder.items()
