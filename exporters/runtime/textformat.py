@@ -21,7 +21,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString as _untyped_go_float
 
-from saasmon.runtime.families import RowsFamily
+from saasmon.runtime.families import Row, RowsFamily
 
 _go_float = cast(Callable[[float], str], _untyped_go_float)
 
@@ -34,6 +34,12 @@ _VALID_MAX = 10_000
 # the same few dozen families every scrape. Bounded like the names.
 _HEADERS: dict[tuple[str, str, str], str] = {}
 _LINES: dict[tuple[str, tuple[str, ...]], tuple[str, list[int] | None]] = {}
+# The last text of each rows family, by (name, labels), with the value and rows it came
+# from. With collection on each scrape most families come back with equal rows (settings,
+# sizes, idle tables, counters nobody moved), and comparing rows costs far less than
+# rendering them. Only families whose label values are all str are kept: 1 == 1.0 but
+# they render "1" and "1.0". Exporters in one bundle may share names; a miss only renders.
+_ROWS_TEXT: dict[tuple[str, tuple[str, ...]], tuple[float | None, list[Row], str]] = {}
 # Text-format munging of OpenMetrics types, as prometheus_client does it.
 _TYPES = {"info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram",
           "unknown": "untyped"}
@@ -141,14 +147,29 @@ def _row_line(name: str, keys: tuple[str, ...]) -> tuple[str, list[int] | None]:
 def _render_rows(family: RowsFamily, out: list[str]) -> None:
     """A family's pending rows (families.RowsFamily), without building their samples: the
     same lines as the samples would give (labels sorted by name, values escaped)."""
-    name, keys = family.sample_name, family.label_names
+    name, keys, value, rows = family.sample_name, family.label_names, family.value, family.rows
+    assert rows is not None
+    cached = _ROWS_TEXT.get((name, keys))
+    if cached is not None and cached[0] == value and cached[1] == rows:
+        out.append(cached[2])
+        return
+    lines: list[str] = []
+    _rows_text(name, keys, value, rows, lines)
+    text = "".join(lines)
+    out.append(text)
+    if (cached is not None or len(_ROWS_TEXT) < _VALID_MAX) and all(
+            type(v) is str for label_values, _ in rows for v in label_values):
+        _ROWS_TEXT[(name, keys)] = (value, rows, text)
+
+
+def _rows_text(name: str, keys: tuple[str, ...], value: float | None, rows: list[Row],
+               out: list[str]) -> None:
     _check(name, _METRIC_NAME)
-    if family.value is not None:
-        out.append(f"{name} {_number(family.value)}\n")
-    rows = family.rows
+    if value is not None:
+        out.append(f"{name} {_number(value)}\n")
     if not rows:
         return
-    numbers = [_number(value) for _, value in rows]
+    numbers = [_number(number) for _, number in rows]
     if not keys:
         out.extend(f"{name} {number}\n" for number in numbers)
         return

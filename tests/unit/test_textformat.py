@@ -116,3 +116,35 @@ def test_builder_samples_once_asked_for_are_an_ordinary_list() -> None:
     expected.add_metric(["2"], 2)
     assert family == expected
     assert generate_text(Listed([family])) == generate_latest(Listed([expected]))
+
+
+def test_a_family_rendered_again_follows_its_rows() -> None:
+    # The renderer keeps each rows family's last text: equal rows give it back, any change
+    # (a value, a label, a row more or less, the lone value) renders afresh.
+    def once(rows: list[tuple[tuple[str, ...], float]], value: float | None = None) -> bytes:
+        family = [gauge("pg_cache_probe", "Cache probe.", value, labels=("db", "state"),
+                        rows=rows)]
+        text = generate_text(Listed(family))
+        assert text == generate_latest(Listed(
+            [gauge("pg_cache_probe", "Cache probe.", value, labels=("db", "state"),
+                   rows=rows)]))
+        return text
+
+    first = once([(("app", "idle"), 3), (("app", "active"), 1)])
+    assert once([(("app", "idle"), 3), (("app", "active"), 1)]) == first
+    assert b"4.0" in once([(("app", "idle"), 3), (("app", "active"), 4)])
+    assert b'state="busy"' in once([(("app", "idle"), 3), (("app", "busy"), 1)])
+    assert once([(("app", "idle"), 3)]).count(b"\npg_cache_probe{") == 1
+    assert b"pg_cache_probe 7.0" in once([(("app", "idle"), 3)], value=7)
+    assert once([]).count(b"pg_cache_probe") == 2  # HELP and TYPE only
+
+
+def test_label_values_that_are_not_text_are_never_served_from_the_last_text() -> None:
+    # 1 == 1.0, yet they render "1" and "1.0": such rows are rendered every time.
+    for label in (1, 1.0, 1):
+        rows = [((label,), 5)]
+        family = [gauge("pg_cache_numeric", "Numeric labels.", labels=("n",), rows=rows)]
+        text = generate_text(Listed(family))
+        assert f'n="{label}"'.encode() in text
+        assert text == generate_latest(Listed(
+            [gauge("pg_cache_numeric", "Numeric labels.", labels=("n",), rows=rows)]))
