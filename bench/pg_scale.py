@@ -141,16 +141,12 @@ def round_queries(server_major: int) -> list[tuple[str, str, list[Any]]]:
     """(name, SQL, parameters) of one saasmon round on a primary, in collector order."""
     checkpoints = q.CHECKPOINTS_17 if server_major >= 17 else q.CHECKPOINTS_13
     return [
-        ("activity_by_state", q.ACTIVITY_BY_STATE, []),
-        ("activity_summary", q.ACTIVITY_SUMMARY, []),
-        ("long_running", q.LONG_RUNNING, [THRESHOLDS]),
+        ("activity", q.ACTIVITY, [THRESHOLDS]),
         ("databases", q.DATABASES, []),
         ("statements", q.STATEMENTS, [TOP_N, THRESHOLDS]),
         ("tables_top", q.TABLES_TOP, [TOP_N]),
         ("unused_indexes", q.UNUSED_INDEXES, []),
-        ("in_recovery", q.IN_RECOVERY, []),
-        ("standbys", q.STANDBYS, []),
-        ("slots", q.SLOTS, []),
+        ("replication", q.REPLICATION, []),
         ("checkpoints", checkpoints, []),
     ]
 

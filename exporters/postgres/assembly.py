@@ -10,7 +10,7 @@ from saasmon.postgres.tables import DatabaseTablesCollector
 from saasmon.runtime.overrides import longest_timeout
 from saasmon.runtime.pgpool import ReadOnlyPool, collector_pool, keep_session
 
-APPLICATION_NAME = "saasmon_exporter"  # queries.ACTIVITY_BY_STATE leaves it out
+APPLICATION_NAME = "saasmon_exporter"  # queries.ACTIVITY leaves it out
 
 
 @dataclass
@@ -35,7 +35,7 @@ def assemble(config: PostgresConfig, dsn: str, *, pool_max_size: int) -> ServerC
         interval=config.interval_seconds,
         # Read-only SELECTs only (collectors.py): nothing to reset on release.
         reset=keep_session,
-        # A dozen fixed queries, prepared once per connection (one round trip each).
+        # A few fixed queries (queries.py), prepared once per connection (one round trip each).
         statement_cache_size=32)
     collectors: list[PostgresCollector] = []
     for cls in ALL:

@@ -1,4 +1,5 @@
-"""PostgreSQL collectors: each reads a few statements and turns them into metric families.
+"""PostgreSQL collectors: each run reads one statement and turns it into metric families
+(the statements collector first asks pg_extension while it has not seen the extension).
 
 A run's statements are sent without BEGIN/COMMIT: each runs in its own implicit
 transaction, read-only by the session default (pgpool), and every family is read by one
@@ -86,16 +87,16 @@ class ActivityCollector(PostgresCollector):
     name = "activity"
 
     async def read(self, conn: Any) -> list[Metric]:
-        by_state = await conn.fetch(q.ACTIVITY_BY_STATE)
-        summary = await conn.fetchrow(q.ACTIVITY_SUMMARY)
-        long_running = await conn.fetch(q.LONG_RUNNING,
-                                        self.config.slow_query_thresholds_seconds)
+        rows = await conn.fetch(q.ACTIVITY, self.config.slow_query_thresholds_seconds)
+        by_state = [r for r in rows if r["kind"] == "state"]
+        long_running = [r for r in rows if r["kind"] == "longer_than"]
+        summary = {r["kind"]: r["n"] for r in rows if r["kind"] not in ("state", "longer_than")}
         databases = sorted({r["datname"] for r in by_state})
         kept, _ = top_n(databases, self.config.top_n)
-        rows = [((r["datname"], r["state"]), r["n"]) for r in by_state if r["datname"] in kept]
+        counts = [((r["datname"], r["state"]), r["n"]) for r in by_state if r["datname"] in kept]
         return [
             gauge("pg_connections", "Client connections by database and state.",
-                  labels=("database", "state"), rows=rows),
+                  labels=("database", "state"), rows=counts),
             gauge("pg_settings_max_connections", "Server max_connections.",
                   summary["max_connections"]),
             gauge("pg_settings_superuser_reserved_connections",
@@ -103,10 +104,10 @@ class ActivityCollector(PostgresCollector):
             gauge("pg_connections_used_ratio", "Client connections / max_connections.",
                   summary["clients"] / summary["max_connections"]),
             gauge("pg_oldest_transaction_age_seconds", "Age of the oldest open transaction.",
-                  float(summary["oldest_xact_seconds"])),
+                  summary["oldest_xact_seconds"]),
             gauge("pg_idle_in_transaction_max_age_seconds",
                   "Longest time a session has been idle in transaction.",
-                  float(summary["oldest_idle_in_xact_seconds"])),
+                  summary["oldest_idle_in_xact_seconds"]),
             gauge("pg_locks_waiting", "Lock requests not granted.", summary["waiting_locks"]),
             gauge("pg_blocked_sessions", "Sessions blocked by another session's lock.",
                   summary["blocked_sessions"]),
@@ -283,39 +284,43 @@ class ReplicationCollector(PostgresCollector):
     name = "replication"
 
     async def read(self, conn: Any) -> list[Metric]:
-        replica = bool(await conn.fetchval(q.IN_RECOVERY))
+        rows = await conn.fetch(q.REPLICATION)
+        server = next(r for r in rows if r["kind"] == "server")
+        replica = bool(server["replica"])
         families: list[Metric] = [
             gauge("pg_replication_is_replica", "1 on a standby, 0 on a primary.", int(replica))
         ]
         if replica:
-            lag = await conn.fetchrow(q.REPLICA_LAG)
             families += [
                 gauge("pg_replication_lag_seconds", "Replay delay on this standby.",
-                      float(lag["lag_seconds"])),
+                      server["seconds"]),
                 gauge("pg_replication_lag_bytes", "WAL received but not replayed.",
-                      float(lag["lag_bytes"])),
+                      server["bytes"]),
             ]
         else:
-            standbys = await conn.fetch(q.STANDBYS)
+            # Largest lag first, for top_n: a UNION ALL's row order is not defined.
+            standbys = sorted((r for r in rows if r["kind"] == "standby"),
+                              key=lambda r: r["bytes"], reverse=True)
             kept, _ = top_n(standbys, self.config.top_n)
             families += [
                 gauge("pg_replication_standbys", "Connected standbys.", len(standbys)),
                 gauge("pg_replication_standby_lag_bytes", "WAL not yet replayed by the standby.",
                       labels=("standby",),
-                      rows=[((r["name"],), float(r["lag_bytes"])) for r in kept]),
+                      rows=[((r["name"],), r["bytes"]) for r in kept]),
                 gauge("pg_replication_standby_lag_seconds", "Replay lag reported by the standby.",
                       labels=("standby",),
-                      rows=[((r["name"],), float(r["lag_seconds"])) for r in kept]),
+                      rows=[((r["name"],), r["seconds"]) for r in kept]),
             ]
-        slots = await conn.fetch(q.SLOTS)
+        slots = sorted((r for r in rows if r["kind"] == "slot"),
+                       key=lambda r: r["bytes"], reverse=True)
         kept_slots, _ = top_n(slots, self.config.top_n)
         families += [
             gauge("pg_replication_slot_retained_bytes", "WAL a replication slot holds back.",
                   labels=("slot",),
-                  rows=[((r["slot_name"],), float(r["retained_bytes"])) for r in kept_slots]),
+                  rows=[((r["name"],), r["bytes"]) for r in kept_slots]),
             gauge("pg_replication_slot_active", "Whether the slot has a consumer.",
                   labels=("slot",),
-                  rows=[((r["slot_name"],), r["active"]) for r in kept_slots]),
+                  rows=[((r["name"],), r["active"]) for r in kept_slots]),
         ]
         return families
 

@@ -4,39 +4,52 @@ Everything is read-only and works for a role with pg_monitor. Row limits are app
 SQL so a database with 10,000 tables costs the same scrape as one with 20.
 """
 
-ACTIVITY_BY_STATE = """
-SELECT coalesce(datname, '') AS datname, coalesce(state, 'unknown') AS state, count(*) AS n
-FROM pg_stat_activity WHERE backend_type = 'client backend'
+# pg_stat_activity read once per round (materialized: each mention of the view would build
+# the whole list of backends again), marked by `kind`: `state` rows (client connections by
+# database and state, our own pool left out: it is not the app's load), `longer_than` rows
+# (active statements older than each threshold of $1, seconds) and one row per summary
+# value (`n`). Every value is float8 so the three kinds share one column.
+ACTIVITY = """
+WITH a AS MATERIALIZED (
+  SELECT pid, datname, state, backend_type, application_name, xact_start, state_change,
+         query_start, wait_event_type
+  FROM pg_stat_activity
+), summary AS (
+  SELECT count(*) FILTER (WHERE backend_type = 'client backend') AS clients,
+         max(extract(epoch FROM now() - xact_start)) FILTER (
+           WHERE backend_type = 'client backend' AND xact_start IS NOT NULL
+             AND pid <> pg_backend_pid()) AS oldest_xact,
+         max(extract(epoch FROM now() - state_change)) FILTER (
+           WHERE state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()) AS oldest_idle,
+         -- pg_blocking_pids is costly: only ask it about sessions waiting on a lock. CASE,
+         -- not AND: SQL does not fix the order in which AND evaluates its arguments.
+         count(*) FILTER (WHERE CASE WHEN wait_event_type = 'Lock'
+                                     THEN cardinality(pg_blocking_pids(pid)) > 0 END)
+           AS blocked
+  FROM a
+)
+SELECT 'state' AS kind, coalesce(datname, '') AS datname, coalesce(state, 'unknown') AS state,
+       NULL::float8 AS threshold, count(*)::float8 AS n
+FROM a WHERE backend_type = 'client backend'
   AND application_name <> 'saasmon_exporter'  -- our own pool is not the app's load
-GROUP BY 1, 2
-"""
-
-ACTIVITY_SUMMARY = """
-SELECT
-  current_setting('max_connections')::int AS max_connections,
-  current_setting('superuser_reserved_connections')::int AS reserved,
-  (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS clients,
-  greatest(0, coalesce((SELECT max(extract(epoch FROM now() - xact_start)) FROM pg_stat_activity
-            WHERE backend_type = 'client backend' AND xact_start IS NOT NULL
-              AND pid <> pg_backend_pid()), 0)) AS oldest_xact_seconds,
-  greatest(0, coalesce((SELECT max(extract(epoch FROM now() - state_change))
-            FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'
-              AND pid <> pg_backend_pid()), 0)) AS oldest_idle_in_xact_seconds,
-  (SELECT count(*) FROM pg_locks WHERE NOT granted) AS waiting_locks,
-  -- pg_blocking_pids is costly: only ask it about sessions waiting on a lock.
-  (SELECT count(*) FROM pg_stat_activity
-    WHERE wait_event_type = 'Lock' AND cardinality(pg_blocking_pids(pid)) > 0)
-    AS blocked_sessions
-"""
-
-# Active statements running longer than each threshold (seconds, one array parameter).
-LONG_RUNNING = """
-SELECT t AS threshold, count(a.pid) AS n
+GROUP BY 2, 3
+UNION ALL
+SELECT 'longer_than', NULL, NULL, t, count(a.pid)
 FROM unnest($1::float8[]) AS t
-LEFT JOIN pg_stat_activity a
+LEFT JOIN a
   ON a.state = 'active' AND a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()
  AND extract(epoch FROM now() - a.query_start) > t
 GROUP BY t
+UNION ALL
+SELECT v.kind, NULL, NULL, NULL, v.n
+FROM summary, LATERAL (VALUES
+  ('max_connections', current_setting('max_connections')::float8),
+  ('reserved', current_setting('superuser_reserved_connections')::float8),
+  ('clients', clients::float8),
+  ('oldest_xact_seconds', greatest(0, coalesce(oldest_xact, 0))::float8),
+  ('oldest_idle_in_xact_seconds', greatest(0, coalesce(oldest_idle, 0))::float8),
+  ('waiting_locks', (SELECT count(*) FROM pg_locks WHERE NOT granted)::float8),
+  ('blocked_sessions', blocked::float8)) AS v(kind, n)
 """
 
 DATABASES = """
@@ -97,32 +110,40 @@ FROM pg_stat_user_indexes i JOIN pg_index x ON x.indexrelid = i.indexrelid
 WHERE i.idx_scan = 0 AND NOT x.indisunique AND NOT x.indisprimary
 """
 
-IN_RECOVERY = "SELECT pg_is_in_recovery()"
-
-# On a replica: no replay for a while on an idle primary is not lag, so report 0 when
+# One statement on a primary and on a standby alike, rows marked by `kind`: one `server`
+# row (pg_is_in_recovery(), read once in `r`, and this standby's replay lag), a `standby`
+# row per connected standby (on a primary only) and a `slot` row per replication slot.
+# pg_current_wal_lsn() raises an error during recovery: every use is behind CASE on `r`.
+# On a standby, no replay for a while on an idle primary is not lag, so the lag is 0 when
 # everything received has been replayed.
-REPLICA_LAG = """
-SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
-            ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0)
-       END AS lag_seconds,
-       coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)
-         AS lag_bytes
-"""
-
-STANDBYS = """
-SELECT coalesce(nullif(application_name, ''), 'standby')
-         || '@' || coalesce(host(client_addr), 'local') AS name,
-       coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0) AS lag_bytes,
-       coalesce(extract(epoch FROM replay_lag), 0) AS lag_seconds
-FROM pg_stat_replication ORDER BY lag_bytes DESC
-"""
-
-SLOTS = """
-SELECT slot_name, active::int AS active,
+REPLICATION = """
+WITH r AS MATERIALIZED (SELECT pg_is_in_recovery() AS replica)
+SELECT 'server' AS kind, NULL::text AS name, r.replica::int AS replica,
+       CASE WHEN r.replica THEN
+         coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)
+       END::float8 AS bytes,
+       CASE WHEN r.replica THEN
+         CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+              ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0)
+         END
+       END::float8 AS seconds,
+       NULL::int AS active
+FROM r
+UNION ALL
+SELECT 'standby', coalesce(nullif(s.application_name, ''), 'standby')
+                    || '@' || coalesce(host(s.client_addr), 'local'),
+       NULL,
+       coalesce(pg_wal_lsn_diff(CASE WHEN r.replica THEN NULL ELSE pg_current_wal_lsn() END,
+                                s.replay_lsn), 0),
+       coalesce(extract(epoch FROM s.replay_lag), 0), NULL
+FROM r, pg_stat_replication s WHERE NOT r.replica
+UNION ALL
+SELECT 'slot', slot_name, NULL,
        coalesce(pg_wal_lsn_diff(
-         CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn()
-              ELSE pg_current_wal_lsn() END, restart_lsn), 0) AS retained_bytes
-FROM pg_replication_slots ORDER BY retained_bytes DESC
+         CASE WHEN r.replica THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END,
+         restart_lsn), 0),
+       NULL, active::int
+FROM r, pg_replication_slots
 """
 
 # pg_stat_checkpointer replaced the checkpoint columns of pg_stat_bgwriter in 17.

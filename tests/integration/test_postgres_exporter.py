@@ -160,32 +160,51 @@ def test_table_scans_and_unused_indexes(postgres: PostgresServer, run_exporter: 
 def test_blocked_session_and_waiting_lock_are_seen(
     postgres: PostgresServer, run_exporter: Run
 ) -> None:
+    """Every activity family comes from one read of pg_stat_activity: a lock holder idle in
+    its transaction, a session blocked by it and one sleeping (active, waiting on a timeout
+    rather than a lock) are each counted where they belong."""
     postgres.psql("CREATE TABLE l(id int)")
-    exporter = run_exporter("postgres", config(monitor_dsn(postgres)))
+    # 3600 s: nothing in this test runs that long, so that threshold must count none.
+    exporter = run_exporter("postgres", config(monitor_dsn(postgres),
+                                               slow_query_thresholds_seconds=[0.1, 1, 3600]))
+
+    def settled(s: Samples) -> bool:
+        return (value(s, "pg_connections", database="postgres", state="active") == 2
+                and value(s, "pg_connections", database="postgres",
+                          state="idle in transaction") == 1
+                and value(s, "pg_blocked_sessions") == 1
+                and value(s, "pg_locks_waiting") == 1
+                # Both statements, and no statement of the exporter's other connection.
+                and value(s, "pg_active_queries_longer_than", threshold_seconds="1") == 2
+                and value(s, "pg_idle_in_transaction_max_age_seconds") > 0)
 
     async def block() -> Samples:
         holder = await asyncpg.connect(postgres.dsn)
         waiter = await asyncpg.connect(postgres.dsn)
+        sleeper = await asyncpg.connect(postgres.dsn)
         tx = holder.transaction()
         await tx.start()
         await holder.execute("LOCK TABLE l IN ACCESS EXCLUSIVE MODE")
         waiting = asyncio.create_task(waiter.execute("SELECT * FROM l"))
+        sleeping = asyncio.create_task(sleeper.execute("SELECT pg_sleep(600)"))
         try:
-            return await asyncio.to_thread(
-                exporter.wait_until, "a blocked session",
-                lambda s: value(s, "pg_blocked_sessions") == 1
-                and value(s, "pg_locks_waiting") >= 1
-                and value(s, "pg_active_queries_longer_than", threshold_seconds="0.1") >= 1
-                and value(s, "pg_oldest_transaction_age_seconds") > 0)
+            return await asyncio.to_thread(exporter.wait_until, "a blocked session", settled)
         finally:
+            postgres.psql(f"SELECT pg_cancel_backend({sleeper.get_server_pid()})")
+            await asyncio.gather(sleeping, return_exceptions=True)
             await tx.rollback()
             await waiting
-            await holder.close()
-            await waiter.close()
+            for conn in (holder, waiter, sleeper):
+                await conn.close()
 
     samples = asyncio.run(block())
-    # The blocked SELECT is an active statement older than 100 ms.
-    assert value(samples, "pg_active_queries_longer_than", threshold_seconds="0.1") >= 1
+    assert value(samples, "pg_active_queries_longer_than", threshold_seconds="0.1") >= 2
+    assert value(samples, "pg_active_queries_longer_than", threshold_seconds="3600") == 0
+    # The holder's transaction began before it went idle in it.
+    assert (value(samples, "pg_oldest_transaction_age_seconds")
+            >= value(samples, "pg_idle_in_transaction_max_age_seconds"))
+    assert value(samples, "pg_settings_superuser_reserved_connections") == int(
+        postgres.psql("SHOW superuser_reserved_connections"))
 
 
 def test_killed_server_reports_up_0_and_recovers_without_restart(
