@@ -586,7 +586,10 @@ def render(scale: Scale, harness: Harness, steps: dict[str, int], base_interval:
     small, large = sizes[0], sizes[-1]
     out += ["", f"CPU per scrape growth from {small:,} to {large:,} tables: saasmon "
             f"{_f(growth(eq.runs, OURS_EQUAL, small, large), 3)}x, Go "
-            f"{_f(growth(eq.runs, GO_EQUAL, small, large), 3)}x.", ""]
+            f"{_f(growth(eq.runs, GO_EQUAL, small, large), 3)}x. The rows, statements and "
+            "system calls per scrape are the same at every size; what grows is how long each "
+            "statement keeps the exporter waiting, and a longer wait costs more CPU on wake "
+            "(bench/WAIT_COST.md, `bench/wait_cost.py`: same rows, slower server).", ""]
     out += ["## Collector cost and default intervals (issue 16 target 4)", "",
             "Each collector run alone in the bench process on a warm connection, median wall "
             "ms of the runs (database and client time; one collector at a time). Default "
