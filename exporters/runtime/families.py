@@ -58,11 +58,26 @@ class RowsCounter(RowsFamily, CounterMetricFamily):
 FamilyT = TypeVar("FamilyT", RowsGauge, RowsCounter)
 
 
+# What prometheus_client's constructor sets, by class, name, help and labels: it checks
+# the name on every call, and the same few dozen families are built on every scrape.
+_MADE: dict[tuple[type, str, str, tuple[str, ...]], dict[str, Any]] = {}
+_MADE_MAX = 10_000
+
+
 def _family(cls: type[FamilyT], name: str, doc: str, value: float | None,
             labels: Sequence[str], rows: Iterable[Row]) -> FamilyT:
-    family = cls(name, doc, labels=list(labels) if labels else None)
-    family.sample_name = family.name + "_total" if family.type == "counter" else family.name
-    family.label_names = tuple(labels)
+    key = (cls, name, doc, tuple(labels))
+    made = _MADE.get(key)
+    if made is None:
+        first = cls(name, doc, labels=list(labels) if labels else None)
+        made = dict(vars(first))
+        made["sample_name"] = first.name + "_total" if first.type == "counter" else first.name
+        made["label_names"] = tuple(labels)
+        if len(_MADE) < _MADE_MAX:
+            _MADE[key] = made
+    family = cls.__new__(cls)
+    family.__dict__.update(made)
+    family._built = []
     family.value = value
     family.rows = list(rows)
     return family

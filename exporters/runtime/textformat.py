@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from itertools import chain
 from typing import cast
 
 from prometheus_client.core import Metric
@@ -40,6 +39,13 @@ _LINES: dict[tuple[str, tuple[str, ...]], tuple[str, list[int] | None]] = {}
 # rendering them. Only families whose label values are all str are kept: 1 == 1.0 but
 # they render "1" and "1.0". Exporters in one bundle may share names; a miss only renders.
 _ROWS_TEXT: dict[tuple[str, tuple[str, ...]], tuple[float | None, list[Row], str]] = {}
+# Sample line starts (`name{labels}`) by family and label values (as str): a family whose
+# values change from scrape to scrape mostly keeps its label sets (the same top statements,
+# the same databases), so a changed family costs its numbers, not its labels again. A family
+# whose label sets churn is forgotten when it holds more than a few scrapes' worth.
+_PREFIXES: dict[tuple[str, tuple[str, ...]], dict[tuple[str, ...], str]] = {}
+_PREFIX_FAMILIES_MAX = 1_000
+_PREFIXES_PER_FAMILY_MIN = 256
 # Text-format munging of OpenMetrics types, as prometheus_client does it.
 _TYPES = {"info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram",
           "unknown": "untyped"}
@@ -125,9 +131,10 @@ def _render(families: Iterable[Metric], out: list[str]) -> None:
             out.extend(lines)
 
 
-def _row_line(name: str, keys: tuple[str, ...]) -> tuple[str, list[int] | None]:
-    """The `%` template of a family's sample lines (labels sorted by name) and the order
-    to put its label values in (None: as given); checked once per name and labels."""
+def _row_prefix(name: str, keys: tuple[str, ...]) -> tuple[str, list[int] | None]:
+    """The `%` template of a family's sample line starts (`name{labels}`, labels sorted by
+    name) and the order to put its label values in (None: as given); checked once per name
+    and labels."""
     cached = _LINES.get((name, keys))
     if cached is not None:
         return cached
@@ -137,8 +144,8 @@ def _row_line(name: str, keys: tuple[str, ...]) -> tuple[str, list[int] | None]:
     if len(set(keys)) != len(keys):
         raise _Unsupported(name)  # a label given twice: the dict of add_metric keeps one
     order = sorted(range(len(keys)), key=keys.__getitem__)
-    line = name + "{" + ",".join(f'{keys[i]}="%s"' for i in order) + "} %s\n"
-    cached = (line, None if order == list(range(len(keys))) else order)
+    template = name + "{" + ",".join(f'{keys[i]}="%s"' for i in order) + "}"
+    cached = (template, None if order == list(range(len(keys))) else order)
     if len(_LINES) < _VALID_MAX:
         _LINES[(name, keys)] = cached
     return cached
@@ -173,20 +180,27 @@ def _rows_text(name: str, keys: tuple[str, ...], value: float | None, rows: list
     if not keys:
         out.extend(f"{name} {number}\n" for number in numbers)
         return
-    line, order = _row_line(name, keys)
+    template, order = _row_prefix(name, keys)
     width = len(keys)
-    labels = [tuple(map(str, label_values)) for label_values, _ in rows]
-    if {len(values) for values in labels} != {width}:
-        raise _Unsupported(name)
-    if order is not None:
-        labels = [tuple([values[i] for i in order]) for values in labels]
-    # Escaping is rare (a quote, backslash or newline in a label value): one look at all
-    # of the family's values decides whether any needs it.
-    blob = "\t".join(chain.from_iterable(labels))
-    if "\\" in blob or "\n" in blob or '"' in blob:
-        labels = [tuple(map(_value, values)) for values in labels]
-    out.extend([line % (*values, number) for values, number in zip(labels, numbers,
-                                                                  strict=True)])
+    known = _PREFIXES.get((name, keys))
+    if known is None:
+        known = {}
+        if len(_PREFIXES) < _PREFIX_FAMILIES_MAX:
+            _PREFIXES[(name, keys)] = known
+    elif len(known) > max(_PREFIXES_PER_FAMILY_MIN, 4 * len(rows)):
+        known.clear()
+    for (label_values, _), number in zip(rows, numbers, strict=True):
+        values = tuple(map(str, label_values))
+        prefix = known.get(values)
+        if prefix is None:
+            if len(values) != width:
+                raise _Unsupported(name)
+            ordered = values if order is None else tuple([values[i] for i in order])
+            # Escaping is rare: a quote, backslash or newline in a label value.
+            if any("\\" in v or "\n" in v or '"' in v for v in ordered):
+                ordered = tuple(map(_value, ordered))
+            prefix = known[values] = template % ordered
+        out.append(f"{prefix} {number}\n")
 
 
 def generate_text(registry: Collector) -> bytes:

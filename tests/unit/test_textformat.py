@@ -148,3 +148,47 @@ def test_label_values_that_are_not_text_are_never_served_from_the_last_text() ->
         assert f'n="{label}"'.encode() in text
         assert text == generate_latest(Listed(
             [gauge("pg_cache_numeric", "Numeric labels.", labels=("n",), rows=rows)]))
+
+
+def test_label_sets_seen_before_render_as_new_ones_do() -> None:
+    # Sample line starts are kept by label values: a family whose numbers change keeps its
+    # labels' text, escaping and the sorted label order included.
+    odd = ['q"uote', "back\\slash", "new\nline", "plain"]
+
+    def family(scale: float) -> list[Metric]:
+        return [gauge("pg_prefix_probe", "Prefix probe.", labels=("query", "database"),
+                      rows=[((text, f"db{i}"), i * scale) for i, text in enumerate(odd)])]
+
+    for scale in (1.0, 2.0, 3.0):
+        assert generate_text(Listed(family(scale))) == generate_latest(Listed(family(scale)))
+    assert b'database="db0",query="q\\"uote"} 0.0' in generate_text(Listed(family(5.0)))
+
+
+def test_a_family_whose_label_sets_churn_is_kept_bounded() -> None:
+    from saasmon.runtime import textformat
+
+    for scrape in range(40):
+        rows = [((f"id-{scrape}-{i}",), 1.0) for i in range(20)]
+        text = generate_text(Listed([gauge("pg_churn_probe", "Churn.", labels=("id",),
+                                           rows=rows)]))
+        assert text.count(b"pg_churn_probe{") == 20
+    known = textformat._PREFIXES[("pg_churn_probe", ("id",))]
+    assert len(known) <= textformat._PREFIXES_PER_FAMILY_MIN + 20
+
+
+def test_families_built_again_equal_prometheus_clients_own() -> None:
+    # The builders remember what prometheus_client's constructor set for a name: the second
+    # and later families must still be whole, independent families.
+    expected_gauge = GaugeMetricFamily("pg_again", "Again.", labels=["a"])
+    expected_gauge.add_metric(["x"], 1)
+    expected_counter = CounterMetricFamily("pg_again_events", "Events.", labels=["a"])
+    expected_counter.add_metric(["x"], 2)
+    built = []
+    for _ in range(3):
+        g = gauge("pg_again", "Again.", labels=("a",), rows=[(("x",), 1)])
+        c = counter("pg_again_events", "Events.", labels=("a",), rows=[(("x",), 2)])
+        assert g == expected_gauge and c == expected_counter
+        assert c.name == "pg_again_events" and c.samples[0].name == "pg_again_events_total"
+        built.append(g)
+    built[0].samples.append(built[0].samples[0])
+    assert len(built[1].samples) == len(built[2].samples) == 1
