@@ -450,6 +450,20 @@ def setup_postgres(server: PostgresServer) -> None:
     server.psql("SELECT pg_reload_conf()")
 
 
+@contextlib.contextmanager
+def scratch_postgres(prefix: str) -> Iterator[tuple[PostgresServer, Path]]:
+    """A private PostgreSQL set up for the bench in a scratch directory, gone afterwards."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    tmp.chmod(0o755)  # initdb runs as user postgres when we are root
+    server = PostgresServer(tmp / "pg")
+    try:
+        setup_postgres(server)
+        yield server, tmp
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 @contextlib.asynccontextmanager
 async def pg_workload(dsn: str) -> AsyncIterator[None]:
     """A few queries per second in the background, so stats views are not empty."""

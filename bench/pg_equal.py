@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import pg_scale
@@ -59,15 +57,8 @@ def main() -> int:
     parser.add_argument("--scrapes", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="saasmon-pg-equal-"))
-    tmp.chmod(0o755)  # initdb runs as user postgres when we are root
-    server = PostgresServer(tmp / "pg")
-    try:
-        bench.setup_postgres(server)
+    with bench.scratch_postgres("saasmon-pg-equal-") as (server, tmp):
         result = asyncio.run(measure(server, tmp, args.sizes, args.scrapes, args.repeats))
-    finally:
-        server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
     if len(args.sizes) > 1:
         small, large = args.sizes[0], args.sizes[-1]
         print(f"growth {small} -> {large}: saasmon "

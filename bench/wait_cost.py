@@ -20,11 +20,9 @@ import argparse
 import asyncio
 import datetime
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -143,18 +141,11 @@ def main() -> int:
     parser.add_argument("--statements", type=int, default=60)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="saasmon-wait-cost-"))
-    tmp.chmod(0o755)  # initdb runs as user postgres when we are root
-    server = PostgresServer(tmp / "pg")
-    try:
-        bench.setup_postgres(server)
+    with bench.scratch_postgres("saasmon-wait-cost-") as (server, tmp):
         runs = asyncio.run(same_rows(server, tmp, args.scrapes, args.repeats))
         waits = asyncio.run(one_wait(server.dsn, args.statements))
         harness = bench.ScaleHarness(bench.ProcessRegistry(tmp))
         text = render(runs, waits, lambda run: run.p50(harness), args.scrapes, args.repeats)
-    finally:
-        server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
     if args.out:
         args.out.write_text(text)
     print(text)
