@@ -285,6 +285,12 @@ class ReplicationCollector(PostgresCollector):
 
     async def read(self, conn: Any) -> list[Metric]:
         rows = await conn.fetch(q.REPLICATION)
+
+        def largest_first(kind: str) -> list[Any]:
+            # For top_n, by bytes: a UNION ALL's row order is not defined.
+            return sorted((r for r in rows if r["kind"] == kind), key=lambda r: r["bytes"],
+                          reverse=True)
+
         server = next(r for r in rows if r["kind"] == "server")
         replica = bool(server["replica"])
         families: list[Metric] = [
@@ -298,9 +304,7 @@ class ReplicationCollector(PostgresCollector):
                       server["bytes"]),
             ]
         else:
-            # Largest lag first, for top_n: a UNION ALL's row order is not defined.
-            standbys = sorted((r for r in rows if r["kind"] == "standby"),
-                              key=lambda r: r["bytes"], reverse=True)
+            standbys = largest_first("standby")
             kept, _ = top_n(standbys, self.config.top_n)
             families += [
                 gauge("pg_replication_standbys", "Connected standbys.", len(standbys)),
@@ -311,8 +315,7 @@ class ReplicationCollector(PostgresCollector):
                       labels=("standby",),
                       rows=[((r["name"],), r["seconds"]) for r in kept]),
             ]
-        slots = sorted((r for r in rows if r["kind"] == "slot"),
-                       key=lambda r: r["bytes"], reverse=True)
+        slots = largest_first("slot")
         kept_slots, _ = top_n(slots, self.config.top_n)
         families += [
             gauge("pg_replication_slot_retained_bytes", "WAL a replication slot holds back.",
