@@ -14,7 +14,7 @@ from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from devstack.metrics import parse, value
+from devstack.metrics import Samples, parse, value
 from saasmon.runtime.collector import Collector, CollectorError, Scheduler
 from saasmon.runtime.server import render
 
@@ -285,12 +285,17 @@ async def test_a_round_holds_one_session_per_lane_across_its_collectors() -> Non
     assert [c.sessions for c in collectors] == [[1, 2]] * 3
 
 
+async def one_round(collectors: list[OnLane]) -> Samples:
+    """The samples (data and self-metrics) after one on-scrape round of `collectors`."""
+    scheduler = Scheduler("demo", collectors)
+    await scheduler.collect_on_scrape(deadline=5)
+    return parse(render([*scheduler.data_families(), *scheduler.self_families()]).decode())
+
+
 async def test_a_failed_run_gives_its_session_back_and_the_next_run_opens_another() -> None:
     pool = Pool(width=1)
     failing, after = OnLane("a", pool, 1, fail=True), OnLane("b", pool, 1)
-    scheduler = Scheduler("demo", [failing, after])
-    await scheduler.collect_on_scrape(deadline=5)
-    samples = parse(render([*scheduler.data_families(), *scheduler.self_families()]).decode())
+    samples = await one_round([failing, after])
     assert value(samples, "demo_exporter_collector_errors_total", collector="a",
                  reason="query") == 1
     assert value(samples, "demo_b") == 1
@@ -300,9 +305,7 @@ async def test_a_failed_run_gives_its_session_back_and_the_next_run_opens_anothe
 async def test_each_run_on_a_lane_keeps_its_own_timeout() -> None:
     pool = Pool(width=1)
     hung, after = OnLane("a", pool, 0.1, hang=True), OnLane("b", pool, 5)
-    scheduler = Scheduler("demo", [hung, after])
-    await scheduler.collect_on_scrape(deadline=5)
-    samples = parse(render([*scheduler.data_families(), *scheduler.self_families()]).decode())
+    samples = await one_round([hung, after])
     assert value(samples, "demo_exporter_collector_errors_total", collector="a",
                  reason="timeout") == 1
     assert value(samples, "demo_exporter_collector_success", collector="b") == 1
